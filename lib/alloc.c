@@ -1,0 +1,116 @@
+/* libfut — allocation: the application's allocator and per-thread slabs.
+ *
+ * Futures, waiter nodes and small combinator records are 128-byte blocks.
+ * Each thread keeps a free list of them (fut__tls.slab, at most SLAB_MAX),
+ * so the hot path allocates and frees without a lock or an atomic: a block
+ * freed on another thread joins that thread's list (memory migrates, as in
+ * tcmalloc's thread caches).  A thread's list goes back to the allocator when
+ * the thread exits (a pthread key destructor) and when fut_set_allocator is
+ * called on it.  Under AddressSanitizer, blocks on a free list are poisoned,
+ * so a use after release is reported as it would be with malloc. */
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+#ifdef FUT_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+enum { SLAB_MAX = 1024 };
+
+/* Relaxed: the allocator is set while no libfut object is alive (documented),
+ * so no ordering with other memory is needed, only freedom from tearing. */
+static _Atomic(void *(*)(size_t)) g_alloc;
+static _Atomic(void (*)(void *)) g_dealloc;
+
+static pthread_key_t g_key;
+static pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
+
+void *fut__sys_alloc(size_t size)
+{
+    void *(*fn)(size_t) = atomic_load_explicit(&g_alloc, memory_order_relaxed);
+    return fn ? fn(size) : malloc(size);
+}
+
+void fut__sys_free(void *p)
+{
+    void (*fn)(void *) = atomic_load_explicit(&g_dealloc, memory_order_relaxed);
+    if (fn)
+        fn(p);
+    else
+        free(p);
+}
+
+static void slab_flush(struct fut_tls *t)
+{
+    while (t->slab) {
+        void **b = t->slab;
+        UNPOISON(b, FUT__BLOCK);
+        t->slab = *b;
+        fut__sys_free(b);
+    }
+    t->slab_n = 0;
+}
+
+static void slab_thread_exit(void *arg)
+{
+    (void)arg;
+    slab_flush(&fut__tls);
+}
+
+static void key_init(void)
+{
+    /* If the key cannot be made, blocks cached by exiting threads are not
+     * returned; the caches stay bounded by SLAB_MAX per thread. */
+    (void)pthread_key_create(&g_key, slab_thread_exit);
+}
+
+void *fut__alloc(size_t size)
+{
+    struct fut_tls *t = &fut__tls;
+    if (size <= FUT__BLOCK && t->slab) {
+        void **b = t->slab;
+        UNPOISON(b, FUT__BLOCK);
+        t->slab = *b;
+        t->slab_n--;
+        return b;
+    }
+    return fut__sys_alloc(size <= FUT__BLOCK ? FUT__BLOCK : size);
+}
+
+void fut__free(void *p, size_t size)
+{
+    struct fut_tls *t = &fut__tls;
+    if (!p)
+        return;
+    if (size > FUT__BLOCK || t->slab_n >= SLAB_MAX || t->slab_off) {
+        fut__sys_free(p);
+        return;
+    }
+    if (FUT__UNLIKELY(!t->slab_registered)) {
+        /* The destructor only runs for a non-NULL value: any will do. */
+        pthread_once(&g_key_once, key_init);
+        t->slab_registered = 1;
+        (void)pthread_setspecific(g_key, t);
+    }
+    void **b = p;
+    *b = t->slab;
+    t->slab = b;
+    t->slab_n++;
+    POISON(b, FUT__BLOCK);
+}
+
+void fut_set_allocator(void *(*alloc)(size_t), void (*dealloc)(void *))
+{
+    slab_flush(&fut__tls);
+    if (!alloc || !dealloc)
+        alloc = NULL, dealloc = NULL;
+    atomic_store_explicit(&g_alloc, alloc, memory_order_relaxed);
+    atomic_store_explicit(&g_dealloc, dealloc, memory_order_relaxed);
+}

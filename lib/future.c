@@ -1,0 +1,754 @@
+/* libfut — the future state machine: settling, continuations, references,
+ * promises, tasks and chaining.
+ *
+ * THE STATE WORD
+ *
+ * Everything that changes concurrently about a future lives in one atomic
+ * word, fut.word:
+ *
+ *     pending:  [ continuation list head ............... | 0 | C ]
+ *     settled:  [ err (32 bits) | ... | state (2 bits) | 1 | 0 ]
+ *                                                        ^   ^
+ *                                                   CLOSED   CLAIMED
+ *
+ * Nodes are 8-byte aligned, so the two low bits are free while pending.
+ *
+ *   attach:  CAS-push a node while CLOSED is clear (keeping C).  If CLOSED is
+ *            set the list is gone: fire the node at once.
+ *   close:   one CAS from "pending, not claimed" to the settled word; the old
+ *            word's pointer bits are the list, which the closer reverses
+ *            (pushes are LIFO) and fires in attach order.
+ *   claim:   settlers that must write the value before anyone may see it
+ *            while other threads race to settle too (combinators, adopt)
+ *            first CAS the C bit on, write, then exchange in the settled
+ *            word.  A claimed future still accepts attaches; closing CASes
+ *            fail on it, so there is exactly one winner.
+ *
+ *        attach (push)                    claim
+ *          +----+                   +----------------+
+ *          v    |                   |                v
+ *       PENDING-+--- close (CAS) ---+--> CLOSED <-- CLAIMED (xchg)
+ *
+ * Single-writer settles (a task's result, a promise) write the value fields
+ * first and close with one CAS: if a cancel closed first, nobody reads the
+ * fields (readers look at the value only when the word says FULFILLED) and
+ * the writer disposes of its value.  fut_cancel never writes fields at all:
+ * its outcome is entirely in the word.
+ *
+ * Ordering: closing is a release that publishes the value fields; every
+ * reader loads the word with acquire.  Pushing a node is a release, paired
+ * with the acquire of the close that takes the list, so the closer sees the
+ * node's contents.
+ *
+ * RE-ENTRANCY
+ *
+ * Firing a node may settle another future (a pass-through, a combinator, an
+ * adopted future, a callback run inline), whose nodes would fire from inside
+ * the first: a chain of 10^7 pass-throughs would need 10^7 frames.  So each
+ * thread fires one list at a time: a list closed while the thread is already
+ * firing is queued (fut_tls.dhead, FIFO) and fired by the outermost frame.
+ * A node attached to a settled future whose list this thread has not fired
+ * yet joins the end of that list, so single-threaded code always sees
+ * attach order.
+ *
+ * REFERENCES
+ *
+ * refs counts: the application's handles, a promise handle, each node of
+ * this future hanging on another's list, an executor holding its task or
+ * timer, and a future that borrows its value (owner).  The last release
+ * runs the value's destructor and frees the block. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define W_CLAIMED ((uintptr_t)1)
+#define W_CLOSED ((uintptr_t)2)
+#define W_PTR ((uintptr_t)~(uintptr_t)7)
+#define W_SETTLED(state, err)                                                 \
+    (W_CLOSED | ((uintptr_t)(state) << 2) |                                   \
+     ((uintptr_t)(uint32_t)(err) << 32))
+
+_Thread_local struct fut_tls fut__tls __attribute__((tls_model("initial-exec")));
+
+/* The one future a failed allocation can still return: settled FUT_ENOMEM,
+ * never freed (retain and release skip it). */
+static fut_t g_enomem = {
+    .word = W_SETTLED(FUT_REJECTED, FUT_ENOMEM),
+    .refs = 1,
+};
+
+fut_state_t fut__state_of(uintptr_t w)
+{
+    return (w & W_CLOSED) ? (fut_state_t)((w >> 2) & 3) : FUT_PENDING;
+}
+
+int fut__err_of(uintptr_t w)
+{
+    return (w & W_CLOSED) ? (int)(int32_t)(uint32_t)(w >> 32) : 0;
+}
+
+static uintptr_t load_word(const fut_t *f)
+{
+    /* Pairs with the release in close_cas / the exchange in close_claimed:
+     * a reader that sees CLOSED sees the value fields. */
+    return atomic_load_explicit(&((fut_t *)f)->word, memory_order_acquire);
+}
+
+bool fut__closed(const fut_t *f)
+{
+    return (load_word(f) & W_CLOSED) != 0;
+}
+
+/* ---- allocation and references ----------------------------------------- */
+
+fut_t *fut__new(enum fut_kind kind, uint32_t refs)
+{
+    fut_t *f = fut__alloc(sizeof *f);
+    if (FUT__UNLIKELY(!f))
+        return NULL;
+    /* Field by field: a memset of the whole block costs more (rep stos)
+     * on the hot path than the stores that matter. */
+    atomic_init(&f->word, 0);
+    atomic_init(&f->refs, refs);
+    f->kind = (uint8_t)kind;
+    f->vkind = VK_NONE;
+    f->flags = 0;
+    atomic_init(&f->hold, 0);
+    f->dtor = NULL;
+    f->owner = NULL;
+    f->ex = NULL;
+    f->dnext = NULL;
+    f->dlist = NULL;
+    f->u.call.src = NULL;
+    return f;
+}
+
+fut_t *fut__rejected(int err)
+{
+    fut_t *f = fut__new(FK_PLAIN, 1);
+    if (!f)
+        return &g_enomem;
+    atomic_store_explicit(&f->word, W_SETTLED(FUT_REJECTED, err),
+                          memory_order_relaxed);
+    return f;
+}
+
+fut_t *fut_retain(fut_t *f)
+{
+    if (f && f != &g_enomem)
+        /* Relaxed: the caller already holds a reference, so nothing is
+         * published by taking another (as in every refcount). */
+        atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+    return f;
+}
+
+static void destroy(fut_t *f)
+{
+    if (fut__state_of(atomic_load_explicit(&f->word, memory_order_relaxed)) ==
+            FUT_FULFILLED &&
+        f->vkind == VK_PTR && f->dtor)
+        f->dtor(f->val.ptr);
+    fut_release(f->owner);
+    switch (f->kind) {
+    case FK_THEN:
+    case FK_CATCH:
+    case FK_FINALLY:
+        fut_release(f->u.call.src);
+        break;
+    case FK_TIMEOUT:
+        fut_release(f->u.tm.input);
+        break;
+    case FK_COMBINE:
+        fut__comb_destroy(f);
+        break;
+    default:
+        break;
+    }
+    if (f->flags & FF_EX_REF)
+        fut__ex_release(f->ex);
+    fut__free(f, sizeof *f);
+}
+
+void fut_release(fut_t *f)
+{
+    if (!f || f == &g_enomem)
+        return;
+    /* acq_rel: the release orders this thread's use of F before the free;
+     * the acquire (taken by the last releaser) pairs with every other
+     * releaser's release, so the destructor sees all their writes. */
+    if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
+        destroy(f);
+}
+
+/* ---- results ------------------------------------------------------------
+ * The header makes these inline (macros over fut__result_*); the exported
+ * functions remain for callers that take their address or bind by name. */
+#undef fut_ok
+#undef fut_ok_owned
+#undef fut_ok_i64
+#undef fut_fail
+#undef fut_forward
+#undef fut_adopt
+
+fut_result_t fut_ok(void *value)
+{
+    fut_result_t r = {.kind_ = RK_OK, .u_.ptr = value};
+    return r;
+}
+
+fut_result_t fut_ok_owned(void *value, void (*dtor)(void *))
+{
+    fut_result_t r = {.kind_ = dtor ? RK_OWNED : RK_OK, .u_.ptr = value,
+                      .dtor_ = dtor};
+    return r;
+}
+
+fut_result_t fut_ok_i64(int64_t v)
+{
+    fut_result_t r = {.kind_ = RK_I64, .u_.i64 = v};
+    return r;
+}
+
+fut_result_t fut_fail(int err)
+{
+    fut_result_t r = {.kind_ = RK_FAIL, .err_ = err < 0 ? err : FUT_EINVAL};
+    return r;
+}
+
+fut_result_t fut_forward(fut_t *src)
+{
+    fut_result_t r = {.kind_ = RK_FORWARD, .u_.fut = src};
+    return r;
+}
+
+fut_result_t fut_adopt(fut_t *other)
+{
+    fut_result_t r = {.kind_ = RK_ADOPT, .u_.fut = other};
+    return r;
+}
+
+void fut__dispose(fut_result_t r)
+{
+    if (r.kind_ == RK_OWNED && r.dtor_)
+        r.dtor_(r.u_.ptr);
+    else if (r.kind_ == RK_ADOPT)
+        fut_release(r.u_.fut);
+}
+
+/* ---- firing continuations ---------------------------------------------- */
+
+static fut_cont_t *reverse(fut_cont_t *c)
+{
+    fut_cont_t *r = NULL;
+    while (c) {
+        fut_cont_t *n = c->next;
+        c->next = r;
+        r = c;
+        c = n;
+    }
+    return r;
+}
+
+/* Fires LIST (attach order) of settled F.  t->alist is the part not yet
+ * fired, so a late attach on this thread can join its end. */
+static void fire_list(struct fut_tls *t, fut_t *f, fut_cont_t *list)
+{
+    fut_t *pa = t->active;
+    fut_cont_t *pl = t->alist;
+    t->active = f;
+    t->alist = list;
+    fut_cont_t *c;
+    while ((c = t->alist) != NULL) {
+        t->alist = c->next;
+        c->fire(c, f);
+    }
+    t->active = pa;
+    t->alist = pl;
+}
+
+bool fut__drain_deferred_one(void)
+{
+    struct fut_tls *t = &fut__tls;
+    fut_t *g = t->dhead;
+    if (!g)
+        return false;
+    t->dhead = g->dnext;
+    if (!t->dhead)
+        t->dtail = NULL;
+    fut_cont_t *list = g->dlist;
+    g->dlist = NULL;
+    g->dnext = NULL;
+    fire_list(t, g, list);
+    fut_release(g); /* the queue's reference, taken in run_conts */
+    return true;
+}
+
+/* Fires the list taken from F's word when F closed (LIFO order). */
+static void run_conts(fut_t *f, fut_cont_t *lifo)
+{
+    if (!lifo)
+        return;
+    struct fut_tls *t = &fut__tls;
+    fut_cont_t *list = reverse(lifo);
+    if (t->firing) {
+        f->dlist = list;
+        f->dnext = NULL;
+        fut_retain(f);
+        if (t->dtail)
+            t->dtail->dnext = f;
+        else
+            t->dhead = f;
+        t->dtail = f;
+        return;
+    }
+    t->firing = 1;
+    fire_list(t, f, list);
+    while (fut__drain_deferred_one())
+        ;
+    t->firing = 0;
+}
+
+/* If this thread holds F's list unfired (active or deferred), append C to
+ * it and return true. */
+static bool join_pending_list(struct fut_tls *t, fut_t *f, fut_cont_t *c)
+{
+    fut_cont_t **tail;
+    if (t->active == f)
+        tail = &t->alist;
+    else {
+        fut_t *g = t->dhead;
+        while (g && g != f)
+            g = g->dnext;
+        if (!g)
+            return false;
+        tail = &g->dlist;
+    }
+    while (*tail)
+        tail = &(*tail)->next;
+    c->next = NULL;
+    *tail = c;
+    return true;
+}
+
+void fut__attach(fut_t *f, fut_cont_t *c)
+{
+    uintptr_t w = load_word(f);
+    for (;;) {
+        if (w & W_CLOSED) {
+            struct fut_tls *t = &fut__tls;
+            if (t->firing && join_pending_list(t, f, c))
+                return;
+            c->fire(c, f);
+            return;
+        }
+        c->next = (fut_cont_t *)(w & W_PTR);
+        /* Release: publishes *C to the closer, whose acquire exchange/CAS
+         * takes the list.  Acquire on failure: we re-read the word and may
+         * see CLOSED, after which we read F's outcome. */
+        if (atomic_compare_exchange_weak_explicit(
+                &f->word, &w, (uintptr_t)c | (w & W_CLAIMED),
+                memory_order_acq_rel, memory_order_acquire))
+            return;
+    }
+}
+
+/* ---- settling ----------------------------------------------------------- */
+
+/* One CAS from pending-unclaimed to NW; false if someone settled or claimed
+ * F first. */
+static bool close_cas(fut_t *f, uintptr_t nw)
+{
+    uintptr_t w = atomic_load_explicit(&f->word, memory_order_relaxed);
+    do {
+        if (w & (W_CLAIMED | W_CLOSED))
+            return false;
+        /* acq_rel: the release publishes the value fields written before
+         * (pairs with load_word); the acquire pairs with attach's release
+         * so the nodes we take are complete. */
+    } while (!atomic_compare_exchange_weak_explicit(
+        &f->word, &w, nw, memory_order_acq_rel, memory_order_relaxed));
+    run_conts(f, (fut_cont_t *)(w & W_PTR));
+    return true;
+}
+
+static bool claim(fut_t *f)
+{
+    uintptr_t w = atomic_load_explicit(&f->word, memory_order_relaxed);
+    do {
+        if (w & (W_CLAIMED | W_CLOSED))
+            return false;
+        /* Relaxed is enough: the claim publishes nothing; close_claimed's
+         * exchange is the release that matters. */
+    } while (!atomic_compare_exchange_weak_explicit(
+        &f->word, &w, w | W_CLAIMED, memory_order_relaxed,
+        memory_order_relaxed));
+    return true;
+}
+
+static void close_claimed(fut_t *f, uintptr_t nw)
+{
+    /* acq_rel: pairs with load_word (value) and with attach (nodes). */
+    uintptr_t w = atomic_exchange_explicit(&f->word, nw, memory_order_acq_rel);
+    run_conts(f, (fut_cont_t *)(w & W_PTR));
+}
+
+bool fut__settle_err(fut_t *f, fut_state_t state, int err)
+{
+    return close_cas(f, W_SETTLED(state, err));
+}
+
+/* Copies settled SRC's value into F (claimed or single writer).  A pointer
+ * with a destructor stays owned by the future that owns it; F keeps that
+ * one alive through F->owner. */
+static void copy_value(fut_t *f, fut_t *src)
+{
+    f->vkind = src->vkind;
+    f->val = src->val;
+    f->dtor = NULL;
+    if (src->vkind == VK_PTR && (src->dtor || src->owner)) {
+        fut_t *o = src->owner ? src->owner : src;
+        if (o != f->owner) {
+            fut_t *old = f->owner;
+            f->owner = fut_retain(o);
+            fut_release(old);
+        }
+    }
+}
+
+bool fut__settle_like(fut_t *f, fut_t *src)
+{
+    if (!claim(f))
+        return false;
+    uintptr_t sw = load_word(src);
+    fut_state_t s = fut__state_of(sw);
+    if (s == FUT_FULFILLED)
+        copy_value(f, src);
+    close_claimed(f, W_SETTLED(s, fut__err_of(sw)));
+    return true;
+}
+
+/* F follows OTHER (our reference): settles like it when it settles. */
+static void follow_fire(fut_cont_t *c, fut_t *other)
+{
+    fut_t *f = FUT__CONTAINER(c, fut_t, cont);
+    fut__settle_like(f, other);
+    fut_release(other); /* the reference the result handed over */
+    fut_release(f);     /* the node's reference */
+}
+
+static int follow(fut_t *f, fut_t *other)
+{
+    if (fut__closed(other)) {
+        bool won = fut__settle_like(f, other);
+        fut_release(other);
+        return won ? 0 : FUT_EALREADY;
+    }
+    if (fut__closed(f)) {
+        fut_release(other);
+        return FUT_EALREADY;
+    }
+    f->cont.fire = follow_fire;
+    fut_retain(f);
+    fut__attach(other, &f->cont);
+    return 0;
+}
+
+int fut__settle(fut_t *f, const fut_result_t *r)
+{
+    switch (r->kind_) {
+    case RK_OK:
+    case RK_OWNED:
+        f->vkind = VK_PTR;
+        f->val.ptr = r->u_.ptr;
+        f->dtor = r->kind_ == RK_OWNED ? r->dtor_ : NULL;
+        break;
+    case RK_I64:
+        f->vkind = VK_I64;
+        f->val.i64 = r->u_.i64;
+        break;
+    case RK_FAIL:
+        return fut__settle_err(f, FUT_REJECTED, r->err_) ? 0 : FUT_EALREADY;
+    case RK_FORWARD:
+        if (!r->u_.fut || r->u_.fut == f)
+            return fut__settle_err(f, FUT_REJECTED, FUT_EINVAL)
+                       ? 0
+                       : FUT_EALREADY;
+        return follow(f, fut_retain(r->u_.fut));
+    case RK_ADOPT:
+        if (!r->u_.fut || r->u_.fut == f) {
+            fut_release(r->u_.fut);
+            return fut__settle_err(f, FUT_REJECTED, FUT_EINVAL)
+                       ? 0
+                       : FUT_EALREADY;
+        }
+        return follow(f, r->u_.fut);
+    default:
+        return fut__settle_err(f, FUT_REJECTED, FUT_EINVAL) ? 0
+                                                            : FUT_EALREADY;
+    }
+    if (close_cas(f, W_SETTLED(FUT_FULFILLED, 0)))
+        return 0;
+    /* Lost to a cancel or timeout: nobody will read the value; drop it. */
+    f->vkind = VK_NONE;
+    fut__dispose(*r);
+    return FUT_EALREADY;
+}
+
+/* ---- making futures ----------------------------------------------------- */
+
+fut_t *fut_ready(fut_result_t r)
+{
+    if (r.kind_ == RK_ADOPT && r.u_.fut)
+        return r.u_.fut; /* settles exactly like it: it is the answer */
+    fut_t *f = fut__new(FK_PLAIN, 1);
+    if (!f) {
+        fut__dispose(r);
+        return &g_enomem;
+    }
+    fut__settle(f, &r);
+    return f;
+}
+
+fut_t *fut_promise_new(fut_promise_t **promise)
+{
+    if (!promise)
+        return fut__rejected(FUT_EINVAL);
+    fut_t *f = fut__new(FK_PLAIN, 2); /* the caller's and the promise's */
+    if (!f) {
+        *promise = NULL;
+        return &g_enomem;
+    }
+    atomic_store_explicit(&f->hold, 1, memory_order_relaxed);
+    *promise = (fut_promise_t *)f;
+    return f;
+}
+
+/* Takes the promise handle's right to settle; false if it was consumed
+ * already (a double settle or drop while the future is still alive). */
+static bool promise_take(fut_t *f)
+{
+    /* Relaxed: only decides who consumes the handle; the settle itself is
+     * ordered by the state word. */
+    return atomic_exchange_explicit(&f->hold, 0, memory_order_relaxed) == 1;
+}
+
+int fut_promise_settle(fut_promise_t *p, fut_result_t r)
+{
+    fut_t *f = (fut_t *)p;
+    if (!f || f == &g_enomem) {
+        fut__dispose(r);
+        return FUT_EINVAL;
+    }
+    if (!promise_take(f)) {
+        fut__dispose(r);
+        return FUT_EALREADY;
+    }
+    int rc = fut__settle(f, &r);
+    fut_release(f);
+    return rc;
+}
+
+void fut_promise_drop(fut_promise_t *p)
+{
+    fut_t *f = (fut_t *)p;
+    if (!f || f == &g_enomem || !promise_take(f))
+        return;
+    fut__settle_err(f, FUT_REJECTED, FUT_EBROKEN);
+    fut_release(f);
+}
+
+fut_t *fut_async(fut_executor_t *ex, fut_task_fn fn, void *arg)
+{
+    if (!ex || !fn)
+        return fut__rejected(FUT_EINVAL);
+    fut_t *f = fut__new(FK_ASYNC, 2); /* the caller's and the executor's */
+    if (!f)
+        return &g_enomem;
+    f->ex = ex;
+    f->u.call.fn.task = fn;
+    f->u.call.arg = arg;
+    int rc = fut__ex_submit(ex, &f->task);
+    if (rc) {
+        fut__settle_err(f, FUT_REJECTED, rc);
+        fut_release(f);
+    }
+    return f;
+}
+
+/* ---- tasks -------------------------------------------------------------- */
+
+static bool is_call_kind(const fut_t *f)
+{
+    return f->kind == FK_THEN || f->kind == FK_CATCH || f->kind == FK_FINALLY;
+}
+
+static void drop_ex_ref(fut_t *f)
+{
+    if (f->flags & FF_EX_REF) {
+        f->flags &= (uint8_t)~FF_EX_REF;
+        fut__ex_release(f->ex);
+    }
+}
+
+void fut_task_run(fut_task_t *task)
+{
+    fut_t *f = FUT__CONTAINER(task, fut_t, task);
+    if (FUT__LIKELY(!fut__closed(f))) { /* else cancelled before it started */
+        struct fut_tls *t = &fut__tls;
+        fut_executor_t *pex = t->cur_ex;
+        fut_t *pfut = t->cur_fut;
+        t->cur_ex = f->ex;
+        t->cur_fut = f;
+        fut_result_t r = f->kind == FK_ASYNC
+                             ? f->u.call.fn.task(f->u.call.arg)
+                             : f->u.call.fn.then(f->u.call.arg,
+                                                 f->u.call.src);
+        t->cur_ex = pex;
+        t->cur_fut = pfut;
+        fut__settle(f, &r);
+    }
+    if (is_call_kind(f)) {
+        fut_release(f->u.call.src);
+        f->u.call.src = NULL;
+    }
+    fut_release(f); /* the executor's hold */
+}
+
+void fut_task_drop(fut_task_t *task)
+{
+    fut_t *f = FUT__CONTAINER(task, fut_t, task);
+    fut__settle_err(f, FUT_REJECTED, FUT_ESHUTDOWN);
+    if (is_call_kind(f)) {
+        fut_release(f->u.call.src);
+        f->u.call.src = NULL;
+    }
+    fut_release(f);
+}
+
+/* ---- chaining ----------------------------------------------------------- */
+
+static bool wants_call(const fut_t *d, fut_state_t s)
+{
+    switch (d->kind) {
+    case FK_THEN:
+        return s == FUT_FULFILLED;
+    case FK_CATCH:
+        return s != FUT_FULFILLED;
+    default:
+        return true;
+    }
+}
+
+/* D's node on its source's list: SRC settled.  Either hand D's task to its
+ * executor (the node's reference becomes the executor's hold) or settle D
+ * right here without a callback (pass-through, shutdown, already
+ * cancelled). */
+static void then_fire(fut_cont_t *c, fut_t *src)
+{
+    fut_t *d = FUT__CONTAINER(c, fut_t, cont);
+    if (!fut__closed(d)) {
+        if (wants_call(d, fut__state_of(load_word(src)))) {
+            /* Once submitted, D may run and be freed on another thread:
+             * take what we need from it first. */
+            fut_executor_t *ex = d->ex;
+            bool ref = (d->flags & FF_EX_REF) != 0;
+            d->flags &= (uint8_t)~FF_EX_REF;
+            int rc = fut__ex_submit(ex, &d->task);
+            if (ref)
+                fut__ex_release(ex);
+            if (FUT__LIKELY(rc == 0))
+                return;
+            fut__settle_err(d, FUT_REJECTED, rc);
+        } else {
+            fut__settle_like(d, src);
+        }
+    }
+    drop_ex_ref(d);
+    fut_release(d->u.call.src);
+    d->u.call.src = NULL;
+    fut_release(d);
+}
+
+static fut_t *chain(fut_t *f, fut_executor_t *ex, fut_then_fn fn, void *arg,
+                    enum fut_kind kind)
+{
+    if (!f || !ex || !fn) {
+        fut_release(f);
+        return fut__rejected(FUT_EINVAL);
+    }
+    fut_t *d = fut__new(kind, 2); /* the caller's and the node's */
+    if (!d) {
+        fut_release(f);
+        return &g_enomem;
+    }
+    d->ex = ex;
+    d->u.call.src = f; /* the caller's reference, consumed */
+    d->u.call.fn.then = fn;
+    d->u.call.arg = arg;
+    d->cont.fire = then_fire;
+    if (!ex->is_static && !fut__closed(f)) {
+        /* D may outlive the application's handle on EX while it waits. */
+        fut__ex_retain(ex);
+        d->flags |= FF_EX_REF;
+    }
+    fut__attach(f, &d->cont);
+    return d;
+}
+
+fut_t *fut_then(fut_t *f, fut_executor_t *ex, fut_then_fn fn, void *arg)
+{
+    return chain(f, ex, fn, arg, FK_THEN);
+}
+
+fut_t *fut_catch(fut_t *f, fut_executor_t *ex, fut_then_fn fn, void *arg)
+{
+    return chain(f, ex, fn, arg, FK_CATCH);
+}
+
+fut_t *fut_finally(fut_t *f, fut_executor_t *ex, fut_then_fn fn, void *arg)
+{
+    return chain(f, ex, fn, arg, FK_FINALLY);
+}
+
+/* ---- inspecting and cancelling ----------------------------------------- */
+
+fut_state_t fut_state(const fut_t *f)
+{
+    return f ? fut__state_of(load_word(f)) : FUT_PENDING;
+}
+
+int fut_error(const fut_t *f)
+{
+    return f ? fut__err_of(load_word(f)) : FUT_EINVAL;
+}
+
+void *fut_value(const fut_t *f)
+{
+    if (!f || fut__state_of(load_word(f)) != FUT_FULFILLED)
+        return NULL;
+    return f->vkind == VK_PTR ? f->val.ptr : NULL;
+}
+
+int64_t fut_value_i64(const fut_t *f)
+{
+    if (!f || fut__state_of(load_word(f)) != FUT_FULFILLED)
+        return 0;
+    return f->vkind == VK_I64 ? f->val.i64 : 0;
+}
+
+int fut_cancel(fut_t *f)
+{
+    if (!f)
+        return FUT_EINVAL;
+    if (!fut__settle_err(f, FUT_CANCELLED, FUT_ECANCELED))
+        return FUT_EALREADY;
+    fut__on_cancel(f);
+    return 0;
+}
+
+bool fut_cancel_requested(void)
+{
+    fut_t *f = fut__tls.cur_fut;
+    return f && fut__closed(f);
+}

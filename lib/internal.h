@@ -1,0 +1,224 @@
+/* libfut — the core's internal definitions.  Only lib/, executors/inline.c
+ * and tests that must look inside include this; executors use the public
+ * interface in <fut/executor.h>.
+ *
+ * A future is one 128-byte block (two cache lines) from a per-thread free
+ * list: its state word, value, reference count, the task it runs, the node it
+ * hangs on its source's continuation list, and the part specific to its kind
+ * (a callback, a timer, a combinator's inputs).  See future.c for the state
+ * word's protocol. */
+#ifndef FUT_INTERNAL_H
+#define FUT_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fut.h"
+
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define FUT_TSAN 1
+#endif
+#if __has_feature(address_sanitizer)
+#define FUT_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__) && !defined(FUT_TSAN)
+#define FUT_TSAN 1
+#endif
+#if defined(__SANITIZE_ADDRESS__) && !defined(FUT_ASAN)
+#define FUT_ASAN 1
+#endif
+
+#define FUT__LIKELY(x) __builtin_expect(!!(x), 1)
+#define FUT__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define FUT__CONTAINER(ptr, type, field)                                      \
+    ((type *)(void *)((char *)(ptr)-offsetof(type, field)))
+
+#define FUT__BLOCK 128 /* bytes in one slab block: two cache lines */
+
+/* ---- continuation nodes -------------------------------------------------
+ * A node hangs on a future's continuation list until the future settles;
+ * then FIRE runs once with the settled future, on the settling thread (or on
+ * the attaching thread if it attached late). */
+typedef struct fut_cont fut_cont_t;
+struct fut_cont {
+    fut_cont_t *next;
+    void (*fire)(fut_cont_t *c, fut_t *src);
+};
+
+/* What kind of future, i.e. what its embedded task or node does. */
+enum fut_kind {
+    FK_PLAIN = 0,  /* promise or fut_ready: settled from outside */
+    FK_ASYNC,      /* runs call.fn.task(call.arg) */
+    FK_THEN,       /* runs call.fn.then on fulfilment */
+    FK_CATCH,      /* ... on rejection or cancellation */
+    FK_FINALLY,    /* ... on any outcome */
+    FK_COMBINE,    /* all / all_settled / any / race */
+    FK_DELAY,      /* fulfils when its timer fires */
+    FK_TIMEOUT     /* follows an input unless its timer fires first */
+};
+
+/* Value kinds. */
+enum { VK_NONE = 0, VK_PTR = 1, VK_I64 = 2 };
+
+/* Result kinds (fut_result_t.kind_). */
+enum {
+    RK_OK = FUT__RK_OK,
+    RK_OWNED = FUT__RK_OWNED,
+    RK_I64 = FUT__RK_I64,
+    RK_FAIL = FUT__RK_FAIL,
+    RK_FORWARD = FUT__RK_FORWARD,
+    RK_ADOPT = FUT__RK_ADOPT
+};
+
+/* fut.hold: for DELAY and TIMEOUT the timer hand-off state (timer.c); for
+ * a promise's future, 1 while the promise handle is outstanding. */
+enum {
+    TS_NONE = 0,     /* no timer armed */
+    TS_ARMED,        /* an executor holds it */
+    TS_CANCEL_SENT,  /* the core asked the executor to let go */
+    TS_DONE          /* fired or dropped: the executor let go */
+};
+
+/* Flags (fut.flags), written by one thread at a time. */
+enum {
+    FF_EX_REF = 1u << 0 /* holds a reference on ex */
+};
+
+struct fut_comb;
+
+struct fut {
+    _Atomic uintptr_t word;    /* state + continuation list: future.c */
+    _Atomic uint32_t refs;
+    uint8_t kind;              /* enum fut_kind */
+    uint8_t vkind;             /* VK_*; valid once fulfilled */
+    uint8_t flags;             /* FF_* */
+    _Atomic uint8_t hold;      /* TS_* or promise outstanding, see above */
+    union {
+        void *ptr;
+        int64_t i64;
+    } val;
+    void (*dtor)(void *);      /* runs on val.ptr at the last release */
+    fut_t *owner;              /* future whose value this one borrows */
+    fut_executor_t *ex;        /* where the task runs / the timer lives */
+    fut_task_t task;           /* handed to ex */
+    fut_cont_t cont;           /* this future's node on its source's list */
+    fut_t *dnext;              /* deferred-completion queue: future.c */
+    fut_cont_t *dlist;
+    union {
+        struct {
+            fut_t *src;        /* THEN/CATCH/FINALLY source; TIMEOUT input */
+            union {
+                fut_task_fn task;
+                fut_then_fn then;
+            } fn;
+            void *arg;
+        } call;
+        struct {
+            fut_t *input;      /* TIMEOUT: the future it follows */
+            fut_timer_t timer; /* DELAY, TIMEOUT */
+        } tm;
+        struct fut_comb *comb; /* COMBINE */
+    } u;
+};
+
+_Static_assert(sizeof(struct fut) <= FUT__BLOCK,
+               "a future plus its task must fit in two cache lines");
+_Static_assert(sizeof(uintptr_t) == 8, "the state word packs err in 64 bits");
+
+/* ---- executors ---------------------------------------------------------- */
+struct fut_executor {
+    const fut_executor_ops_t *ops;
+    void *impl;
+    _Atomic uint32_t refs;     /* handle + pending continuations + timers */
+    _Atomic uint32_t inflight; /* foreign-thread calls into ops: executor.c */
+    _Atomic uint32_t closed;   /* set once by fut_executor_destroy */
+    uint32_t is_static;        /* never destroyed (inline, timer service) */
+};
+
+#define FUT__EXECUTOR_STATIC(OPS, IMPL)                                       \
+    { (OPS), (IMPL), 1, 0, 0, 1 }
+
+/* ---- per-thread context ------------------------------------------------- */
+struct fut_tls {
+    fut_executor_t *cur_ex;    /* executor whose task this thread runs */
+    fut_t *cur_fut;            /* the future of that task or callback */
+    int firing;                /* inside run_conts: defer nested lists */
+    fut_t *active;             /* the future whose list is being fired */
+    fut_cont_t *alist;         /* what is left of that list */
+    fut_t *dhead, *dtail;      /* deferred completions (FIFO) */
+    void *slab;                /* free 128-byte blocks */
+    unsigned slab_n;
+    int slab_registered;
+    int slab_off;              /* this thread frees straight to the allocator */
+    /* inline executor's trampoline (executors/inline.c) */
+    int inline_depth;
+    fut_task_t *inline_head, *inline_tail;
+};
+
+extern _Thread_local struct fut_tls fut__tls
+    __attribute__((tls_model("initial-exec")));
+
+/* ---- allocation (alloc.c) ----------------------------------------------- */
+void *fut__alloc(size_t size);         /* NULL on failure */
+void fut__free(void *p, size_t size);
+void *fut__sys_alloc(size_t size);     /* the installed allocator, no cache */
+void fut__sys_free(void *p);
+
+/* ---- futures (future.c) ------------------------------------------------- */
+fut_t *fut__new(enum fut_kind kind, uint32_t refs);  /* NULL on no memory */
+fut_t *fut__rejected(int err);        /* a settled-rejected future, or a
+                                         shared static one if no memory */
+bool fut__closed(const fut_t *f);
+fut_state_t fut__state_of(uintptr_t w);
+int fut__err_of(uintptr_t w);
+/* Settles F from a single writer (its task, its promise): 0 or
+ * FUT_EALREADY, in which case R is disposed. */
+int fut__settle(fut_t *f, const fut_result_t *r);
+/* Settles F with STATE/ERR, no value; false if F was already settled. */
+bool fut__settle_err(fut_t *f, fut_state_t state, int err);
+/* Settles F like settled SRC (value borrowed through owner); claim-based, so
+ * several threads may race to do it.  False if F was settled first. */
+bool fut__settle_like(fut_t *f, fut_t *src);
+void fut__attach(fut_t *f, fut_cont_t *c);
+/* Fires one deferred completion of this thread, if any (helping waits). */
+bool fut__drain_deferred_one(void);
+void fut__dispose(fut_result_t r);
+void fut__on_cancel(fut_t *f);        /* kind-specific clean-up: timers */
+
+/* ---- executors (executor.c) --------------------------------------------- */
+int fut__ex_submit(fut_executor_t *ex, fut_task_t *t);
+void fut__ex_retain(fut_executor_t *ex);
+void fut__ex_release(fut_executor_t *ex);
+int fut__ex_timer_start(fut_executor_t *ex, fut_timer_t *t);
+void fut__ex_timer_cancel(fut_executor_t *ex, fut_timer_t *t);
+extern fut_executor_t fut__timer_service;
+
+/* ---- combinators (combinators.c) ---------------------------------------- */
+void fut__comb_destroy(fut_t *f);
+
+/* ---- logging (error.c) -------------------------------------------------- */
+/* Reports EV through the application's hook, if any.  Any thread. */
+void fut__log_event(const fut_log_event_t *ev);
+void fut__log(fut_log_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---- futex (wait.c) ------------------------------------------------------ */
+/* Sleeps while *ADDR == VAL, at most TIMEOUT_NS (< 0: no limit). */
+void fut__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t timeout_ns);
+void fut__futex_wake(_Atomic uint32_t *addr, int n);
+
+/* ---- TSan annotations for hand-offs TSan cannot see --------------------- */
+#ifdef FUT_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define FUT__TSAN_ACQUIRE(p) __tsan_acquire((void *)(p))
+#define FUT__TSAN_RELEASE(p) __tsan_release((void *)(p))
+#else
+#define FUT__TSAN_ACQUIRE(p) ((void)0)
+#define FUT__TSAN_RELEASE(p) ((void)0)
+#endif
+
+#endif

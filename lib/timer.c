@@ -1,0 +1,369 @@
+/* libfut — time: fut_delay, fut_timeout, the timer hand-off with executors,
+ * and the timer service (a thread with a binary heap) used by executors
+ * that keep no timers of their own.
+ *
+ * TIMER HAND-OFF
+ *
+ * A DELAY or TIMEOUT future embeds its fut_timer_t.  The executor that keeps
+ * the timer holds a reference on the future from timer_start until it calls
+ * fut_timer_fire or fut_timer_drop.  When the future settles another way (a
+ * cancel, or a TIMEOUT's input settling first), the core asks the executor
+ * to let go early with timer_cancel, at most once: fut.hold goes
+ * ARMED -> CANCEL_SENT by CAS, and the core takes a second reference for the
+ * request, because the executor may be firing the timer at this very moment
+ * and must still be able to look at it.  The executor ends that second hold
+ * with fut_timer_drop too.  Firing stores DONE, so a cancel that comes later
+ * is not sent at all.
+ *
+ *     ARMED --fire/drop--> DONE
+ *       \--cancel (CAS)--> CANCEL_SENT --fire/drop--> DONE
+ *
+ * THE SERVICE
+ *
+ * One mutex protects the heap (and each held timer's slot; SIZE_MAX means
+ * "not in the heap").  The thread sleeps on a CLOCK_MONOTONIC condition
+ * variable until the earliest deadline, pops everything due and fires it
+ * without the lock.  A deadline is never fired early: due means
+ * now >= deadline on the same clock.  The heap array is freed whenever the
+ * heap empties, before the last timer is handed back, so no memory outlives
+ * the timers (the allocation-failure tests count on it). */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+uint64_t fut_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t deadline_after(uint64_t ns)
+{
+    uint64_t now = fut_now_ns();
+    return ns > UINT64_MAX - now ? UINT64_MAX : now + ns;
+}
+
+/* ---- the hand-off ------------------------------------------------------- */
+
+static fut_t *timer_future(fut_timer_t *t)
+{
+    return FUT__CONTAINER(t, fut_t, u.tm.timer);
+}
+
+void fut_timer_fire(fut_timer_t *t)
+{
+    fut_t *f = timer_future(t);
+    /* Release: orders nothing of ours; paired with the CAS in
+     * cancel_timer only to decide whether a cancel is still worth sending. */
+    atomic_store_explicit(&f->hold, TS_DONE, memory_order_release);
+    if (f->kind == FK_DELAY) {
+        fut__settle_err(f, FUT_FULFILLED, 0);
+    } else if (fut__settle_err(f, FUT_CANCELLED, FUT_ETIMEDOUT)) {
+        fut_cancel(f->u.tm.input);
+    }
+    fut_release(f);
+}
+
+void fut_timer_drop(fut_timer_t *t)
+{
+    fut_t *f = timer_future(t);
+    atomic_store_explicit(&f->hold, TS_DONE, memory_order_release);
+    /* A pending future loses its timer only at shutdown. */
+    fut__settle_err(f, FUT_REJECTED, FUT_ESHUTDOWN);
+    fut_release(f);
+}
+
+/* Asks F's executor to let go of F's timer, if it may still hold it. */
+static void cancel_timer(fut_t *f)
+{
+    uint8_t expect = TS_ARMED;
+    /* acq_rel: pairs with the release store of DONE in fire/drop. */
+    if (!atomic_compare_exchange_strong_explicit(&f->hold, &expect,
+                                                 TS_CANCEL_SENT,
+                                                 memory_order_acq_rel,
+                                                 memory_order_acquire))
+        return;
+    fut_retain(f); /* the second hold */
+    fut__ex_timer_cancel(f->ex, &f->u.tm.timer);
+}
+
+void fut__on_cancel(fut_t *f)
+{
+    if (f->kind == FK_DELAY || f->kind == FK_TIMEOUT)
+        cancel_timer(f);
+}
+
+/* The executor that keeps timers for work placed on EX: EX itself if it has
+ * timers, else the service. */
+static fut_executor_t *timer_home(fut_executor_t *ex)
+{
+    return ex && ex->ops->timer_start ? ex : &fut__timer_service;
+}
+
+/* Arms F's timer on F->ex; on failure settles F with the error. */
+static void arm(fut_t *f, uint64_t ns)
+{
+    f->u.tm.timer.deadline_ns = deadline_after(ns);
+    f->u.tm.timer.slot = SIZE_MAX;
+    fut_retain(f); /* the executor's hold */
+    atomic_store_explicit(&f->hold, TS_ARMED, memory_order_relaxed);
+    int rc = fut__ex_timer_start(f->ex, &f->u.tm.timer);
+    if (rc) {
+        atomic_store_explicit(&f->hold, TS_NONE, memory_order_relaxed);
+        fut__settle_err(f, FUT_REJECTED, rc);
+        fut_release(f);
+    }
+}
+
+fut_t *fut_delay(fut_executor_t *ex, uint64_t ns)
+{
+    if (!ex)
+        return fut__rejected(FUT_EINVAL);
+    fut_t *f = fut__new(FK_DELAY, 1);
+    if (!f)
+        return fut__rejected(FUT_ENOMEM);
+    f->ex = timer_home(ex);
+    if (!f->ex->is_static) {
+        fut__ex_retain(f->ex);
+        f->flags |= FF_EX_REF;
+    }
+    arm(f, ns);
+    return f;
+}
+
+/* T's node on its input's list: the input settled first (or T was
+ * cancelled or timed out, and this is just the input finishing). */
+static void timeout_input_fire(fut_cont_t *c, fut_t *input)
+{
+    fut_t *t = FUT__CONTAINER(c, fut_t, cont);
+    if (fut__settle_like(t, input))
+        cancel_timer(t);
+    fut_release(t);
+}
+
+fut_t *fut_timeout(fut_t *f, uint64_t ns)
+{
+    if (!f)
+        return fut__rejected(FUT_EINVAL);
+    fut_t *t = fut__new(FK_TIMEOUT, 2); /* the caller's and the node's */
+    if (!t) {
+        fut_release(f);
+        return fut__rejected(FUT_ENOMEM);
+    }
+    t->u.tm.input = f; /* consumed */
+    t->ex = timer_home(fut__tls.cur_ex);
+    if (!t->ex->is_static) {
+        fut__ex_retain(t->ex);
+        t->flags |= FF_EX_REF;
+    }
+    if (!fut__closed(f))
+        arm(t, ns);
+    t->cont.fire = timeout_input_fire;
+    fut__attach(f, &t->cont);
+    return t;
+}
+
+/* ---- the timer service -------------------------------------------------- */
+
+struct svc {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    fut_timer_t **heap;
+    size_t n, cap;
+    int started;
+};
+
+static struct svc g_svc = {
+    .mu = PTHREAD_MUTEX_INITIALIZER,
+};
+
+static bool earlier(const fut_timer_t *a, const fut_timer_t *b)
+{
+    return a->deadline_ns < b->deadline_ns;
+}
+
+static void heap_set(struct svc *s, size_t i, fut_timer_t *t)
+{
+    s->heap[i] = t;
+    t->slot = i;
+}
+
+static void sift_up(struct svc *s, size_t i)
+{
+    fut_timer_t *t = s->heap[i];
+    while (i > 0 && earlier(t, s->heap[(i - 1) / 2])) {
+        heap_set(s, i, s->heap[(i - 1) / 2]);
+        i = (i - 1) / 2;
+    }
+    heap_set(s, i, t);
+}
+
+static void sift_down(struct svc *s, size_t i)
+{
+    fut_timer_t *t = s->heap[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= s->n)
+            break;
+        if (c + 1 < s->n && earlier(s->heap[c + 1], s->heap[c]))
+            c++;
+        if (!earlier(s->heap[c], t))
+            break;
+        heap_set(s, i, s->heap[c]);
+        i = c;
+    }
+    heap_set(s, i, t);
+}
+
+/* Removes the timer at I; frees the array when the heap empties. */
+static void heap_remove(struct svc *s, size_t i)
+{
+    fut_timer_t *t = s->heap[i];
+    t->slot = SIZE_MAX;
+    s->n--;
+    if (i < s->n) {
+        heap_set(s, i, s->heap[s->n]);
+        if (i > 0 && earlier(s->heap[i], s->heap[(i - 1) / 2]))
+            sift_up(s, i);
+        else
+            sift_down(s, i);
+    }
+    if (s->n == 0) {
+        fut__sys_free(s->heap);
+        s->heap = NULL;
+        s->cap = 0;
+    }
+}
+
+static void *svc_main(void *arg)
+{
+    struct svc *s = arg;
+    fut__tls.slab_off = 1; /* blocks must not outlive an allocator swap */
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        if (s->n == 0) {
+            pthread_cond_wait(&s->cv, &s->mu);
+            continue;
+        }
+        uint64_t now = fut_now_ns();
+        fut_timer_t *due = NULL, **tail = &due;
+        while (s->n > 0 && s->heap[0]->deadline_ns <= now) {
+            fut_timer_t *t = s->heap[0];
+            heap_remove(s, 0);
+            t->next = NULL;
+            *tail = t;
+            tail = &t->next;
+        }
+        if (due) {
+            pthread_mutex_unlock(&s->mu);
+            while (due) {
+                fut_timer_t *t = due;
+                due = t->next;
+                fut_timer_fire(t);
+            }
+            pthread_mutex_lock(&s->mu);
+            continue;
+        }
+        uint64_t d = s->heap[0]->deadline_ns;
+        struct timespec ts = {.tv_sec = (time_t)(d / 1000000000u),
+                              .tv_nsec = (long)(d % 1000000000u)};
+        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    }
+    return NULL;
+}
+
+/* Starts the thread once (retrying later if it failed).  Under s->mu. */
+static int svc_start(struct svc *s)
+{
+    if (s->started)
+        return 0;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    pthread_t th;
+    int rc = pthread_create(&th, &at, svc_main, s);
+    pthread_attr_destroy(&at);
+    if (rc) {
+        pthread_cond_destroy(&s->cv);
+        return rc == EAGAIN ? FUT_ENOMEM : -rc;
+    }
+#ifdef __GLIBC__
+    pthread_setname_np(th, "fut-timers");
+#endif
+    s->started = 1;
+    return 0;
+}
+
+static int svc_timer_start(void *impl, fut_timer_t *t)
+{
+    struct svc *s = impl;
+    int rc = 0;
+    pthread_mutex_lock(&s->mu);
+    if ((rc = svc_start(s)) != 0)
+        goto out;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 64;
+        fut_timer_t **h = fut__sys_alloc(cap * sizeof *h);
+        if (!h) {
+            rc = FUT_ENOMEM;
+            goto out;
+        }
+        if (s->n)
+            memcpy(h, s->heap, s->n * sizeof *h);
+        fut__sys_free(s->heap);
+        s->heap = h;
+        s->cap = cap;
+    }
+    heap_set(s, s->n, t);
+    s->n++;
+    sift_up(s, s->n - 1);
+    if (t->slot == 0)
+        pthread_cond_signal(&s->cv);
+out:
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static void svc_timer_cancel(void *impl, fut_timer_t *t)
+{
+    struct svc *s = impl;
+    pthread_mutex_lock(&s->mu);
+    bool held = t->slot != SIZE_MAX;
+    if (held)
+        heap_remove(s, t->slot);
+    pthread_mutex_unlock(&s->mu);
+    if (held)
+        fut_timer_drop(t); /* the first hold */
+    fut_timer_drop(t);     /* the second, given by the cancel */
+}
+
+static int svc_submit(void *impl, fut_task_t *task)
+{
+    (void)impl;
+    (void)task;
+    return FUT_EINVAL; /* timers only; never handed tasks by the core */
+}
+
+static void svc_destroy(void *impl)
+{
+    (void)impl; /* static: fut_executor_destroy refuses it */
+}
+
+static const fut_executor_ops_t svc_ops = {
+    .name = "timers",
+    .submit = svc_submit,
+    .destroy = svc_destroy,
+    .timer_start = svc_timer_start,
+    .timer_cancel = svc_timer_cancel,
+};
+
+fut_executor_t fut__timer_service = FUT__EXECUTOR_STATIC(&svc_ops, &g_svc);

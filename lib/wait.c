@@ -1,0 +1,151 @@
+/* libfut — waiting: fut_wait, fut_await, and the futex they sleep on.
+ *
+ * A blocked waiter hangs a small node on the future's continuation list;
+ * firing it sets the node's flag and wakes the futex.  The node is shared
+ * by two parties that may finish in either order (the waiter may time out
+ * before the future settles, and the node is still on the list), so it has
+ * a reference count of two: the waiter's and the list's.
+ *
+ * Waiting inside a task helps instead of blocking, when the executor
+ * running the task can run another one (try_run_one): a pool worker waiting
+ * for a child runs the child itself.  Between helping rounds it sleeps on
+ * the node with a short timeout that doubles up to 1 ms, because new work
+ * for it to help with arrives without waking its futex.  On an executor
+ * whose thread must never block (the loop), a wait for a pending future is
+ * refused with FUT_EDEADLK, as is a task waiting for its own future. */
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+void fut__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t timeout_ns)
+{
+    struct timespec ts, *tp = NULL;
+    if (timeout_ns >= 0) {
+        ts.tv_sec = (time_t)(timeout_ns / 1000000000);
+        ts.tv_nsec = (long)(timeout_ns % 1000000000);
+        tp = &ts;
+    }
+    /* EINTR, EAGAIN (value changed) and ETIMEDOUT all mean "look again". */
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, tp, NULL,
+            0);
+}
+
+void fut__futex_wake(_Atomic uint32_t *addr, int n)
+{
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+struct waiter {
+    fut_cont_t cont;
+    _Atomic uint32_t signaled;
+    _Atomic uint32_t refs;
+};
+
+static void waiter_release(struct waiter *w)
+{
+    /* acq_rel: the last of the two parties frees after the other's use. */
+    if (atomic_fetch_sub_explicit(&w->refs, 1, memory_order_acq_rel) == 1)
+        fut__free(w, sizeof *w);
+}
+
+static void waiter_fire(fut_cont_t *c, fut_t *src)
+{
+    (void)src;
+    struct waiter *w = FUT__CONTAINER(c, struct waiter, cont);
+    /* Release: pairs with the waiter's acquire load of signaled. */
+    atomic_store_explicit(&w->signaled, 1, memory_order_release);
+    fut__futex_wake(&w->signaled, 1);
+    waiter_release(w);
+}
+
+/* Runs queued work this thread may run while it waits; true if it ran any. */
+static bool help_once(fut_executor_t *cur)
+{
+    if (fut__drain_deferred_one())
+        return true;
+    return cur && cur->ops->try_run_one && cur->ops->try_run_one(cur->impl);
+}
+
+static int64_t remaining(uint64_t deadline)
+{
+    if (deadline == UINT64_MAX)
+        return -1;
+    uint64_t now = fut_now_ns();
+    return now >= deadline ? 0 : (int64_t)(deadline - now);
+}
+
+int fut_wait(fut_t *f, int64_t timeout_ns)
+{
+    if (!f)
+        return FUT_EINVAL;
+    if (FUT__LIKELY(fut__closed(f)))
+        return 0;
+    fut_executor_t *cur = fut__tls.cur_ex;
+    if (cur && ((cur->ops->flags & FUT_EXECUTOR_NO_BLOCK) ||
+                f == fut__tls.cur_fut))
+        return FUT_EDEADLK;
+    if (timeout_ns == 0)
+        return FUT_ETIMEDOUT;
+    uint64_t deadline = UINT64_MAX;
+    if (timeout_ns > 0) {
+        uint64_t now = fut_now_ns();
+        deadline = (uint64_t)timeout_ns > UINT64_MAX - 1 - now
+                       ? UINT64_MAX - 1
+                       : now + (uint64_t)timeout_ns;
+    }
+    bool helping = cur && cur->ops->try_run_one;
+    while (!fut__closed(f) && help_once(cur))
+        ;
+    if (fut__closed(f))
+        return 0;
+
+    struct waiter *w = fut__alloc(sizeof *w);
+    int64_t backoff = 1000; /* ns; only used while helping */
+    if (w) {
+        atomic_init(&w->signaled, 0);
+        atomic_init(&w->refs, 2);
+        w->cont.fire = waiter_fire;
+        fut__attach(f, &w->cont);
+    }
+    int rc = 0;
+    /* Acquire: pairs with waiter_fire's release (and the state word's). */
+    while (!(w && atomic_load_explicit(&w->signaled, memory_order_acquire)) &&
+           !fut__closed(f)) {
+        int64_t left = remaining(deadline);
+        if (left == 0) {
+            rc = FUT_ETIMEDOUT;
+            break;
+        }
+        int64_t nap = left;
+        if (helping || !w) {
+            nap = left < 0 || left > backoff ? backoff : left;
+            backoff = backoff < 1000000 ? backoff * 2 : 1000000;
+        }
+        if (w) {
+            fut__futex_wait(&w->signaled, 0, nap);
+        } else {
+            struct timespec ts = {0, (long)nap};
+            nanosleep(&ts, NULL); /* no memory for a node: poll */
+        }
+        while (helping && !fut__closed(f) && help_once(cur))
+            backoff = 1000;
+    }
+    if (rc == FUT_ETIMEDOUT && fut__closed(f))
+        rc = 0;
+    if (w)
+        waiter_release(w);
+    return rc;
+}
+
+int fut_await(fut_t *f, void **value)
+{
+    int rc = fut_wait(f, -1);
+    if (rc)
+        return rc;
+    if (value)
+        *value = fut_value(f);
+    return fut_error(f);
+}
