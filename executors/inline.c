@@ -39,10 +39,17 @@ static int inline_submit(void *impl, fut_task_t *task)
     }
     t->inline_depth++;
     fut_task_run(task);
-    while ((task = pop(t)) != NULL)
-        fut_task_run(task);
+    fut__inline_drain();
     t->inline_depth--;
     return 0;
+}
+
+void fut__inline_drain(void)
+{
+    struct fut_tls *t = &fut__tls;
+    fut_task_t *task;
+    while ((task = pop(t)) != NULL)
+        fut_task_run(task);
 }
 
 static bool inline_try_run_one(void *impl)
@@ -67,9 +74,9 @@ static const fut_executor_ops_t inline_ops = {
     .destroy = inline_destroy,
 };
 
-static fut_executor_t g_inline = FUT__EXECUTOR_STATIC(&inline_ops, NULL);
+fut_executor_t fut__inline = FUT__EXECUTOR_STATIC(&inline_ops, NULL);
 
 fut_executor_t *fut_inline(void)
 {
-    return &g_inline;
+    return &fut__inline;
 }

@@ -174,6 +174,14 @@ void fut_release(fut_t *f)
 {
     if (!f || f == &g_enomem)
         return;
+    /* Sole owner: nobody else holds a reference, so nobody can take one
+     * (retaining needs a reference) and the count cannot change under us:
+     * free without a locked instruction.  Acquire pairs with the release
+     * of every earlier releaser, as the decrement below would. */
+    if (atomic_load_explicit(&f->refs, memory_order_acquire) == 1) {
+        destroy(f);
+        return;
+    }
     /* acq_rel: the release orders this thread's use of F before the free;
      * the acquire (taken by the last releaser) pairs with every other
      * releaser's release, so the destructor sees all their writes. */
@@ -558,10 +566,87 @@ void fut_promise_drop(fut_promise_t *p)
     fut_release(f);
 }
 
+/* ---- the private fast path ---------------------------------------------
+ * A future made by fut_async or chained to an already settled source, to
+ * run on the inline executor from a thread that is not already inside an
+ * inline task or a list of continuations, runs its callback before the
+ * constructor returns.  Until then nobody else can see it (it is attached
+ * nowhere and not yet returned), so it needs no executor hold and settles
+ * with a plain store instead of a CAS: a link of a settled chain costs no
+ * locked instruction at all.  Whoever receives it later does so through
+ * some synchronisation of the application's (the return, a queue), which
+ * orders these stores before their reads. */
+
+static bool can_run_private(fut_executor_t *ex)
+{
+    const struct fut_tls *t = &fut__tls;
+    return ex == &fut__inline && t->inline_depth == 0 && !t->firing;
+}
+
+static bool is_call_kind(const fut_t *f);
+
+static void settle_private(fut_t *f, const fut_result_t *r)
+{
+    uintptr_t w;
+    switch (r->kind_) {
+    case RK_OK:
+    case RK_OWNED:
+        f->vkind = VK_PTR;
+        f->val.ptr = r->u_.ptr;
+        f->dtor = r->kind_ == RK_OWNED ? r->dtor_ : NULL;
+        w = W_SETTLED(FUT_FULFILLED, 0);
+        break;
+    case RK_I64:
+        f->vkind = VK_I64;
+        f->val.i64 = r->u_.i64;
+        w = W_SETTLED(FUT_FULFILLED, 0);
+        break;
+    case RK_FAIL:
+        w = W_SETTLED(FUT_REJECTED, r->err_);
+        break;
+    default:
+        fut__settle(f, r); /* forward, adopt: may attach elsewhere */
+        return;
+    }
+    atomic_store_explicit(&f->word, w, memory_order_relaxed);
+}
+
+static void run_private(fut_t *f)
+{
+    struct fut_tls *t = &fut__tls;
+    fut_executor_t *pex = t->cur_ex;
+    fut_t *pfut = t->cur_fut;
+    t->inline_depth++; /* tasks the callback submits inline are queued */
+    t->cur_ex = f->ex;
+    t->cur_fut = f;
+    fut_result_t r = f->kind == FK_ASYNC
+                         ? f->u.call.fn.task(f->u.call.arg)
+                         : f->u.call.fn.then(f->u.call.arg, f->u.call.src);
+    t->cur_ex = pex;
+    t->cur_fut = pfut;
+    settle_private(f, &r);
+    if (is_call_kind(f)) {
+        fut_release(f->u.call.src);
+        f->u.call.src = NULL;
+    }
+    fut__inline_drain();
+    t->inline_depth--;
+}
+
 fut_t *fut_async(fut_executor_t *ex, fut_task_fn fn, void *arg)
 {
     if (!ex || !fn)
         return fut__rejected(FUT_EINVAL);
+    if (can_run_private(ex)) {
+        fut_t *f = fut__new(FK_ASYNC, 1);
+        if (!f)
+            return &g_enomem;
+        f->ex = ex;
+        f->u.call.fn.task = fn;
+        f->u.call.arg = arg;
+        run_private(f);
+        return f;
+    }
     fut_t *f = fut__new(FK_ASYNC, 2); /* the caller's and the executor's */
     if (!f)
         return &g_enomem;
@@ -677,7 +762,8 @@ static fut_t *chain(fut_t *f, fut_executor_t *ex, fut_then_fn fn, void *arg,
         fut_release(f);
         return fut__rejected(FUT_EINVAL);
     }
-    fut_t *d = fut__new(kind, 2); /* the caller's and the node's */
+    bool private = can_run_private(ex) && fut__closed(f);
+    fut_t *d = fut__new(kind, private ? 1 : 2); /* the caller's, the node's */
     if (!d) {
         fut_release(f);
         return &g_enomem;
@@ -686,6 +772,15 @@ static fut_t *chain(fut_t *f, fut_executor_t *ex, fut_then_fn fn, void *arg,
     d->u.call.src = f; /* the caller's reference, consumed */
     d->u.call.fn.then = fn;
     d->u.call.arg = arg;
+    if (private) {
+        if (wants_call(d, fut__state_of(load_word(f))))
+            run_private(d);
+        else if (fut__settle_like(d, f)) {
+            fut_release(f);
+            d->u.call.src = NULL;
+        }
+        return d;
+    }
     d->cont.fire = then_fire;
     if (!ex->is_static && !fut__closed(f)) {
         /* D may outlive the application's handle on EX while it waits. */

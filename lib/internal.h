@@ -195,6 +195,10 @@ void fut__ex_release(fut_executor_t *ex);
 int fut__ex_timer_start(fut_executor_t *ex, fut_timer_t *t);
 void fut__ex_timer_cancel(fut_executor_t *ex, fut_timer_t *t);
 extern fut_executor_t fut__timer_service;
+/* The inline executor (executors/inline.c) and its trampoline: runs the
+ * tasks queued on this thread while it was inside an inline task. */
+extern fut_executor_t fut__inline;
+void fut__inline_drain(void);
 
 /* ---- combinators (combinators.c) ---------------------------------------- */
 void fut__comb_destroy(fut_t *f);
