@@ -6,21 +6,12 @@
  * freed on another thread joins that thread's list (memory migrates, as in
  * tcmalloc's thread caches).  A thread's list goes back to the allocator when
  * the thread exits (a pthread key destructor) and when fut_set_allocator is
- * called on it.  Under AddressSanitizer, blocks on a free list are poisoned,
- * so a use after release is reported as it would be with malloc. */
+ * called on it.  Under AddressSanitizer there are no free lists (see
+ * SLABS_ON). */
 #include <pthread.h>
 #include <stdlib.h>
 
 #include "internal.h"
-
-#ifdef FUT_ASAN
-#include <sanitizer/asan_interface.h>
-#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
-#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define POISON(p, n) ((void)(p), (void)(n))
-#define UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
 
 enum { SLAB_MAX = 1024 };
 
@@ -51,7 +42,6 @@ static void slab_flush(struct fut_tls *t)
 {
     while (t->slab) {
         void **b = t->slab;
-        UNPOISON(b, FUT__BLOCK);
         t->slab = *b;
         fut__sys_free(b);
     }
@@ -71,12 +61,21 @@ static void key_init(void)
     (void)pthread_key_create(&g_key, slab_thread_exit);
 }
 
+/* Under AddressSanitizer the free lists are off: every block goes back to
+ * the allocator at once, so a use after release is reported exactly and
+ * LeakSanitizer (which does not look inside poisoned blocks) sees every
+ * live pointer. */
+#ifdef FUT_ASAN
+#define SLABS_ON 0
+#else
+#define SLABS_ON 1
+#endif
+
 void *fut__alloc(size_t size)
 {
     struct fut_tls *t = &fut__tls;
-    if (size <= FUT__BLOCK && t->slab) {
+    if (SLABS_ON && size <= FUT__BLOCK && t->slab) {
         void **b = t->slab;
-        UNPOISON(b, FUT__BLOCK);
         t->slab = *b;
         t->slab_n--;
         return b;
@@ -89,7 +88,8 @@ void fut__free(void *p, size_t size)
     struct fut_tls *t = &fut__tls;
     if (!p)
         return;
-    if (size > FUT__BLOCK || t->slab_n >= SLAB_MAX || t->slab_off) {
+    if (!SLABS_ON || size > FUT__BLOCK || t->slab_n >= SLAB_MAX ||
+        t->slab_off) {
         fut__sys_free(p);
         return;
     }
@@ -103,7 +103,6 @@ void fut__free(void *p, size_t size)
     *b = t->slab;
     t->slab = b;
     t->slab_n++;
-    POISON(b, FUT__BLOCK);
 }
 
 void fut_set_allocator(void *(*alloc)(size_t), void (*dealloc)(void *))

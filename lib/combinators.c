@@ -72,7 +72,8 @@ static fut_t *combine(fut_t *const *fs, size_t n, enum comb_mode mode)
     for (size_t i = 0; i < n; i++)
         bad |= fs[i] == NULL;
     size_t each = sizeof(struct comb_node) + sizeof(fut_t *);
-    if (!bad && n > (SIZE_MAX - sizeof(struct fut_comb)) / each)
+    if (!bad && (n > (SIZE_MAX - sizeof(struct fut_comb)) / each ||
+                 n >= UINT32_MAX)) /* one reference on the result per node */
         bad = true;
     if (bad || (n == 0 && (mode == CM_ANY || mode == CM_RACE))) {
         for (size_t i = 0; i < n; i++)
@@ -85,11 +86,11 @@ static fut_t *combine(fut_t *const *fs, size_t n, enum comb_mode mode)
     size_t bytes = sizeof(struct fut_comb) + n * each;
     fut_t *self = fut__new(FK_COMBINE, (uint32_t)1);
     struct fut_comb *comb = self ? fut__alloc(bytes) : NULL;
-    if (!comb || n >= UINT32_MAX) {
+    if (!comb) {
         fut_release(self);
         for (size_t i = 0; i < n; i++)
             fut_release(fs[i]);
-        return fut__rejected(comb ? FUT_EINVAL : FUT_ENOMEM);
+        return fut__rejected(FUT_ENOMEM);
     }
     atomic_init(&comb->remaining, n);
     comb->n = n;

@@ -380,7 +380,7 @@ static bool close_cas(fut_t *f, uintptr_t nw)
     return true;
 }
 
-static bool claim(fut_t *f)
+bool fut__claim(fut_t *f)
 {
     uintptr_t w = atomic_load_explicit(&f->word, memory_order_relaxed);
     do {
@@ -399,6 +399,11 @@ static void close_claimed(fut_t *f, uintptr_t nw)
     /* acq_rel: pairs with load_word (value) and with attach (nodes). */
     uintptr_t w = atomic_exchange_explicit(&f->word, nw, memory_order_acq_rel);
     run_conts(f, (fut_cont_t *)(w & W_PTR));
+}
+
+void fut__close_claimed_err(fut_t *f, fut_state_t state, int err)
+{
+    close_claimed(f, W_SETTLED(state, err));
 }
 
 bool fut__settle_err(fut_t *f, fut_state_t state, int err)
@@ -426,7 +431,7 @@ static void copy_value(fut_t *f, fut_t *src)
 
 bool fut__settle_like(fut_t *f, fut_t *src)
 {
-    if (!claim(f))
+    if (!fut__claim(f))
         return false;
     uintptr_t sw = load_word(src);
     fut_state_t s = fut__state_of(sw);

@@ -62,8 +62,12 @@ void fut_timer_fire(fut_timer_t *t)
     atomic_store_explicit(&f->hold, TS_DONE, memory_order_release);
     if (f->kind == FK_DELAY) {
         fut__settle_err(f, FUT_FULFILLED, 0);
-    } else if (fut__settle_err(f, FUT_CANCELLED, FUT_ETIMEDOUT)) {
+    } else if (fut__claim(f)) {
+        /* Claimed first, so the input's cancellation cannot settle F as
+         * cancelled, and cancelled before F closes, so whoever sees F time
+         * out also sees its input cancelled. */
         fut_cancel(f->u.tm.input);
+        fut__close_claimed_err(f, FUT_CANCELLED, FUT_ETIMEDOUT);
     }
     fut_release(f);
 }
