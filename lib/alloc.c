@@ -113,3 +113,14 @@ void fut_set_allocator(void *(*alloc)(size_t), void (*dealloc)(void *))
     atomic_store_explicit(&g_alloc, alloc, memory_order_relaxed);
     atomic_store_explicit(&g_dealloc, dealloc, memory_order_relaxed);
 }
+
+void *fut_alloc(size_t size)
+{
+    return fut__sys_alloc(size);
+}
+
+void fut_free(void *p)
+{
+    if (p)
+        fut__sys_free(p);
+}

@@ -66,6 +66,12 @@ void fut_set_log(fut_log_fn fn, void *ud)
     pthread_mutex_unlock(&g_log_mu);
 }
 
+void fut_log_emit(const fut_log_event_t *ev)
+{
+    if (ev)
+        fut__log_event(ev);
+}
+
 void fut__log_event(const fut_log_event_t *ev)
 {
     pthread_mutex_lock(&g_log_mu);
@@ -85,7 +91,6 @@ void fut__log(fut_log_level_t level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    fut_log_event_t ev = {.level = level, .kind = FUT_LOG_MESSAGE,
-                          .msg = buf};
+    fut_log_event_t ev = {.level = level, .kind = FUT_LOG_MESSAGE, .msg = buf};
     fut__log_event(&ev);
 }

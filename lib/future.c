@@ -64,12 +64,12 @@
 
 #define W_CLAIMED ((uintptr_t)1)
 #define W_CLOSED ((uintptr_t)2)
-#define W_PTR ((uintptr_t)~(uintptr_t)7)
-#define W_SETTLED(state, err)                                                 \
-    (W_CLOSED | ((uintptr_t)(state) << 2) |                                   \
-     ((uintptr_t)(uint32_t)(err) << 32))
+#define W_PTR ((uintptr_t) ~(uintptr_t)7)
+#define W_SETTLED(state, err)                                                  \
+    (W_CLOSED | ((uintptr_t)(state) << 2) | ((uintptr_t)(uint32_t)(err) << 32))
 
-_Thread_local struct fut_tls fut__tls __attribute__((tls_model("initial-exec")));
+_Thread_local struct fut_tls fut__tls
+    __attribute__((tls_model("initial-exec")));
 
 /* The one future a failed allocation can still return: settled FUT_ENOMEM,
  * never freed (retain and release skip it). */
@@ -207,8 +207,8 @@ fut_result_t fut_ok(void *value)
 
 fut_result_t fut_ok_owned(void *value, void (*dtor)(void *))
 {
-    fut_result_t r = {.kind_ = dtor ? RK_OWNED : RK_OK, .u_.ptr = value,
-                      .dtor_ = dtor};
+    fut_result_t r = {
+        .kind_ = dtor ? RK_OWNED : RK_OK, .u_.ptr = value, .dtor_ = dtor};
     return r;
 }
 
@@ -388,9 +388,9 @@ bool fut__claim(fut_t *f)
             return false;
         /* Relaxed is enough: the claim publishes nothing; close_claimed's
          * exchange is the release that matters. */
-    } while (!atomic_compare_exchange_weak_explicit(
-        &f->word, &w, w | W_CLAIMED, memory_order_relaxed,
-        memory_order_relaxed));
+    } while (!atomic_compare_exchange_weak_explicit(&f->word, &w, w | W_CLAIMED,
+                                                    memory_order_relaxed,
+                                                    memory_order_relaxed));
     return true;
 }
 
@@ -484,21 +484,18 @@ int fut__settle(fut_t *f, const fut_result_t *r)
         return fut__settle_err(f, FUT_REJECTED, r->err_) ? 0 : FUT_EALREADY;
     case RK_FORWARD:
         if (!r->u_.fut || r->u_.fut == f)
-            return fut__settle_err(f, FUT_REJECTED, FUT_EINVAL)
-                       ? 0
-                       : FUT_EALREADY;
+            return fut__settle_err(f, FUT_REJECTED, FUT_EINVAL) ? 0
+                                                                : FUT_EALREADY;
         return follow(f, fut_retain(r->u_.fut));
     case RK_ADOPT:
         if (!r->u_.fut || r->u_.fut == f) {
             fut_release(r->u_.fut);
-            return fut__settle_err(f, FUT_REJECTED, FUT_EINVAL)
-                       ? 0
-                       : FUT_EALREADY;
+            return fut__settle_err(f, FUT_REJECTED, FUT_EINVAL) ? 0
+                                                                : FUT_EALREADY;
         }
         return follow(f, r->u_.fut);
     default:
-        return fut__settle_err(f, FUT_REJECTED, FUT_EINVAL) ? 0
-                                                            : FUT_EALREADY;
+        return fut__settle_err(f, FUT_REJECTED, FUT_EINVAL) ? 0 : FUT_EALREADY;
     }
     if (close_cas(f, W_SETTLED(FUT_FULFILLED, 0)))
         return 0;
@@ -692,8 +689,7 @@ void fut_task_run(fut_task_t *task)
         t->cur_fut = f;
         fut_result_t r = f->kind == FK_ASYNC
                              ? f->u.call.fn.task(f->u.call.arg)
-                             : f->u.call.fn.then(f->u.call.arg,
-                                                 f->u.call.src);
+                             : f->u.call.fn.then(f->u.call.arg, f->u.call.src);
         t->cur_ex = pex;
         t->cur_fut = pfut;
         fut__settle(f, &r);
@@ -703,6 +699,15 @@ void fut_task_run(fut_task_t *task)
         f->u.call.src = NULL;
     }
     fut_release(f); /* the executor's hold */
+}
+
+const void *fut_task_fn_addr(const fut_task_t *task)
+{
+    if (!task)
+        return NULL;
+    const fut_t *f = FUT__CONTAINER(task, fut_t, task);
+    return f->kind == FK_ASYNC ? (const void *)(uintptr_t)f->u.call.fn.task
+                               : (const void *)(uintptr_t)f->u.call.fn.then;
 }
 
 void fut_task_drop(fut_task_t *task)

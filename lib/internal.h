@@ -33,7 +33,7 @@
 
 #define FUT__LIKELY(x) __builtin_expect(!!(x), 1)
 #define FUT__UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define FUT__CONTAINER(ptr, type, field)                                      \
+#define FUT__CONTAINER(ptr, type, field)                                       \
     ((type *)(void *)((char *)(ptr)-offsetof(type, field)))
 
 #define FUT__BLOCK 128 /* bytes in one slab block: two cache lines */
@@ -50,14 +50,14 @@ struct fut_cont {
 
 /* What kind of future, i.e. what its embedded task or node does. */
 enum fut_kind {
-    FK_PLAIN = 0,  /* promise or fut_ready: settled from outside */
-    FK_ASYNC,      /* runs call.fn.task(call.arg) */
-    FK_THEN,       /* runs call.fn.then on fulfilment */
-    FK_CATCH,      /* ... on rejection or cancellation */
-    FK_FINALLY,    /* ... on any outcome */
-    FK_COMBINE,    /* all / all_settled / any / race */
-    FK_DELAY,      /* fulfils when its timer fires */
-    FK_TIMEOUT     /* follows an input unless its timer fires first */
+    FK_PLAIN = 0, /* promise or fut_ready: settled from outside */
+    FK_ASYNC,     /* runs call.fn.task(call.arg) */
+    FK_THEN,      /* runs call.fn.then on fulfilment */
+    FK_CATCH,     /* ... on rejection or cancellation */
+    FK_FINALLY,   /* ... on any outcome */
+    FK_COMBINE,   /* all / all_settled / any / race */
+    FK_DELAY,     /* fulfils when its timer fires */
+    FK_TIMEOUT    /* follows an input unless its timer fires first */
 };
 
 /* Value kinds. */
@@ -76,10 +76,10 @@ enum {
 /* fut.hold: for DELAY and TIMEOUT the timer hand-off state (timer.c); for
  * a promise's future, 1 while the promise handle is outstanding. */
 enum {
-    TS_NONE = 0,     /* no timer armed */
-    TS_ARMED,        /* an executor holds it */
-    TS_CANCEL_SENT,  /* the core asked the executor to let go */
-    TS_DONE          /* fired or dropped: the executor let go */
+    TS_NONE = 0,    /* no timer armed */
+    TS_ARMED,       /* an executor holds it */
+    TS_CANCEL_SENT, /* the core asked the executor to let go */
+    TS_DONE         /* fired or dropped: the executor let go */
 };
 
 /* Flags (fut.flags), written by one thread at a time. */
@@ -90,26 +90,26 @@ enum {
 struct fut_comb;
 
 struct fut {
-    _Atomic uintptr_t word;    /* state + continuation list: future.c */
+    _Atomic uintptr_t word; /* state + continuation list: future.c */
     _Atomic uint32_t refs;
-    uint8_t kind;              /* enum fut_kind */
-    uint8_t vkind;             /* VK_*; valid once fulfilled */
-    uint8_t flags;             /* FF_* */
-    _Atomic uint8_t hold;      /* TS_* or promise outstanding, see above */
+    uint8_t kind;         /* enum fut_kind */
+    uint8_t vkind;        /* VK_*; valid once fulfilled */
+    uint8_t flags;        /* FF_* */
+    _Atomic uint8_t hold; /* TS_* or promise outstanding, see above */
     union {
         void *ptr;
         int64_t i64;
     } val;
-    void (*dtor)(void *);      /* runs on val.ptr at the last release */
-    fut_t *owner;              /* future whose value this one borrows */
-    fut_executor_t *ex;        /* where the task runs / the timer lives */
-    fut_task_t task;           /* handed to ex */
-    fut_cont_t cont;           /* this future's node on its source's list */
-    fut_t *dnext;              /* deferred-completion queue: future.c */
+    void (*dtor)(void *); /* runs on val.ptr at the last release */
+    fut_t *owner;         /* future whose value this one borrows */
+    fut_executor_t *ex;   /* where the task runs / the timer lives */
+    fut_task_t task;      /* handed to ex */
+    fut_cont_t cont;      /* this future's node on its source's list */
+    fut_t *dnext;         /* deferred-completion queue: future.c */
     fut_cont_t *dlist;
     union {
         struct {
-            fut_t *src;        /* THEN/CATCH/FINALLY source; TIMEOUT input */
+            fut_t *src; /* THEN/CATCH/FINALLY source; TIMEOUT input */
             union {
                 fut_task_fn task;
                 fut_then_fn then;
@@ -138,21 +138,23 @@ struct fut_executor {
     uint32_t is_static;        /* never destroyed (inline, timer service) */
 };
 
-#define FUT__EXECUTOR_STATIC(OPS, IMPL)                                       \
-    { (OPS), (IMPL), 1, 0, 0, 1 }
+#define FUT__EXECUTOR_STATIC(OPS, IMPL)                                        \
+    {                                                                          \
+        (OPS), (IMPL), 1, 0, 0, 1                                              \
+    }
 
 /* ---- per-thread context ------------------------------------------------- */
 struct fut_tls {
-    fut_executor_t *cur_ex;    /* executor whose task this thread runs */
-    fut_t *cur_fut;            /* the future of that task or callback */
-    int firing;                /* inside run_conts: defer nested lists */
-    fut_t *active;             /* the future whose list is being fired */
-    fut_cont_t *alist;         /* what is left of that list */
-    fut_t *dhead, *dtail;      /* deferred completions (FIFO) */
-    void *slab;                /* free 128-byte blocks */
+    fut_executor_t *cur_ex; /* executor whose task this thread runs */
+    fut_t *cur_fut;         /* the future of that task or callback */
+    int firing;             /* inside run_conts: defer nested lists */
+    fut_t *active;          /* the future whose list is being fired */
+    fut_cont_t *alist;      /* what is left of that list */
+    fut_t *dhead, *dtail;   /* deferred completions (FIFO) */
+    void *slab;             /* free 128-byte blocks */
     unsigned slab_n;
     int slab_registered;
-    int slab_off;              /* this thread frees straight to the allocator */
+    int slab_off; /* this thread frees straight to the allocator */
     /* inline executor's trampoline (executors/inline.c) */
     int inline_depth;
     fut_task_t *inline_head, *inline_tail;
@@ -162,15 +164,15 @@ extern _Thread_local struct fut_tls fut__tls
     __attribute__((tls_model("initial-exec")));
 
 /* ---- allocation (alloc.c) ----------------------------------------------- */
-void *fut__alloc(size_t size);         /* NULL on failure */
+void *fut__alloc(size_t size); /* NULL on failure */
 void fut__free(void *p, size_t size);
-void *fut__sys_alloc(size_t size);     /* the installed allocator, no cache */
+void *fut__sys_alloc(size_t size); /* the installed allocator, no cache */
 void fut__sys_free(void *p);
 
 /* ---- futures (future.c) ------------------------------------------------- */
-fut_t *fut__new(enum fut_kind kind, uint32_t refs);  /* NULL on no memory */
-fut_t *fut__rejected(int err);        /* a settled-rejected future, or a
-                                         shared static one if no memory */
+fut_t *fut__new(enum fut_kind kind, uint32_t refs); /* NULL on no memory */
+fut_t *fut__rejected(int err); /* a settled-rejected future, or a
+                                  shared static one if no memory */
 bool fut__closed(const fut_t *f);
 fut_state_t fut__state_of(uintptr_t w);
 int fut__err_of(uintptr_t w);
@@ -190,7 +192,7 @@ void fut__attach(fut_t *f, fut_cont_t *c);
 /* Fires one deferred completion of this thread, if any (helping waits). */
 bool fut__drain_deferred_one(void);
 void fut__dispose(fut_result_t r);
-void fut__on_cancel(fut_t *f);        /* kind-specific clean-up: timers */
+void fut__on_cancel(fut_t *f); /* kind-specific clean-up: timers */
 
 /* ---- executors (executor.c) --------------------------------------------- */
 int fut__ex_submit(fut_executor_t *ex, fut_task_t *t);

@@ -86,10 +86,9 @@ static void cancel_timer(fut_t *f)
 {
     uint8_t expect = TS_ARMED;
     /* acq_rel: pairs with the release store of DONE in fire/drop. */
-    if (!atomic_compare_exchange_strong_explicit(&f->hold, &expect,
-                                                 TS_CANCEL_SENT,
-                                                 memory_order_acq_rel,
-                                                 memory_order_acquire))
+    if (!atomic_compare_exchange_strong_explicit(
+            &f->hold, &expect, TS_CANCEL_SENT, memory_order_acq_rel,
+            memory_order_acquire))
         return;
     fut_retain(f); /* the second hold */
     fut__ex_timer_cancel(f->ex, &f->u.tm.timer);

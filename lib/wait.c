@@ -29,8 +29,7 @@ void fut__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t timeout_ns)
         tp = &ts;
     }
     /* EINTR, EAGAIN (value changed) and ETIMEDOUT all mean "look again". */
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, tp, NULL,
-            0);
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, tp, NULL, 0);
 }
 
 void fut__futex_wake(_Atomic uint32_t *addr, int n)
@@ -84,8 +83,8 @@ int fut_wait(fut_t *f, int64_t timeout_ns)
     if (FUT__LIKELY(fut__closed(f)))
         return 0;
     fut_executor_t *cur = fut__tls.cur_ex;
-    if (cur && ((cur->ops->flags & FUT_EXECUTOR_NO_BLOCK) ||
-                f == fut__tls.cur_fut))
+    if (cur &&
+        ((cur->ops->flags & FUT_EXECUTOR_NO_BLOCK) || f == fut__tls.cur_fut))
         return FUT_EDEADLK;
     if (timeout_ns == 0)
         return FUT_ETIMEDOUT;

@@ -21,7 +21,7 @@ extern "C" {
 #define FUT_VERSION_MAJOR 0
 #define FUT_VERSION_MINOR 1
 #define FUT_VERSION_PATCH 0
-#define FUT_VERSION_HEX                                                   \
+#define FUT_VERSION_HEX                                                        \
     ((FUT_VERSION_MAJOR << 16) | (FUT_VERSION_MINOR << 8) | FUT_VERSION_PATCH)
 #define FUT_VERSION_STRING "0.1.0"
 
@@ -68,10 +68,10 @@ typedef enum fut_log_kind {
 typedef struct fut_log_event {
     fut_log_level_t level;
     fut_log_kind_t kind;
-    const char *msg;          /* formatted message, valid during the call */
-    const char *executor;     /* executor's name, or NULL */
-    const void *fn;           /* FUT_LOG_STALL: the callback's address */
-    uint64_t duration_ns;     /* FUT_LOG_STALL: how long it ran */
+    const char *msg;      /* formatted message, valid during the call */
+    const char *executor; /* executor's name, or NULL */
+    const void *fn;       /* FUT_LOG_STALL: the callback's address */
+    uint64_t duration_ns; /* FUT_LOG_STALL: how long it ran */
 } fut_log_event_t;
 
 typedef void (*fut_log_fn)(void *ud, const fut_log_event_t *ev);
@@ -81,6 +81,11 @@ typedef void (*fut_log_fn)(void *ud, const fut_log_event_t *ev);
  * runs on, concurrently; it must not block for long.
  * Threads: any; takes effect for events reported after it returns. */
 FUT_API void fut_set_log(fut_log_fn fn, void *ud);
+
+/* Reports EV (borrowed for the call) through the installed hook, if any:
+ * for executors and extensions that detect something worth hearing (the
+ * loop's stall reports use it).  Threads: any. */
+FUT_API void fut_log_emit(const fut_log_event_t *ev);
 
 /* Replaces the allocator the library uses for every allocation (NULL, NULL:
  * malloc and free).  Blocks cached in the calling thread's free lists are

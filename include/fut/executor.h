@@ -139,6 +139,18 @@ FUT_API void fut_timer_fire(fut_timer_t *t);
  * shutdown: a pending delay then settles FUT_ESHUTDOWN).  Ends the hold. */
 FUT_API void fut_timer_drop(fut_timer_t *t);
 
+/* For executors: the address of the application function TASK will call
+ * (its fut_async task or its then/catch/finally callback), for diagnostics
+ * such as stall reports.  Threads: any, while the executor holds TASK. */
+FUT_API const void *fut_task_fn_addr(const fut_task_t *task);
+
+/* For executors and extensions: allocate and free through the allocator the
+ * application installed with fut_set_allocator (malloc/free by default),
+ * so fault-injection tests reach executor memory too.  fut_alloc returns
+ * NULL on failure; fut_free(NULL) is a no-op.  Threads: any. */
+FUT_API void *fut_alloc(size_t size);
+FUT_API void fut_free(void *p);
+
 /* CLOCK_MONOTONIC now, in nanoseconds.  Threads: any. */
 FUT_API uint64_t fut_now_ns(void);
 

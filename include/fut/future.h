@@ -61,8 +61,14 @@ FUT_API fut_result_t fut_adopt(fut_t *other);
 /* The constructors above are also provided inline: building a result is on
  * every task's hot path.  The names still denote the exported functions when
  * not called (&fut_ok_i64 works). */
-enum { FUT__RK_OK, FUT__RK_OWNED, FUT__RK_I64, FUT__RK_FAIL, FUT__RK_FORWARD,
-       FUT__RK_ADOPT };
+enum {
+    FUT__RK_OK,
+    FUT__RK_OWNED,
+    FUT__RK_I64,
+    FUT__RK_FAIL,
+    FUT__RK_FORWARD,
+    FUT__RK_ADOPT
+};
 static inline fut_result_t fut__result(int kind, int err, void *p, int64_t v,
                                        fut_t *f, void (*dtor)(void *))
 {
