@@ -1,0 +1,199 @@
+/* libfut — the event loop's private header, shared by executors/loop.c
+ * (tasks, timers, the loop itself; its opening essay states the protocol)
+ * and executors/loop_fd.c (fd readiness).  Not installed. */
+#ifndef FUT_LOOP_IMPL_H
+#define FUT_LOOP_IMPL_H
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fut.h"
+
+#define DEFAULT_STALL_NS 100000000ull
+#define MAX_EVENTS 128
+#define TASK_BUDGET 1024 /* local tasks per round before looking at I/O */
+#define EV_WAKE UINT64_MAX
+
+enum { W_REMOTE = 0, W_FD, W_ORPHAN };
+
+struct loop;
+
+/* One fut_fd_ready future's waiter. */
+struct fdw {
+    struct fdw *next, *prev; /* on a wlist; NEXT links the rfd stack too */
+    struct loop *l;
+    fut_promise_t *p; /* NULL once consumed */
+    int fd;
+    unsigned events;  /* FUT_READABLE|FUT_WRITABLE */
+    int where;        /* W_* */
+    bool cancelled;   /* on_fd_cancel ran */
+    fut_result_t res; /* while being settled */
+};
+
+struct wlist {
+    struct fdw *head, *tail;
+};
+
+struct fdrec {
+    struct wlist ws;
+    uint32_t armed;  /* EPOLLIN/OUT enabled in the kernel */
+    bool registered; /* we believe epoll knows the fd */
+};
+
+struct hent {
+    uint64_t deadline, seq;
+    fut_timer_t *t;
+};
+
+struct loop {
+    fut_executor_t *ex;
+    int epfd, evfd;
+    uint64_t stall_ns;
+    double ns_per_tick;       /* > 0 once the TSC is calibrated (loop.c) */
+    uint64_t cal_tsc, cal_ns; /* calibration start */
+    bool cal_ok;              /* the TSC is invariant */
+    fut_log_fn log;
+    void *log_ud;
+
+    /* Hand-off stacks: any thread pushes, the loop takes all. */
+    char pad0_[64]; /* keep the hot shared words off the read-mostly ones */
+    _Atomic(fut_task_t *) rq;
+    _Atomic(struct fdw *) rfd;
+    _Atomic(fut_timer_t *) rstart;  /* linked through slot */
+    _Atomic(fut_timer_t *) rcancel; /* linked through next */
+    char pad1_[64];
+    atomic_uint sleeping;
+    atomic_uint stop; /* fut_loop_stop: release store, acquire load in run */
+    atomic_uint quit; /* destroy: same pairing */
+    atomic_uint gate_users, gate_closed; /* fut_fd_ready / stop vs destroy */
+
+    /* run/destroy hand-off (rare; a mutex is enough) */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool running, dead, destroy_deferred;
+
+    /* Loop-thread state. */
+    char pad2_[64];
+    fut_task_t *lq_head, *lq_tail;
+    struct hent *heap;
+    size_t hn, hcap;
+    uint64_t hseq;
+    struct fdrec *fds;
+    size_t nfds;
+    struct wlist orphans;
+
+    /* Counters: written by the loop thread only. */
+    _Atomic uint64_t n_tasks, n_submitted, n_timers, n_fd, n_wakeups, n_longest,
+        n_stalls;
+};
+
+/* The loop the calling thread is running (inside fut_loop_run), or NULL. */
+extern _Thread_local struct loop *fut__loop_tl;
+extern const fut_executor_ops_t fut__loop_ops;
+
+static inline void *xalloc(size_t n)
+{
+    return fut_alloc(n);
+}
+
+static inline void *xzalloc(size_t n)
+{
+    void *p = fut_alloc(n);
+    if (p)
+        memset(p, 0, n);
+    return p;
+}
+
+/* realloc through the application's allocator. */
+static inline void *xgrow(void *old, size_t old_n, size_t n)
+{
+    void *p = fut_alloc(n);
+    if (p && old)
+        memcpy(p, old, old_n < n ? old_n : n);
+    if (p)
+        fut_free(old);
+    return p;
+}
+
+static inline void xfree(void *p)
+{
+    fut_free(p);
+}
+
+static inline void bump(_Atomic uint64_t *c, uint64_t n)
+{
+    /* Single writer: relaxed load + store, no locked instruction. */
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+static inline void wake_always(struct loop *l)
+{
+    eventfd_write(l->evfd, 1);
+}
+
+/* After a push: wake the loop if it sleeps (see the essay). */
+static inline void wake_if_sleeping(struct loop *l)
+{
+    /* seq_cst load: pairs with the seq_cst store of sleeping = 1 in
+     * poll_io (Dekker); the exchange picks the one producer that writes. */
+    if (atomic_load_explicit(&l->sleeping, memory_order_seq_cst) &&
+        atomic_exchange_explicit(&l->sleeping, 0, memory_order_acq_rel))
+        wake_always(l);
+}
+
+/* ---- our gate for fut_fd_ready / fut_loop_stop from other threads ------ */
+
+static inline bool gate_enter(struct loop *l)
+{
+    /* seq_cst: pairs with the seq_cst store of gate_closed in destroy. */
+    atomic_fetch_add_explicit(&l->gate_users, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&l->gate_closed, memory_order_seq_cst)) {
+        atomic_fetch_sub_explicit(&l->gate_users, 1, memory_order_release);
+        return false;
+    }
+    return true;
+}
+
+static inline void gate_leave(struct loop *l)
+{
+    /* Release: pairs with the acquire load in loop_destroy. */
+    atomic_fetch_sub_explicit(&l->gate_users, 1, memory_order_release);
+}
+
+/* Stall detection: a mark is a point in time in the loop's own unit; T0
+ * from fut__loop_mark, then fut__loop_account after each callback. */
+uint64_t fut__loop_mark(const struct loop *l);
+void fut__loop_account(struct loop *l, const void *fn, uint64_t *t0);
+
+/* Reverses a taken stack linked through NEXT into arrival order. */
+#define REVERSE(type, list, link)                                              \
+    do {                                                                       \
+        type *r_ = NULL;                                                       \
+        while (list) {                                                         \
+            type *n_ = (type *)(uintptr_t)list->link;                          \
+            list->link = (__typeof__(list->link))(uintptr_t)r_;                \
+            r_ = list;                                                         \
+            list = n_;                                                         \
+        }                                                                      \
+        list = r_;                                                             \
+    } while (0)
+
+/* loop_fd.c, all on the loop thread (or the destroying one). */
+void fut__loop_drain_fds(struct loop *l);
+void fut__loop_dispatch(struct loop *l, int fd, uint32_t events);
+void fut__loop_fd_shutdown(struct loop *l);
+
+#endif

@@ -1,0 +1,68 @@
+/* libfut — the event-loop executor: tasks, timers and fd readiness on one
+ * thread.  Include <fut.h>.
+ *
+ * A loop is an executor (fut_executor_t) whose tasks, timers (fut_delay,
+ * fut_timeout placed on it) and fd readiness futures all run on the one
+ * thread inside fut_loop_run.  Any thread may hand it work; the loop thread
+ * must never block: fut_wait there returns FUT_EDEADLK for a pending future,
+ * and a callback that runs longer than stall_ns is reported through the log
+ * hook (FUT_LOG_STALL). */
+#ifndef FUT_LOOP_H
+#define FUT_LOOP_H
+
+#include "executor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { FUT_READABLE = 1u << 0, FUT_WRITABLE = 1u << 1 };
+
+/* Loop options; a zeroed struct (or NULL) gives the defaults. */
+typedef struct fut_loop_opts {
+    uint64_t stall_ns; /* report callbacks longer than this; 0 = 100 ms,
+                          UINT64_MAX = never (pinned name) */
+    fut_log_fn log;    /* stall reports go here instead of the global hook
+                          (fut_set_log); NULL = the global hook */
+    void *log_ud;      /* passed back to LOG, borrowed */
+} fut_loop_opts_t;
+
+/* Creates a loop; it runs only inside fut_loop_run.  OPTS is copied.
+ * Returns: 0 and *OUT; FUT_EINVAL (OUT NULL); FUT_ENOMEM; -errno of
+ *   epoll_create1/eventfd.  Destroy it with fut_executor_destroy.
+ * Threads: any. */
+FUT_API int fut_loop_create(fut_executor_t **out, const fut_loop_opts_t *opts);
+
+/* Runs LOOP on the calling thread until UNTIL (borrowed) settles, or, with
+ * UNTIL NULL, until fut_loop_stop.  Tasks still queued when it returns stay
+ * queued for the next run.  A fut_loop_stop that came before the run makes
+ * it return after one round (as uv_stop does).
+ * Returns: 0; FUT_EINVAL (not a loop); FUT_EALREADY if another thread is
+ *   running it; FUT_ESHUTDOWN once fut_executor_destroy has begun.
+ * Threads: any, one at a time. */
+FUT_API int fut_loop_run(fut_executor_t *loop, fut_t *until);
+
+/* Makes a running fut_loop_run return soon (after the callback it is in).
+ * Threads: any, including the loop's own callbacks; a no-op for NULL or a
+ * loop being destroyed. */
+FUT_API void fut_loop_stop(fut_executor_t *loop);
+
+/* A future that fulfils, with fut_value_i64 = the ready subset of EVENTS,
+ * when FD is ready for EVENTS (FUT_READABLE and/or FUT_WRITABLE).  It
+ * rejects with -errno on an error (EPOLLERR: the socket's SO_ERROR, or
+ * -EPIPE) or with -EPIPE on a hang-up (a reader is still fulfilled while
+ * data is left to read).  Many futures may wait on one fd.  Cancelling the
+ * future deregisters FD from the loop (on the loop thread, soon).
+ * Ownership: returns a new reference; FD is borrowed: close it only once no
+ * future on it is pending (or after cancelling them).
+ * Returns: never NULL; FUT_EINVAL (not a loop, FD < 0, EVENTS empty or
+ *   unknown), FUT_ENOMEM, FUT_ESHUTDOWN (destroyed while pending), -errno
+ *   of epoll_ctl (EPERM: FD is a regular file).
+ * Threads: any; from another thread than the loop's, the fd is registered
+ * when the loop next wakes (it is woken). */
+FUT_API fut_t *fut_fd_ready(fut_executor_t *loop, int fd, unsigned events);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

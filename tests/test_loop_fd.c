@@ -1,0 +1,300 @@
+/* The loop's fd readiness: pipes and socketpairs, many futures on many
+ * fds, hang-ups and errors, cancellation deregisters, registration from
+ * another thread. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <fut.h>
+
+#define MS (1000 * 1000ull)
+
+static fut_executor_t *new_loop(void)
+{
+    fut_executor_t *l = NULL;
+    assert_int_equal(fut_loop_create(&l, NULL), 0);
+    return l;
+}
+
+/* Runs LOOP until F settles, or 5 s at most. */
+static void run_until(fut_executor_t *loop, fut_t *f)
+{
+    fut_t *deadline = fut_delay(loop, 5000 * MS);
+    fut_t *fs[2] = {fut_retain(f), deadline};
+    fut_t *r = fut_race(fs, 2);
+    assert_int_equal(fut_loop_run(loop, r), 0);
+    fut_cancel(deadline);
+    fut_release(r);
+    assert_int_not_equal(fut_state(f), FUT_PENDING);
+}
+
+/* Runs LOOP for about NS. */
+static void run_for(fut_executor_t *loop, uint64_t ns)
+{
+    fut_t *d = fut_delay(loop, ns);
+    assert_int_equal(fut_loop_run(loop, d), 0);
+    fut_release(d);
+}
+
+static void test_fd_pipe_readable_after_write(void **state)
+{
+    (void)state;
+    fut_executor_t *loop = new_loop();
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    fut_t *r = fut_fd_ready(loop, p[0], FUT_READABLE);
+    fut_t *w = fut_fd_ready(loop, p[1], FUT_WRITABLE);
+    run_until(loop, w);
+    assert_int_equal(fut_value_i64(w), FUT_WRITABLE);
+    run_for(loop, 5 * MS);
+    assert_int_equal(fut_state(r), FUT_PENDING);
+    assert_int_equal(write(p[1], "x", 1), 1);
+    run_until(loop, r);
+    assert_int_equal(fut_state(r), FUT_FULFILLED);
+    assert_int_equal(fut_value_i64(r), FUT_READABLE);
+    fut_stats_t st;
+    fut_executor_stats(loop, &st);
+    assert_true(st.fd_events >= 2);
+    fut_release(r), fut_release(w);
+    assert_int_equal(fut_executor_destroy(loop), 0);
+    close(p[0]), close(p[1]);
+}
+
+static void test_fd_pipe_hangups_reject_epipe(void **state)
+{
+    (void)state;
+    fut_executor_t *loop = new_loop();
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    /* Data before the hang-up is still readable. */
+    assert_int_equal(write(p[1], "x", 1), 1);
+    close(p[1]);
+    fut_t *r = fut_fd_ready(loop, p[0], FUT_READABLE);
+    run_until(loop, r);
+    assert_int_equal(fut_state(r), FUT_FULFILLED);
+    fut_release(r);
+    char c;
+    assert_int_equal(read(p[0], &c, 1), 1);
+    r = fut_fd_ready(loop, p[0], FUT_READABLE);
+    run_until(loop, r);
+    assert_int_equal(fut_error(r), -EPIPE);
+    fut_release(r);
+    close(p[0]);
+    /* The reader goes away: the writer's future rejects. */
+    assert_int_equal(pipe(p), 0);
+    close(p[0]);
+    fut_t *w = fut_fd_ready(loop, p[1], FUT_WRITABLE);
+    run_until(loop, w);
+    assert_int_equal(fut_error(w), -EPIPE);
+    fut_release(w);
+    close(p[1]);
+    assert_int_equal(fut_executor_destroy(loop), 0);
+}
+
+static void test_fd_socketpair_peer_close(void **state)
+{
+    (void)state;
+    fut_executor_t *loop = new_loop();
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    fut_t *r = fut_fd_ready(loop, sv[0], FUT_READABLE);
+    run_for(loop, 2 * MS);
+    assert_int_equal(fut_state(r), FUT_PENDING);
+    close(sv[1]);
+    run_until(loop, r);
+    assert_int_equal(fut_error(r), -EPIPE);
+    fut_t *w = fut_fd_ready(loop, sv[0], FUT_WRITABLE);
+    run_until(loop, w);
+    assert_int_equal(fut_error(w), -EPIPE);
+    fut_release(r), fut_release(w);
+    close(sv[0]);
+    assert_int_equal(fut_executor_destroy(loop), 0);
+}
+
+static void test_fd_many_futures_on_many_fds(void **state)
+{
+    (void)state;
+    enum { PAIRS = 64, PER = 3 };
+    fut_executor_t *loop = new_loop();
+    int sv[PAIRS][2];
+    fut_t *fs[PAIRS * PER];
+    for (int i = 0; i < PAIRS; i++) {
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv[i]), 0);
+        for (int k = 0; k < PER; k++)
+            fs[i * PER + k] = fut_fd_ready(loop, sv[i][0],
+                                           k == 2 ? FUT_READABLE | FUT_WRITABLE
+                                                  : FUT_READABLE);
+    }
+    run_for(loop, 2 * MS);
+    /* Only the read+write ones are ready (writable). */
+    for (int i = 0; i < PAIRS; i++) {
+        assert_int_equal(fut_state(fs[i * PER]), FUT_PENDING);
+        assert_int_equal(fut_value_i64(fs[i * PER + 2]), FUT_WRITABLE);
+    }
+    for (int i = 0; i < PAIRS; i++)
+        assert_int_equal(write(sv[i][1], "y", 1), 1);
+    fut_t *all = fut_all(fs, PAIRS * PER);
+    run_until(loop, all);
+    assert_int_equal(fut_state(all), FUT_FULFILLED);
+    for (int i = 0; i < PAIRS; i++)
+        assert_int_equal(fut_value_i64(fut_input(all, (size_t)i * PER)),
+                         FUT_READABLE);
+    fut_release(all);
+    for (int i = 0; i < PAIRS; i++)
+        close(sv[i][0]), close(sv[i][1]);
+    assert_int_equal(fut_executor_destroy(loop), 0);
+}
+
+static void test_fd_cancel_deregisters(void **state)
+{
+    (void)state;
+    fut_executor_t *loop = new_loop();
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    fut_t *r = fut_fd_ready(loop, p[0], FUT_READABLE);
+    run_for(loop, 1 * MS);
+    assert_int_equal(fut_cancel(r), 0);
+    run_for(loop, 1 * MS);
+    fut_stats_t a, b;
+    fut_executor_stats(loop, &a);
+    assert_int_equal(write(p[1], "z", 1), 1);
+    run_for(loop, 5 * MS);
+    fut_executor_stats(loop, &b);
+    assert_int_equal(b.fd_events, a.fd_events); /* nobody listens any more */
+    assert_int_equal(fut_error(r), FUT_ECANCELED);
+    fut_release(r);
+    /* Cancelled before the loop ever saw it. */
+    r = fut_fd_ready(loop, p[0], FUT_READABLE);
+    fut_cancel(r);
+    fut_t *r2 = fut_fd_ready(loop, p[0], FUT_READABLE);
+    run_until(loop, r2);
+    assert_int_equal(fut_value_i64(r2), FUT_READABLE);
+    assert_int_equal(fut_error(r), FUT_ECANCELED);
+    fut_release(r), fut_release(r2);
+    close(p[0]), close(p[1]);
+    assert_int_equal(fut_executor_destroy(loop), 0);
+}
+
+static void test_fd_regular_file_is_eperm(void **state)
+{
+    (void)state;
+    fut_executor_t *loop = new_loop();
+    char path[] = "/tmp/fut_loop_fdXXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    fut_t *r = fut_fd_ready(loop, fd, FUT_READABLE);
+    run_until(loop, r);
+    assert_int_equal(fut_error(r), -EPERM);
+    fut_release(r);
+    close(fd);
+    assert_int_equal(fut_executor_destroy(loop), 0);
+}
+
+struct pong {
+    fut_executor_t *loop;
+    int fd;
+    int left;
+};
+
+/* A readiness chain: wait readable, read, write back, again. */
+static fut_result_t pong_step(void *arg, fut_t *src)
+{
+    struct pong *p = arg;
+    (void)src;
+    char c;
+    if (read(p->fd, &c, 1) != 1)
+        return fut_fail(-EIO);
+    if (--p->left == 0)
+        return fut_ok(NULL);
+    if (write(p->fd, &c, 1) != 1)
+        return fut_fail(-EIO);
+    return fut_adopt(fut_then(fut_fd_ready(p->loop, p->fd, FUT_READABLE),
+                              p->loop, pong_step, p));
+}
+
+static void *echo_peer(void *arg)
+{
+    int fd = *(int *)arg;
+    char c;
+    while (read(fd, &c, 1) == 1)
+        if (write(fd, &c, 1) != 1)
+            break;
+    return NULL;
+}
+
+static void test_fd_chain_with_peer_thread(void **state)
+{
+    (void)state;
+    fut_executor_t *loop = new_loop();
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    pthread_t th;
+    pthread_create(&th, NULL, echo_peer, &sv[1]);
+    struct pong p = {loop, sv[0], 1000};
+    assert_int_equal(write(sv[0], "a", 1), 1);
+    fut_t *f =
+        fut_then(fut_fd_ready(loop, sv[0], FUT_READABLE), loop, pong_step, &p);
+    run_until(loop, f);
+    assert_int_equal(fut_state(f), FUT_FULFILLED);
+    assert_int_equal(p.left, 0);
+    fut_release(f);
+    shutdown(sv[0], SHUT_RDWR);
+    pthread_join(th, NULL);
+    close(sv[0]), close(sv[1]);
+    assert_int_equal(fut_executor_destroy(loop), 0);
+}
+
+struct cross {
+    fut_executor_t *loop;
+    int fd;
+    fut_t *f;
+};
+
+static void *register_from_thread(void *arg)
+{
+    struct cross *c = arg;
+    c->f = fut_fd_ready(c->loop, c->fd, FUT_WRITABLE);
+    return NULL;
+}
+
+static void test_fd_registered_from_another_thread(void **state)
+{
+    (void)state;
+    fut_executor_t *loop = new_loop();
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    struct cross c = {loop, p[1], NULL};
+    pthread_t th;
+    pthread_create(&th, NULL, register_from_thread, &c);
+    pthread_join(th, NULL);
+    run_until(loop, c.f);
+    assert_int_equal(fut_value_i64(c.f), FUT_WRITABLE);
+    fut_release(c.f);
+    close(p[0]), close(p[1]);
+    assert_int_equal(fut_executor_destroy(loop), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fd_pipe_readable_after_write),
+        cmocka_unit_test(test_fd_pipe_hangups_reject_epipe),
+        cmocka_unit_test(test_fd_socketpair_peer_close),
+        cmocka_unit_test(test_fd_many_futures_on_many_fds),
+        cmocka_unit_test(test_fd_cancel_deregisters),
+        cmocka_unit_test(test_fd_regular_file_is_eperm),
+        cmocka_unit_test(test_fd_chain_with_peer_thread),
+        cmocka_unit_test(test_fd_registered_from_another_thread),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
