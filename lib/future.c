@@ -57,6 +57,7 @@
  * this future hanging on another's list, an executor holding its task or
  * timer, and a future that borrows its value (owner).  The last release
  * runs the value's destructor and frees the block. */
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -365,11 +366,26 @@ void fut__attach(fut_t *f, fut_cont_t *c)
 
 /* One CAS from pending-unclaimed to NW; false if someone settled or claimed
  * F first. */
+/* F is claimed by another settler: wait the few instructions until it
+ * closes, so that whoever is told "already settled" finds it settled.  A
+ * claim window holds no user code and no lock (settle_like: copy a value,
+ * exchange the word), so this never waits on the caller itself. */
+static void await_close(fut_t *f)
+{
+    for (unsigned i = 0; !(load_word(f) & W_CLOSED); i++)
+        if (i >= 64)
+            sched_yield(); /* the claimer was preempted */
+}
+
 static bool close_cas(fut_t *f, uintptr_t nw)
 {
     uintptr_t w = atomic_load_explicit(&f->word, memory_order_relaxed);
     do {
-        if (w & (W_CLAIMED | W_CLOSED))
+        if (w & W_CLAIMED) {
+            await_close(f);
+            return false;
+        }
+        if (w & W_CLOSED)
             return false;
         /* acq_rel: the release publishes the value fields written before
          * (pairs with load_word); the acquire pairs with attach's release
@@ -380,11 +396,15 @@ static bool close_cas(fut_t *f, uintptr_t nw)
     return true;
 }
 
-bool fut__claim(fut_t *f)
+static bool claim(fut_t *f)
 {
     uintptr_t w = atomic_load_explicit(&f->word, memory_order_relaxed);
     do {
-        if (w & (W_CLAIMED | W_CLOSED))
+        if (w & W_CLAIMED) {
+            await_close(f);
+            return false;
+        }
+        if (w & W_CLOSED)
             return false;
         /* Relaxed is enough: the claim publishes nothing; close_claimed's
          * exchange is the release that matters. */
@@ -399,11 +419,6 @@ static void close_claimed(fut_t *f, uintptr_t nw)
     /* acq_rel: pairs with load_word (value) and with attach (nodes). */
     uintptr_t w = atomic_exchange_explicit(&f->word, nw, memory_order_acq_rel);
     run_conts(f, (fut_cont_t *)(w & W_PTR));
-}
-
-void fut__close_claimed_err(fut_t *f, fut_state_t state, int err)
-{
-    close_claimed(f, W_SETTLED(state, err));
 }
 
 bool fut__settle_err(fut_t *f, fut_state_t state, int err)
@@ -431,7 +446,7 @@ static void copy_value(fut_t *f, fut_t *src)
 
 bool fut__settle_like(fut_t *f, fut_t *src)
 {
-    if (!fut__claim(f))
+    if (!claim(f))
         return false;
     uintptr_t sw = load_word(src);
     fut_state_t s = fut__state_of(sw);

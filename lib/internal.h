@@ -79,6 +79,7 @@ enum {
     TS_NONE = 0,    /* no timer armed */
     TS_ARMED,       /* an executor holds it */
     TS_CANCEL_SENT, /* the core asked the executor to let go */
+    TS_FIRING,      /* a timeout is firing: it cancels its input itself */
     TS_DONE         /* fired or dropped: the executor let go */
 };
 
@@ -184,10 +185,6 @@ bool fut__settle_err(fut_t *f, fut_state_t state, int err);
 /* Settles F like settled SRC (value borrowed through owner); claim-based, so
  * several threads may race to do it.  False if F was settled first. */
 bool fut__settle_like(fut_t *f, fut_t *src);
-/* Two-step settle for outcomes that must act before anyone sees them:
- * claim F (false if settled or claimed already), act, then close it. */
-bool fut__claim(fut_t *f);
-void fut__close_claimed_err(fut_t *f, fut_state_t state, int err);
 void fut__attach(fut_t *f, fut_cont_t *c);
 /* Fires one deferred completion of this thread, if any (helping waits). */
 bool fut__drain_deferred_one(void);

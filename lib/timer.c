@@ -16,7 +16,8 @@
  * is not sent at all.
  *
  *     ARMED --fire/drop--> DONE
- *       \--cancel (CAS)--> CANCEL_SENT --fire/drop--> DONE
+ *       |  \--cancel (CAS)--> CANCEL_SENT --fire/drop--> DONE
+ *       \--timeout fires--> FIRING (cancels the input) --> DONE
  *
  * THE SERVICE
  *
@@ -57,17 +58,23 @@ static fut_t *timer_future(fut_timer_t *t)
 void fut_timer_fire(fut_timer_t *t)
 {
     fut_t *f = timer_future(t);
-    /* Release: orders nothing of ours; paired with the CAS in
-     * cancel_timer only to decide whether a cancel is still worth sending. */
-    atomic_store_explicit(&f->hold, TS_DONE, memory_order_release);
     if (f->kind == FK_DELAY) {
+        /* Release: paired with the CAS in cancel_timer only to decide
+         * whether a cancel is still worth sending. */
+        atomic_store_explicit(&f->hold, TS_DONE, memory_order_release);
         fut__settle_err(f, FUT_FULFILLED, 0);
-    } else if (fut__claim(f)) {
-        /* Claimed first, so the input's cancellation cannot settle F as
-         * cancelled, and cancelled before F closes, so whoever sees F time
-         * out also sees its input cancelled. */
+    } else if (!fut__closed(f)) {
+        /* The input is cancelled before F settles, so whoever sees F time
+         * out sees its input cancelled too.  FIRING tells the input's node
+         * (timeout_input_fire) that this cancellation is ours, so it does
+         * not settle F as merely cancelled.  Release: pairs with the
+         * acquire load there, on whichever thread fires the input. */
+        atomic_store_explicit(&f->hold, TS_FIRING, memory_order_release);
         fut_cancel(f->u.tm.input);
-        fut__close_claimed_err(f, FUT_CANCELLED, FUT_ETIMEDOUT);
+        fut__settle_err(f, FUT_CANCELLED, FUT_ETIMEDOUT);
+        atomic_store_explicit(&f->hold, TS_DONE, memory_order_release);
+    } else {
+        atomic_store_explicit(&f->hold, TS_DONE, memory_order_release);
     }
     fut_release(f);
 }
@@ -143,7 +150,10 @@ fut_t *fut_delay(fut_executor_t *ex, uint64_t ns)
 static void timeout_input_fire(fut_cont_t *c, fut_t *input)
 {
     fut_t *t = FUT__CONTAINER(c, fut_t, cont);
-    if (fut__settle_like(t, input))
+    bool ours =
+        fut_state(input) == FUT_CANCELLED &&
+        atomic_load_explicit(&t->hold, memory_order_acquire) == TS_FIRING;
+    if (!ours && fut__settle_like(t, input))
         cancel_timer(t);
     fut_release(t);
 }
