@@ -345,7 +345,7 @@ static void drain_starts(struct loop *l)
         fut_timer_t *next = (fut_timer_t *)(uintptr_t)t->slot;
         t->slot = SIZE_MAX;
         if (heap_insert(l, t))
-            fut_timer_drop(t); /* no memory: it can only end early */
+            fut_timer_fail(t, FUT_ENOMEM); /* no memory for the heap */
         t = next;
     }
 }

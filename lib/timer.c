@@ -79,13 +79,18 @@ void fut_timer_fire(fut_timer_t *t)
     fut_release(f);
 }
 
-void fut_timer_drop(fut_timer_t *t)
+void fut_timer_fail(fut_timer_t *t, int err)
 {
     fut_t *f = timer_future(t);
     atomic_store_explicit(&f->hold, TS_DONE, memory_order_release);
-    /* A pending future loses its timer only at shutdown. */
-    fut__settle_err(f, FUT_REJECTED, FUT_ESHUTDOWN);
+    fut__settle_err(f, FUT_REJECTED, err < 0 ? err : FUT_EINVAL);
     fut_release(f);
+}
+
+void fut_timer_drop(fut_timer_t *t)
+{
+    /* A pending future loses its timer only at shutdown. */
+    fut_timer_fail(t, FUT_ESHUTDOWN);
 }
 
 /* Asks F's executor to let go of F's timer, if it may still hold it. */

@@ -46,8 +46,9 @@ enum {
 };
 
 /* Returns a static description of ERR: the library's own words for the codes
- * above, strerror's for other -errno values, "application error" otherwise.
- * Threads: any.  Never NULL. */
+ * above; the system's description for other -errno values ("system error"
+ * if it has none); "application error" for other negative values; "not an
+ * error code" for positive ones.  Threads: any.  Never NULL. */
 FUT_API const char *fut_strerror(int err);
 
 /* Log levels and events.  The library never prints: it reports what an
@@ -88,9 +89,9 @@ FUT_API void fut_set_log(fut_log_fn fn, void *ud);
 FUT_API void fut_log_emit(const fut_log_event_t *ev);
 
 /* Replaces the allocator the library uses for every allocation (NULL, NULL:
- * malloc and free).  Blocks cached in the calling thread's free lists are
- * returned to the previous allocator first.
- * Threads: call it only while no libfut object is alive and no executor
+ * malloc and free; either one NULL also means malloc and free).  Blocks cached
+ * in the calling thread's free lists are returned to the previous allocator
+ * first. Threads: call it only while no libfut object is alive and no executor
  * thread runs (at start-up, or in a test between scenarios). */
 FUT_API void fut_set_allocator(void *(*alloc)(size_t), void (*dealloc)(void *));
 

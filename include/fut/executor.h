@@ -108,15 +108,19 @@ FUT_API void *fut_executor_impl(const fut_executor_t *ex,
  * handle must not be used afterwards; futures still attached to EX stay
  * safe (the core keeps what they need).
  * Returns: 0; FUT_EINVAL for NULL or fut_inline(); FUT_EDEADLK when called
- *   from one of EX's own threads.  Threads: any other. */
+ *   from a task running on EX; FUT_EALREADY when a destroy of EX already
+ *   began (a second call racing the first; after the first returned, the
+ *   handle is gone and using it is a use after free).
+ * Threads: any other than EX's own. */
 FUT_API int fut_executor_destroy(fut_executor_t *ex);
 
-/* EX's name ("inline", "pool", "loop", or the ops' name); "(null)" for NULL.
- * Static storage.  Threads: any. */
+/* EX's name: the ops' name ("inline", "pool", "loop", ...), "custom" when
+ * the ops have none, "(null)" for NULL.  Static storage.  Threads: any. */
 FUT_API const char *fut_executor_name(const fut_executor_t *ex);
 
 /* Fills OUT with EX's counters (totals).  Returns 0; FUT_EINVAL for NULL
- * arguments; an executor without stats gives all zeros.  Threads: any. */
+ * arguments; FUT_ESHUTDOWN (OUT zeroed) once EX's destroy began; an
+ * executor without stats gives all zeros.  Threads: any. */
 FUT_API int fut_executor_stats(const fut_executor_t *ex, fut_stats_t *out);
 
 /* The executor whose task the calling thread is running, or NULL. */
@@ -138,6 +142,11 @@ FUT_API void fut_timer_fire(fut_timer_t *t);
 /* For executors with timers: give T back unfired (after timer_cancel, or at
  * shutdown: a pending delay then settles FUT_ESHUTDOWN).  Ends the hold. */
 FUT_API void fut_timer_drop(fut_timer_t *t);
+
+/* For executors with timers: give T back unfired because it could not be
+ * kept (ERR, e.g. FUT_ENOMEM when a deferred start finds no memory): a
+ * pending delay or timeout settles with ERR.  Ends the hold. */
+FUT_API void fut_timer_fail(fut_timer_t *t, int err);
 
 /* For executors: the address of the application function TASK will call
  * (its fut_async task or its then/catch/finally callback), for diagnostics
