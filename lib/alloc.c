@@ -9,6 +9,7 @@
  * called on it.  Under AddressSanitizer there are no free lists (see
  * SLABS_ON). */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -38,8 +39,53 @@ void fut__sys_free(void *p)
         free(p);
 }
 
+static void register_exit(struct fut_tls *t);
+
+enum { QUARANTINE_MAX = 4096 };
+
+static void quarantine_flush(struct fut_tls *t, unsigned keep)
+{
+    while (t->quar_n > keep) {
+        fut_t *f = t->quar_head;
+        t->quar_head = f->dnext;
+        if (!t->quar_head)
+            t->quar_tail = NULL;
+        t->quar_n--;
+        fut__sys_free(f);
+    }
+}
+
+void fut__quarantine(fut_t *f)
+{
+    struct fut_tls *t = &fut__tls;
+    if (t->slab_off) { /* keeps nothing (the timer thread) */
+        fut__sys_free(f);
+        return;
+    }
+    register_exit(t);
+    f->dnext = NULL;
+    if (t->quar_tail)
+        t->quar_tail->dnext = f;
+    else
+        t->quar_head = f;
+    t->quar_tail = f;
+    t->quar_n++;
+    quarantine_flush(t, QUARANTINE_MAX);
+}
+
+void fut__misuse(const char *what, const void *f)
+{
+    char msg[160];
+    snprintf(msg, sizeof msg, "libfut: %s of future %p after its last release",
+             what, f);
+    fut_log_event_t ev = {.level = FUT_LOG_ERROR, .msg = msg};
+    fut__log_event(&ev);
+    abort();
+}
+
 static void slab_flush(struct fut_tls *t)
 {
+    quarantine_flush(t, 0);
     while (t->slab) {
         void **b = t->slab;
         t->slab = *b;
@@ -50,8 +96,7 @@ static void slab_flush(struct fut_tls *t)
 
 static void slab_thread_exit(void *arg)
 {
-    (void)arg;
-    slab_flush(&fut__tls);
+    slab_flush(arg); /* the thread's own fut__tls, registered in fut__free */
 }
 
 static void key_init(void)
@@ -70,6 +115,16 @@ static void key_init(void)
 #else
 #define SLABS_ON 1
 #endif
+
+/* Makes this thread return what it caches when it exits. */
+static void register_exit(struct fut_tls *t)
+{
+    if (FUT__UNLIKELY(!t->slab_registered)) {
+        pthread_once(&g_key_once, key_init);
+        t->slab_registered = 1;
+        (void)pthread_setspecific(g_key, t);
+    }
+}
 
 void *fut__alloc(size_t size)
 {
@@ -93,12 +148,7 @@ void fut__free(void *p, size_t size)
         fut__sys_free(p);
         return;
     }
-    if (FUT__UNLIKELY(!t->slab_registered)) {
-        /* The destructor only runs for a non-NULL value: any will do. */
-        pthread_once(&g_key_once, key_init);
-        t->slab_registered = 1;
-        (void)pthread_setspecific(g_key, t);
-    }
+    register_exit(t);
     void **b = p;
     *b = t->slab;
     t->slab = b;

@@ -41,13 +41,22 @@ int fut_executor_create(fut_executor_t **out, const fut_executor_ops_t *ops,
     atomic_init(&ex->refs, 1);
     atomic_init(&ex->inflight, 0);
     atomic_init(&ex->closed, 0);
+    atomic_init(&ex->gone, 0);
     *out = ex;
     return 0;
 }
 
 void *fut_executor_impl(const fut_executor_t *ex, const fut_executor_ops_t *ops)
 {
-    return ex && ex->ops == ops ? ex->impl : NULL;
+    /* Acquire: pairs with the release store of gone in destroy.  A handle
+     * kept alive by pending futures after its destroy returned answers
+     * NULL, so executors' own entry points refuse it (FUT_EINVAL) instead
+     * of touching the freed IMPL. */
+    if (!ex || ex->ops != ops ||
+        atomic_load_explicit(&((fut_executor_t *)ex)->gone,
+                             memory_order_acquire))
+        return NULL;
+    return ex->impl;
 }
 
 void fut__ex_retain(fut_executor_t *ex)
@@ -132,6 +141,7 @@ int fut_executor_destroy(fut_executor_t *ex)
     while (atomic_load_explicit(&ex->inflight, memory_order_acquire) != 0)
         sched_yield();
     ex->ops->destroy(ex->impl);
+    atomic_store_explicit(&ex->gone, 1, memory_order_release);
     fut__ex_release(ex);
     return 0;
 }

@@ -137,10 +137,13 @@ fut_t *fut__rejected(int err)
 
 fut_t *fut_retain(fut_t *f)
 {
-    if (f && f != &g_enomem)
+    if (f && f != &g_enomem) {
         /* Relaxed: the caller already holds a reference, so nothing is
          * published by taking another (as in every refcount). */
-        atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+        uint32_t r =
+            atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+        FUT__CHECK_LIVE(r, f, "fut_retain");
+    }
     return f;
 }
 
@@ -168,7 +171,12 @@ static void destroy(fut_t *f)
     }
     if (f->flags & FF_EX_REF)
         fut__ex_release(f->ex);
+    atomic_store_explicit(&f->refs, FUT__DEAD, memory_order_relaxed);
+#ifdef FUT_DEBUG
+    fut__quarantine(f);
+#else
     fut__free(f, sizeof *f);
+#endif
 }
 
 void fut_release(fut_t *f)
@@ -179,7 +187,9 @@ void fut_release(fut_t *f)
      * (retaining needs a reference) and the count cannot change under us:
      * free without a locked instruction.  Acquire pairs with the release
      * of every earlier releaser, as the decrement below would. */
-    if (atomic_load_explicit(&f->refs, memory_order_acquire) == 1) {
+    uint32_t r = atomic_load_explicit(&f->refs, memory_order_acquire);
+    FUT__CHECK_LIVE(r, f, "fut_release");
+    if (r == 1) {
         destroy(f);
         return;
     }
@@ -553,6 +563,8 @@ fut_t *fut_promise_new(fut_promise_t **promise)
  * already (a double settle or drop while the future is still alive). */
 static bool promise_take(fut_t *f)
 {
+    FUT__CHECK_LIVE(atomic_load_explicit(&f->refs, memory_order_relaxed), f,
+                    "a promise handle's use");
     /* Relaxed: only decides who consumes the handle; the settle itself is
      * ordered by the state word. */
     return atomic_exchange_explicit(&f->hold, 0, memory_order_relaxed) == 1;

@@ -136,12 +136,13 @@ struct fut_executor {
     _Atomic uint32_t refs;     /* handle + pending continuations + timers */
     _Atomic uint32_t inflight; /* foreign-thread calls into ops: executor.c */
     _Atomic uint32_t closed;   /* set once by fut_executor_destroy */
+    _Atomic uint32_t gone;     /* IMPL freed: fut_executor_impl says NULL */
     uint32_t is_static;        /* never destroyed (inline, timer service) */
 };
 
 #define FUT__EXECUTOR_STATIC(OPS, IMPL)                                        \
     {                                                                          \
-        (OPS), (IMPL), 1, 0, 0, 1                                              \
+        (OPS), (IMPL), 1, 0, 0, 0, 1                                           \
     }
 
 /* ---- per-thread context ------------------------------------------------- */
@@ -156,6 +157,8 @@ struct fut_tls {
     unsigned slab_n;
     int slab_registered;
     int slab_off; /* this thread frees straight to the allocator */
+    fut_t *quar_head, *quar_tail; /* FUT_DEBUG: released futures, kept */
+    unsigned quar_n;
     /* inline executor's trampoline (executors/inline.c) */
     int inline_depth;
     fut_task_t *inline_head, *inline_tail;
@@ -169,6 +172,24 @@ void *fut__alloc(size_t size); /* NULL on failure */
 void fut__free(void *p, size_t size);
 void *fut__sys_alloc(size_t size); /* the installed allocator, no cache */
 void fut__sys_free(void *p);
+
+/* ---- misuse: a released future is marked dead ----------------------------
+ * The last release sets the count to FUT__DEAD before the block goes back.
+ * A double release, a retain after the last release or a consumed promise
+ * used again then finds FUT__DEAD (as long as the block was not reused) and
+ * is reported through the log hook (FUT_LOG_ERROR) before the program is
+ * stopped with abort(), as assert() would.  Debug builds (FUT_DEBUG) also
+ * keep released futures out of reuse for a while (a per-thread quarantine,
+ * alloc.c), so the check catches late misuse too.  ASan builds catch the
+ * same misuse as a use after free. */
+#define FUT__DEAD 0xDEAD0000u
+void fut__quarantine(fut_t *f);
+void fut__misuse(const char *what, const void *f) __attribute__((noreturn));
+#define FUT__CHECK_LIVE(refs, f, what)                                         \
+    do {                                                                       \
+        if (FUT__UNLIKELY((refs) >= FUT__DEAD))                                \
+            fut__misuse((what), (f));                                          \
+    } while (0)
 
 /* ---- futures (future.c) ------------------------------------------------- */
 fut_t *fut__new(enum fut_kind kind, uint32_t refs); /* NULL on no memory */
