@@ -1,0 +1,609 @@
+/* Tests for the work-stealing pool (executors/pool.c) and its task groups.
+ * Small counts; tests/stress/pool_stress.c has the long versions.
+ * cmocka is not thread-safe: worker threads only record into atomics. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <fut.h>
+
+#include "stress/pool_dag.h"
+
+static fut_executor_t *make_pool(unsigned threads, unsigned spin)
+{
+    fut_pool_opts_t o = {.threads = threads, .spin = spin};
+    fut_executor_t *ex = NULL;
+
+    assert_int_equal(fut_pool_create(&ex, &o), 0);
+    assert_non_null(ex);
+    return ex;
+}
+
+/* ---- options ------------------------------------------------------------ */
+
+static void test_pool_create_rejects_bad_options(void **state)
+{
+    fut_pool_opts_t o = {0};
+    fut_executor_t *ex = (fut_executor_t *)&o;
+
+    (void)state;
+    assert_int_equal(fut_pool_create(NULL, NULL), FUT_EINVAL);
+    o.deque_capacity = 3;
+    assert_int_equal(fut_pool_create(&ex, &o), FUT_EINVAL);
+    assert_null(ex);
+    o.deque_capacity = 1;
+    assert_int_equal(fut_pool_create(&ex, &o), FUT_EINVAL);
+    o.deque_capacity = 4096 + 1;
+    assert_int_equal(fut_pool_create(&ex, &o), FUT_EINVAL);
+    o.deque_capacity = 0;
+    o.threads = 100000;
+    assert_int_equal(fut_pool_create(&ex, &o), FUT_EINVAL);
+}
+
+static void test_pool_defaults_use_online_cpus(void **state)
+{
+    fut_executor_t *ex = NULL;
+    fut_stats_t st;
+
+    (void)state;
+    assert_int_equal(fut_pool_create(&ex, NULL), 0);
+    assert_string_equal(fut_executor_name(ex), "pool");
+    assert_int_equal(fut_executor_stats(ex, &st), 0);
+    assert_int_equal(st.workers, (unsigned)sysconf(_SC_NPROCESSORS_ONLN));
+    assert_int_equal(fut_executor_destroy(ex), 0);
+}
+
+static bool thread_named(const char *want)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    bool found = false;
+
+    if (d == NULL)
+        return true; /* no procfs: nothing to check */
+    while (!found && (e = readdir(d)) != NULL) {
+        char path[300], comm[32] = "";
+        FILE *f;
+
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        if ((f = fopen(path, "r")) == NULL)
+            continue;
+        if (fgets(comm, sizeof comm, f) != NULL)
+            found = strncmp(comm, want, strlen(want)) == 0;
+        fclose(f);
+    }
+    closedir(d);
+    return found;
+}
+
+static void test_pool_names_its_threads(void **state)
+{
+    fut_pool_opts_t o = {.threads = 2, .name = "tpool"};
+    fut_executor_t *ex = NULL;
+
+    (void)state;
+    assert_int_equal(fut_pool_create(&ex, &o), 0);
+    assert_true(thread_named("tpool-1"));
+    assert_int_equal(fut_executor_destroy(ex), 0);
+}
+
+/* ---- running tasks ------------------------------------------------------ */
+
+static atomic_int ran;
+
+static fut_result_t count_task(void *arg)
+{
+    atomic_fetch_add(&ran, 1);
+    return fut_ok_i64((int64_t)(intptr_t)arg);
+}
+
+static void test_pool_runs_tasks_and_counts_them(void **state)
+{
+    fut_executor_t *ex = make_pool(2, 0);
+    fut_t *f[500];
+    fut_stats_t st, w0, w1;
+    int i;
+
+    (void)state;
+    atomic_store(&ran, 0);
+    for (i = 0; i < 500; i++)
+        f[i] = fut_async(ex, count_task, (void *)(intptr_t)i);
+    for (i = 0; i < 500; i++) {
+        assert_int_equal(fut_wait(f[i], -1), 0);
+        assert_int_equal(fut_value_i64(f[i]), i);
+        fut_release(f[i]);
+    }
+    assert_int_equal(atomic_load(&ran), 500);
+    /* A worker counts a task after fut_task_run returns, which is after
+     * the future settled: give the last count a moment to land. */
+    for (i = 0; i < 5000; i++) {
+        assert_int_equal(fut_executor_stats(ex, &st), 0);
+        if (st.tasks_run >= 500)
+            break;
+        usleep(1000);
+    }
+    assert_true(st.tasks_run >= 500);
+    assert_true(st.tasks_submitted >= 500);
+    assert_true(st.injection_batches >= 1);
+    assert_int_equal(st.workers, 2);
+    assert_int_equal(fut_pool_worker_stats(ex, 0, &w0), 0);
+    assert_int_equal(fut_pool_worker_stats(ex, 1, &w1), 0);
+    assert_int_equal(w0.workers, 1);
+    assert_true(w0.tasks_run + w1.tasks_run <= st.tasks_run + 2);
+    assert_int_equal(fut_pool_worker_stats(ex, 2, &w1), FUT_EINVAL);
+    assert_int_equal(fut_pool_worker_stats(NULL, 0, &w1), FUT_EINVAL);
+    assert_int_equal(fut_pool_worker_stats(ex, 0, NULL), FUT_EINVAL);
+    assert_int_equal(fut_pool_worker_stats(fut_inline(), 0, &w1), FUT_EINVAL);
+    assert_int_equal(fut_executor_destroy(ex), 0);
+}
+
+static void test_pool_random_dags_match_oracle(void **state)
+{
+    fut_executor_t *ex = make_pool(2, 0);
+    uint64_t seed;
+
+    (void)state;
+    for (seed = 1; seed <= 300; seed++)
+        assert_int_equal(dag_run(ex, seed, 40), 0);
+    assert_int_equal(fut_executor_destroy(ex), 0);
+}
+
+static void test_pool_random_dags_on_one_worker(void **state)
+{
+    fut_executor_t *ex = make_pool(1, 0);
+    uint64_t seed;
+
+    (void)state;
+    for (seed = 1000; seed < 1100; seed++)
+        assert_int_equal(dag_run(ex, seed, 40), 0);
+    assert_int_equal(fut_executor_destroy(ex), 0);
+}
+
+/* ---- outside submitters ------------------------------------------------- */
+
+#define SUBMITTERS 4
+#define PER_SUBMITTER 2000
+
+struct submitter {
+    fut_executor_t *ex;
+    atomic_int bad;
+};
+
+static void *submit_many(void *arg)
+{
+    struct submitter *s = arg;
+    static _Thread_local fut_t *f[PER_SUBMITTER];
+    int i;
+
+    for (i = 0; i < PER_SUBMITTER; i++)
+        f[i] = fut_async(s->ex, count_task, (void *)(intptr_t)i);
+    for (i = 0; i < PER_SUBMITTER; i++) {
+        if (fut_wait(f[i], -1) != 0 || fut_value_i64(f[i]) != i)
+            atomic_fetch_add(&s->bad, 1);
+        fut_release(f[i]);
+    }
+    return NULL;
+}
+
+static void test_pool_external_submission_from_four_threads(void **state)
+{
+    fut_executor_t *ex = make_pool(2, 0);
+    struct submitter s = {.ex = ex};
+    pthread_t t[SUBMITTERS];
+    int i;
+
+    (void)state;
+    atomic_store(&ran, 0);
+    for (i = 0; i < SUBMITTERS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, submit_many, &s), 0);
+    for (i = 0; i < SUBMITTERS; i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(atomic_load(&s.bad), 0);
+    assert_int_equal(atomic_load(&ran), SUBMITTERS * PER_SUBMITTER);
+    assert_int_equal(fut_executor_destroy(ex), 0);
+}
+
+/* ---- destroy ------------------------------------------------------------ */
+
+static fut_result_t busy_task(void *arg)
+{
+    volatile unsigned k;
+
+    (void)arg;
+    for (k = 0; k < 2000; k++)
+        ;
+    atomic_fetch_add(&ran, 1);
+    return fut_ok_i64(1);
+}
+
+/* A task that spawns a child and waits for it: work created while the pool
+ * is being destroyed still completes. */
+static fut_result_t parent_task(void *arg)
+{
+    fut_executor_t *ex = arg;
+    fut_t *c = fut_async(ex, busy_task, NULL);
+    int rc = fut_wait(c, -1);
+
+    fut_release(c);
+    atomic_fetch_add(&ran, 1);
+    return rc == 0 ? fut_ok_i64(1) : fut_fail(rc);
+}
+
+static void test_pool_destroy_finishes_queued_work(void **state)
+{
+    fut_executor_t *ex = make_pool(2, 0);
+    fut_t *f[2000];
+    int i;
+
+    (void)state;
+    atomic_store(&ran, 0);
+    for (i = 0; i < 2000; i++)
+        f[i] = i % 4 == 0 ? fut_async(ex, parent_task, ex)
+                          : fut_async(ex, busy_task, NULL);
+    assert_int_equal(fut_executor_destroy(ex), 0);
+    assert_int_equal(atomic_load(&ran), 2000 + 500);
+    for (i = 0; i < 2000; i++) {
+        assert_int_equal(fut_state(f[i]), FUT_FULFILLED);
+        fut_release(f[i]);
+    }
+}
+
+struct racer {
+    fut_executor_t *ex;
+    atomic_int accepted, refused, other;
+};
+
+static void *race_submit(void *arg)
+{
+    struct racer *r = arg;
+
+    for (;;) {
+        fut_t *f = fut_async(r->ex, busy_task, NULL);
+        int rc = fut_wait(f, -1);
+
+        if (rc == 0 && fut_state(f) == FUT_FULFILLED)
+            atomic_fetch_add(&r->accepted, 1);
+        else if (fut_error(f) == FUT_ESHUTDOWN) {
+            atomic_fetch_add(&r->refused, 1);
+            fut_release(f);
+            return NULL;
+        } else
+            atomic_fetch_add(&r->other, 1);
+        fut_release(f);
+    }
+}
+
+static fut_result_t never_called(void *arg, fut_t *src)
+{
+    (void)arg;
+    (void)src;
+    return fut_ok(NULL);
+}
+
+static void test_pool_destroy_races_submitters(void **state)
+{
+    fut_executor_t *ex = make_pool(2, 0);
+    struct racer r = {.ex = ex};
+    fut_promise_t *p;
+    fut_t *keep;
+    pthread_t t[3];
+    struct timespec ms = {0, 2000000};
+    int i;
+
+    (void)state;
+    atomic_store(&ran, 0);
+    /* A pending continuation on EX keeps its handle valid for the
+     * submitters after destroy returns (they then get FUT_ESHUTDOWN). */
+    keep = fut_then(fut_promise_new(&p), ex, never_called, NULL);
+    for (i = 0; i < 3; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, race_submit, &r), 0);
+    nanosleep(&ms, NULL);
+    assert_int_equal(fut_executor_destroy(ex), 0);
+    for (i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(atomic_load(&r.other), 0);
+    assert_int_equal(atomic_load(&r.refused), 3);
+    assert_int_equal(atomic_load(&ran), atomic_load(&r.accepted));
+    assert_int_equal(fut_promise_settle(p, fut_ok(NULL)), 0);
+    assert_int_equal(fut_wait(keep, -1), 0);
+    assert_int_equal(fut_error(keep), FUT_ESHUTDOWN);
+    fut_release(keep);
+}
+
+/* ---- lost wake-ups ------------------------------------------------------ */
+
+struct stamp {
+    uint64_t submitted;
+    _Atomic uint64_t started;
+};
+
+static fut_result_t stamp_task(void *arg)
+{
+    struct stamp *s = arg;
+
+    atomic_store(&s->started, fut_now_ns());
+    return fut_ok(NULL);
+}
+
+/* Runs on a worker: pushes a child to its own deque, then stays busy long
+ * enough that the child must be stolen by the other (parked) worker. */
+static fut_result_t spawn_and_spin(void *arg)
+{
+    struct stamp *s = arg;
+    fut_t *c;
+
+    s->submitted = fut_now_ns();
+    c = fut_async(fut_executor_current(), stamp_task, s);
+    while (atomic_load(&s->started) == 0 &&
+           fut_now_ns() - s->submitted < 50000000ull)
+        ;
+    fut_release(c);
+    return fut_ok(NULL);
+}
+
+static void test_pool_no_lost_wakeups(void **state)
+{
+    /* spin = 1: workers park almost at once, so every submit races a
+     * worker that is going to sleep. */
+    fut_executor_t *ex = make_pool(2, 1);
+    uint64_t worst = 0, seed = 12345;
+    fut_stats_t st;
+    int i;
+
+    (void)state;
+    for (i = 0; i < 300; i++) {
+        struct stamp s = {0};
+        struct timespec gap = {0, (long)(dag_rand(&seed) % 300000)};
+        fut_t *f;
+
+        nanosleep(&gap, NULL);
+        if (i % 2 == 0) {
+            s.submitted = fut_now_ns();
+            f = fut_async(ex, stamp_task, &s);
+        } else {
+            f = fut_async(ex, spawn_and_spin, &s);
+        }
+        /* A liveness bound, not a timing test. */
+        assert_int_equal(fut_wait(f, 2000000000ll), 0);
+        while (atomic_load(&s.started) == 0)
+            sched_yield();
+        if (atomic_load(&s.started) - s.submitted > worst)
+            worst = atomic_load(&s.started) - s.submitted;
+        fut_release(f);
+    }
+    assert_true(worst < 1000000000ull);
+    assert_int_equal(fut_executor_stats(ex, &st), 0);
+    assert_true(st.parks > 0);
+    assert_int_equal(fut_executor_destroy(ex), 0);
+}
+
+/* ---- nested fork-join --------------------------------------------------- */
+
+static fut_result_t fib_task(void *arg)
+{
+    int64_t n = (int64_t)(intptr_t)arg;
+    fut_t *a, *b;
+    int64_t v;
+
+    if (n < 2)
+        return fut_ok_i64(n);
+    a = fut_async(fut_executor_current(), fib_task, (void *)(intptr_t)(n - 1));
+    b = fut_async(fut_executor_current(), fib_task, (void *)(intptr_t)(n - 2));
+    if (fut_wait(a, -1) != 0 || fut_wait(b, -1) != 0)
+        v = -1;
+    else
+        v = fut_value_i64(a) + fut_value_i64(b);
+    fut_release(a);
+    fut_release(b);
+    return fut_ok_i64(v);
+}
+
+static void test_pool_nested_fib_on_one_worker(void **state)
+{
+    fut_executor_t *ex = make_pool(1, 0);
+    fut_t *f;
+
+    (void)state;
+    f = fut_async(ex, fib_task, (void *)(intptr_t)16);
+    assert_int_equal(fut_wait(f, 30000000000ll), 0);
+    assert_int_equal(fut_value_i64(f), 987);
+    fut_release(f);
+    assert_int_equal(fut_executor_destroy(ex), 0);
+}
+
+static void test_pool_nested_fib_on_two_workers(void **state)
+{
+    fut_executor_t *ex = make_pool(2, 0);
+    fut_t *f;
+
+    (void)state;
+    f = fut_async(ex, fib_task, (void *)(intptr_t)18);
+    assert_int_equal(fut_wait(f, 30000000000ll), 0);
+    assert_int_equal(fut_value_i64(f), 2584);
+    fut_release(f);
+    assert_int_equal(fut_executor_destroy(ex), 0);
+}
+
+static fut_result_t destroy_own_pool(void *arg)
+{
+    (void)arg;
+    return fut_ok_i64(fut_executor_destroy(fut_executor_current()));
+}
+
+static void test_pool_destroy_from_worker_is_edeadlk(void **state)
+{
+    fut_executor_t *ex = make_pool(1, 0);
+    fut_t *f;
+
+    (void)state;
+    f = fut_async(ex, destroy_own_pool, NULL);
+    assert_int_equal(fut_wait(f, -1), 0);
+    assert_int_equal(fut_value_i64(f), FUT_EDEADLK);
+    fut_release(f);
+    assert_int_equal(fut_executor_destroy(ex), 0);
+}
+
+/* ---- task groups -------------------------------------------------------- */
+
+struct gfib {
+    int n;
+    int64_t r;
+};
+
+static void gfib(void *arg)
+{
+    struct gfib *f = arg, a, b;
+    fut_group_t g;
+    fut_group_task_t t;
+
+    if (f->n < 2) {
+        f->r = f->n;
+        return;
+    }
+    a.n = f->n - 1;
+    b.n = f->n - 2;
+    if (fut_group_init(&g, NULL) != 0) {
+        f->r = -1000000; /* not on a worker: makes the result wrong */
+        return;
+    }
+    fut_group_spawn(&g, &t, gfib, &a);
+    gfib(&b);
+    fut_group_wait(&g);
+    f->r = a.r + b.r;
+}
+
+static fut_result_t gfib_task(void *arg)
+{
+    struct gfib *f = arg;
+
+    gfib(f);
+    return fut_ok_i64(f->r);
+}
+
+static void test_group_fib_matches(void **state)
+{
+    unsigned threads;
+
+    (void)state;
+    for (threads = 1; threads <= 2; threads++) {
+        fut_executor_t *ex = make_pool(threads, 0);
+        struct gfib f = {.n = 22};
+        fut_t *t = fut_async(ex, gfib_task, &f);
+
+        assert_int_equal(fut_wait(t, -1), 0);
+        assert_int_equal(fut_value_i64(t), 17711);
+        fut_release(t);
+        assert_int_equal(fut_executor_destroy(ex), 0);
+    }
+}
+
+static void add_one(void *arg)
+{
+    atomic_fetch_add((atomic_int *)arg, 1);
+}
+
+static void test_group_off_worker_and_reuse(void **state)
+{
+    fut_executor_t *ex = make_pool(2, 0);
+    fut_group_t g;
+    fut_group_task_t t[100];
+    atomic_int n = 0;
+    int round, i;
+
+    (void)state;
+    assert_int_equal(fut_group_init(&g, ex), 0);
+    for (round = 1; round <= 3; round++) {
+        for (i = 0; i < 100; i++)
+            fut_group_spawn(&g, &t[i], add_one, &n);
+        assert_int_equal(fut_group_wait(&g), 0);
+        assert_int_equal(atomic_load(&n), 100 * round);
+    }
+    assert_int_equal(fut_group_wait(&g), 0); /* empty: returns at once */
+    assert_int_equal(fut_executor_destroy(ex), 0);
+}
+
+/* Many children from one worker: more than the deque holds (overflow to
+ * the injection queue) and stolen by the other worker. */
+struct wide {
+    atomic_int n;
+    fut_group_task_t t[3000];
+};
+
+static fut_result_t wide_task(void *arg)
+{
+    struct wide *w = arg;
+    fut_group_t g;
+    int i;
+
+    if (fut_group_init(&g, fut_executor_current()) != 0)
+        return fut_fail(FUT_EINVAL);
+    for (i = 0; i < 3000; i++)
+        fut_group_spawn(&g, &w->t[i], add_one, &w->n);
+    fut_group_wait(&g);
+    return fut_ok_i64(atomic_load(&w->n));
+}
+
+static void test_group_overflow_and_steals(void **state)
+{
+    fut_pool_opts_t o = {.threads = 2, .deque_capacity = 64};
+    fut_executor_t *ex = NULL;
+    static struct wide w;
+    fut_t *f;
+
+    (void)state;
+    assert_int_equal(fut_pool_create(&ex, &o), 0);
+    atomic_store(&w.n, 0);
+    f = fut_async(ex, wide_task, &w);
+    assert_int_equal(fut_wait(f, -1), 0);
+    assert_int_equal(fut_value_i64(f), 3000);
+    fut_release(f);
+    assert_int_equal(fut_executor_destroy(ex), 0);
+}
+
+static void test_group_init_rejects_non_pool(void **state)
+{
+    fut_group_t g;
+    fut_executor_t *ex = make_pool(1, 0);
+
+    (void)state;
+    assert_int_equal(fut_group_init(NULL, ex), FUT_EINVAL);
+    assert_int_equal(fut_group_init(&g, NULL), FUT_EINVAL);
+    assert_int_equal(fut_group_init(&g, fut_inline()), FUT_EINVAL);
+    assert_int_equal(fut_group_init(&g, NULL), FUT_EINVAL); /* not a worker */
+    assert_int_equal(fut_executor_destroy(ex), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pool_create_rejects_bad_options),
+        cmocka_unit_test(test_pool_defaults_use_online_cpus),
+        cmocka_unit_test(test_pool_names_its_threads),
+        cmocka_unit_test(test_pool_runs_tasks_and_counts_them),
+        cmocka_unit_test(test_pool_random_dags_match_oracle),
+        cmocka_unit_test(test_pool_random_dags_on_one_worker),
+        cmocka_unit_test(test_pool_external_submission_from_four_threads),
+        cmocka_unit_test(test_pool_destroy_finishes_queued_work),
+        cmocka_unit_test(test_pool_destroy_races_submitters),
+        cmocka_unit_test(test_pool_no_lost_wakeups),
+        cmocka_unit_test(test_pool_nested_fib_on_one_worker),
+        cmocka_unit_test(test_pool_nested_fib_on_two_workers),
+        cmocka_unit_test(test_pool_destroy_from_worker_is_edeadlk),
+        cmocka_unit_test(test_group_fib_matches),
+        cmocka_unit_test(test_group_off_worker_and_reuse),
+        cmocka_unit_test(test_group_overflow_and_steals),
+        cmocka_unit_test(test_group_init_rejects_non_pool),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
