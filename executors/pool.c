@@ -225,21 +225,19 @@ static void full_barrier_everywhere(struct pool *p)
  * WAKE_PENDING keeps a burst of submits from sending one wake-up each
  * while the first one is still on its way (a sleeper takes microseconds to
  * run again, a submit nanoseconds): only the submitter that flips it 0->1
- * bumps the event count.  Every worker clears it when it ENTERS park(),
- * before it reads the event count.  Why it cannot strand a task:
- *  - a waker saw nsleepers > 0: a worker W that read the event count
- *    before this bump.  W either sleeps on the old value (its wait returns
- *    at once) or already left park() with work; either way W runs the
- *    scheduler loop again and passes park()'s entry (clearing the flag)
- *    before it can sleep, and re-checks every queue after that;
- *  - so no worker sleeps with the flag still set from before its own park
- *    entry, and a submit skipped because the flag was set is seen by the
- *    re-check of the next worker to park (the submit published first, then
- *    read the flag; the parker cleared it, then made a locked increment,
- *    then re-checked: one of the two sees the other).
- * Clearing on the way out of the wait instead is wrong: a worker that
- * leaves park() through the re-check before the waker's bump would leave
- * the flag set with nobody to clear it (found by pool_stress/bench). */
+ * bumps the event count.  Every worker clears it in park() right AFTER it
+ * reads the event count (v), and before its announce and re-check.  Why a
+ * submit S skipped because the flag was set cannot strand its task: the
+ * flag was set by a bump B that S's load saw.  A worker that later sleeps
+ * either read v before B (its wait returns at once, and it loops and
+ * re-checks), or read v after B and then cleared the flag after S's load
+ * saw it set; its locked increment and re-check come after that, and S
+ * published before its load, so the re-check sees S's task.
+ * Two wrong placements, both found with tests/model (spin) and kept there
+ * as broken variants: clearing on the way out of the wait (a worker that
+ * leaves through the re-check never clears), and clearing before reading
+ * v (two workers can both read v after B, find nothing, and sleep while
+ * the flag stays set, so every later submit skips its wake-up). */
 static void wake(struct pool *p, uint64_t *counter)
 {
     if (ck_pr_load_uint(&p->wake_pending) != 0 ||
@@ -458,10 +456,13 @@ static bool park(struct worker *w)
     struct pool *p = w->pool;
     uint32_t v;
 
-    /* Entering park re-arms wake-ups (see wake()).  The locked increment
-     * of nsleepers below makes this store visible before the re-check. */
-    ck_pr_store_uint(&p->wake_pending, 0);
     v = ck_ec32_value(&p->ec); /* acquire; before the re-check */
+    /* Re-arm wake-ups (see wake()), only now that V is read: a wake-up
+     * skipped because the flag was still set was sent before this point,
+     * so V already counts it... and any submit after the clear bumps the
+     * count past V.  The locked increment of nsleepers below makes this
+     * store visible before the re-check. */
+    ck_pr_store_uint(&p->wake_pending, 0);
 
     /* Locked: orders the increment before the re-check.  Pairs with
      * maybe_wake's plain load of nsleepers (see the protocol). */

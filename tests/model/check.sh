@@ -32,9 +32,8 @@ check() { # check EXPECT NAME FLAGS...
 check pass   sc
 check pass   tso                 -DTSO
 check pass   tso-no-membarrier   -DTSO -DBROKEN_NO_MEMBARRIER
-check pass   fix-clear-after-read -DCLEAR_AFTER_READ
-check pass   fix-clear-after-read-tso -DCLEAR_AFTER_READ -DTSO
 check caught announce-late       -DBROKEN_ANNOUNCE_LATE
 check caught no-recheck          -DBROKEN_NO_RECHECK
 check caught clear-on-exit       -DBROKEN_CLEAR_ON_EXIT
+check caught clear-before-read   -DBROKEN_CLEAR_BEFORE_READ
 exit $status

@@ -33,9 +33,10 @@
  *                         announcing itself (nsleepers += 1): a submit in
  *                         between sees no sleeper and sends no wake-up.
  *   BROKEN_NO_RECHECK     the parker never re-checks after announcing.
- *   CLEAR_AFTER_READ      the fix proposed for the lost wake-up the model
- *                         finds in pool.c as of 22:40 (README.md): clear
- *                         wake_pending after reading the event count.
+ *   BROKEN_CLEAR_BEFORE_READ  wake_pending cleared on entering park()
+ *                         *before* reading the event count: the lost
+ *                         wake-up the model found in pool.c as of 22:42
+ *                         (README.md); pool.c now clears it after.
  *   BROKEN_CLEAR_ON_EXIT  wake_pending is cleared when a sleeper leaves the
  *                         wait, not when a worker enters park() (the bug
  *                         pool.c's comment on wake() describes).
@@ -95,7 +96,7 @@ inline find_work()
 
 /* wake(): only the submitter that flips wake_pending 0 -> 1 bumps the
  * event count (a burst of submits sends one wake-up); every worker clears
- * the flag when it enters park(), before it reads the event count. */
+ * the flag in park(), right after it reads the event count. */
 inline wake()
 {
     if
@@ -176,12 +177,12 @@ loop:
     :: else -> skip
     fi;
     /* park */
-#if !defined(BROKEN_CLEAR_ON_EXIT) && !defined(CLEAR_AFTER_READ)
-    wake_pending = false;    /* re-arm wake-ups, before reading ec */
+#ifdef BROKEN_CLEAR_BEFORE_READ
+    wake_pending = false;    /* the 22:42 bug: re-armed before reading ec */
 #endif
     v = ec;
-#ifdef CLEAR_AFTER_READ
-    wake_pending = false;    /* proposed fix: re-arm after reading ec */
+#if !defined(BROKEN_CLEAR_ON_EXIT) && !defined(BROKEN_CLEAR_BEFORE_READ)
+    wake_pending = false;    /* re-arm wake-ups after reading ec (pool.c) */
 #endif
 #ifdef BROKEN_ANNOUNCE_LATE
     work_visible();
