@@ -75,7 +75,7 @@ void fut__ex_release(fut_executor_t *ex)
         fut__sys_free(ex);
 }
 
-static bool enter(fut_executor_t *ex)
+static inline bool enter(fut_executor_t *ex)
 {
     if (ex->is_static || fut__tls.cur_ex == ex)
         return true;
@@ -88,7 +88,7 @@ static bool enter(fut_executor_t *ex)
     return true;
 }
 
-static void leave(fut_executor_t *ex)
+static inline void leave(fut_executor_t *ex)
 {
     if (ex->is_static || fut__tls.cur_ex == ex)
         return;

@@ -96,11 +96,6 @@ static uintptr_t load_word(const fut_t *f)
     return atomic_load_explicit(&((fut_t *)f)->word, memory_order_acquire);
 }
 
-bool fut__closed(const fut_t *f)
-{
-    return (load_word(f) & W_CLOSED) != 0;
-}
-
 /* ---- allocation and references ----------------------------------------- */
 
 fut_t *fut__new(enum fut_kind kind, uint32_t refs)

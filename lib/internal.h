@@ -195,7 +195,14 @@ void fut__misuse(const char *what, const void *f) __attribute__((noreturn));
 fut_t *fut__new(enum fut_kind kind, uint32_t refs); /* NULL on no memory */
 fut_t *fut__rejected(int err); /* a settled-rejected future, or a
                                   shared static one if no memory */
-bool fut__closed(const fut_t *f);
+/* True once F is settled.  Acquire: pairs with the release that closed
+ * the word (future.c), so the outcome is readable after it.  Inline: it
+ * is on every wait's and every task's path. */
+static inline bool fut__closed(const fut_t *f)
+{
+    return (atomic_load_explicit(&((fut_t *)f)->word, memory_order_acquire) &
+            2u) != 0;
+}
 fut_state_t fut__state_of(uintptr_t w);
 int fut__err_of(uintptr_t w);
 /* Settles F from a single writer (its task, its promise): 0 or

@@ -63,7 +63,7 @@ static void waiter_fire(fut_cont_t *c, fut_t *src)
 /* Runs queued work this thread may run while it waits; true if it ran any. */
 static bool help_once(fut_executor_t *cur)
 {
-    if (fut__drain_deferred_one())
+    if (fut__tls.dhead && fut__drain_deferred_one())
         return true;
     return cur && cur->ops->try_run_one && cur->ops->try_run_one(cur->impl);
 }
