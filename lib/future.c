@@ -371,12 +371,16 @@ void fut__attach(fut_t *f, fut_cont_t *c)
 
 /* One CAS from pending-unclaimed to NW; false if someone settled or claimed
  * F first. */
-/* F is claimed by another settler: wait the few instructions until it
- * closes, so that whoever is told "already settled" finds it settled.  A
- * claim window holds no user code and no lock (settle_like: copy a value,
- * exchange the word), so this never waits on the caller itself. */
+/* F is claimed by another settler: wait until it closes, so that whoever
+ * is told "already settled" finds it settled.  Most claim windows are a
+ * few stores (settle_like: copy a value, exchange the word); a firing
+ * timeout's also cancels its input, which runs that input's continuations,
+ * so a callback there may come back here about F on the claiming thread
+ * itself: fut__tls.claiming names F then, and we answer at once. */
 static void await_close(fut_t *f)
 {
+    if (fut__tls.claiming == f)
+        return; /* called back from inside our own claim window */
     for (unsigned i = 0; !(load_word(f) & W_CLOSED); i++)
         if (i >= 64)
             sched_yield(); /* the claimer was preempted */
@@ -401,7 +405,7 @@ static bool close_cas(fut_t *f, uintptr_t nw)
     return true;
 }
 
-static bool claim(fut_t *f)
+bool fut__claim(fut_t *f)
 {
     uintptr_t w = atomic_load_explicit(&f->word, memory_order_relaxed);
     do {
@@ -424,6 +428,11 @@ static void close_claimed(fut_t *f, uintptr_t nw)
     /* acq_rel: pairs with load_word (value) and with attach (nodes). */
     uintptr_t w = atomic_exchange_explicit(&f->word, nw, memory_order_acq_rel);
     run_conts(f, (fut_cont_t *)(w & W_PTR));
+}
+
+void fut__close_claimed_err(fut_t *f, fut_state_t state, int err)
+{
+    close_claimed(f, W_SETTLED(state, err));
 }
 
 bool fut__settle_err(fut_t *f, fut_state_t state, int err)
@@ -451,7 +460,7 @@ static void copy_value(fut_t *f, fut_t *src)
 
 bool fut__settle_like(fut_t *f, fut_t *src)
 {
-    if (!claim(f))
+    if (!fut__claim(f))
         return false;
     uintptr_t sw = load_word(src);
     fut_state_t s = fut__state_of(sw);

@@ -79,7 +79,6 @@ enum {
     TS_NONE = 0,    /* no timer armed */
     TS_ARMED,       /* an executor holds it */
     TS_CANCEL_SENT, /* the core asked the executor to let go */
-    TS_FIRING,      /* a timeout is firing: it cancels its input itself */
     TS_DONE         /* fired or dropped: the executor let go */
 };
 
@@ -149,6 +148,7 @@ struct fut_executor {
 struct fut_tls {
     fut_executor_t *cur_ex; /* executor whose task this thread runs */
     fut_t *cur_fut;         /* the future of that task or callback */
+    fut_t *claiming;        /* future this thread claimed and acts for */
     int firing;             /* inside run_conts: defer nested lists */
     fut_t *active;          /* the future whose list is being fired */
     fut_cont_t *alist;      /* what is left of that list */
@@ -213,6 +213,11 @@ bool fut__settle_err(fut_t *f, fut_state_t state, int err);
 /* Settles F like settled SRC (value borrowed through owner); claim-based, so
  * several threads may race to do it.  False if F was settled first. */
 bool fut__settle_like(fut_t *f, fut_t *src);
+/* Two-step settle for an outcome that must act before anyone sees it (a
+ * firing timeout cancels its input first): claim F (false if settled or
+ * claimed already), act with fut__tls.claiming = F, then close it. */
+bool fut__claim(fut_t *f);
+void fut__close_claimed_err(fut_t *f, fut_state_t state, int err);
 void fut__attach(fut_t *f, fut_cont_t *c);
 /* Fires one deferred completion of this thread, if any (helping waits). */
 bool fut__drain_deferred_one(void);

@@ -16,8 +16,11 @@
  * is not sent at all.
  *
  *     ARMED --fire/drop--> DONE
- *       |  \--cancel (CAS)--> CANCEL_SENT --fire/drop--> DONE
- *       \--timeout fires--> FIRING (cancels the input) --> DONE
+ *       \--cancel (CAS)--> CANCEL_SENT --fire/drop--> DONE
+ *
+ * A firing timeout claims its future (future.c), cancels its input, then
+ * closes: the timeout wins atomically, its input is cancelled only if it
+ * won, and anyone who sees it time out sees the input cancelled.
  *
  * THE SERVICE
  *
@@ -63,18 +66,21 @@ void fut_timer_fire(fut_timer_t *t)
          * whether a cancel is still worth sending. */
         atomic_store_explicit(&f->hold, TS_DONE, memory_order_release);
         fut__settle_err(f, FUT_FULFILLED, 0);
-    } else if (!fut__closed(f)) {
-        /* The input is cancelled before F settles, so whoever sees F time
-         * out sees its input cancelled too.  FIRING tells the input's node
-         * (timeout_input_fire) that this cancellation is ours, so it does
-         * not settle F as merely cancelled.  Release: pairs with the
-         * acquire load there, on whichever thread fires the input. */
-        atomic_store_explicit(&f->hold, TS_FIRING, memory_order_release);
-        fut_cancel(f->u.tm.input);
-        fut__settle_err(f, FUT_CANCELLED, FUT_ETIMEDOUT);
-        atomic_store_explicit(&f->hold, TS_DONE, memory_order_release);
     } else {
         atomic_store_explicit(&f->hold, TS_DONE, memory_order_release);
+        if (fut__claim(f)) {
+            /* Claimed first: the timeout has won (a racing fut_cancel of F
+             * answers FUT_EALREADY once F closes), the input is cancelled
+             * only because it won, and the input's cancellation cannot
+             * settle F as merely cancelled.  Closed last: whoever sees F
+             * time out sees its input cancelled. */
+            struct fut_tls *tls = &fut__tls;
+            fut_t *prev = tls->claiming;
+            tls->claiming = f;
+            fut_cancel(f->u.tm.input);
+            tls->claiming = prev;
+            fut__close_claimed_err(f, FUT_CANCELLED, FUT_ETIMEDOUT);
+        }
     }
     fut_release(f);
 }
@@ -155,10 +161,7 @@ fut_t *fut_delay(fut_executor_t *ex, uint64_t ns)
 static void timeout_input_fire(fut_cont_t *c, fut_t *input)
 {
     fut_t *t = FUT__CONTAINER(c, fut_t, cont);
-    bool ours =
-        fut_state(input) == FUT_CANCELLED &&
-        atomic_load_explicit(&t->hold, memory_order_acquire) == TS_FIRING;
-    if (!ours && fut__settle_like(t, input))
+    if (fut__settle_like(t, input))
         cancel_timer(t);
     fut_release(t);
 }

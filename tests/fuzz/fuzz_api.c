@@ -78,7 +78,8 @@
 enum { MAXN = 48, MAXT = 4, MAXOPS = 256, MAXIN = 4 };
 #define HUGE_NS UINT64_MAX
 
-/* ---- owned values --------------------------------------------------------- */
+/* ---- owned values ---------------------------------------------------------
+ */
 
 #define VAL_MAGIC 0x5a5af00dcafe1234ull
 typedef struct val {
@@ -112,15 +113,26 @@ static void val_free(void *p)
     free(v);
 }
 
-/* ---- the model ------------------------------------------------------------ */
+/* ---- the model ------------------------------------------------------------
+ */
 
 enum kind {
-    K_PROMISE, K_READY, K_ASYNC, K_THEN, K_CATCH, K_FINALLY,
-    K_ALL, K_ALLS, K_ANY, K_RACE, K_TIMEOUT, K_DELAY
+    K_PROMISE,
+    K_READY,
+    K_ASYNC,
+    K_THEN,
+    K_CATCH,
+    K_FINALLY,
+    K_ALL,
+    K_ALLS,
+    K_ANY,
+    K_RACE,
+    K_TIMEOUT,
+    K_DELAY
 };
-static const char *kind_name[] = {"promise", "ready", "async", "then",
-                                  "catch", "finally", "all", "all_settled",
-                                  "any", "race", "timeout", "delay"};
+static const char *kind_name[] = {
+    "promise", "ready",       "async", "then", "catch",   "finally",
+    "all",     "all_settled", "any",   "race", "timeout", "delay"};
 
 /* What a callback, a task, a ready or a settle returns. */
 enum mode {
@@ -134,12 +146,12 @@ enum mode {
 };
 static int g_static;
 
-typedef struct inst {      /* one executor instance */
-    int kind;              /* 0 inline, 1 testexec, 2 pool */
+typedef struct inst { /* one executor instance */
+    int kind;         /* 0 inline, 1 testexec, 2 pool */
     fut_executor_t *ex;
     testexec_t *tx;
     bool destroyed;
-    bool deterministic;    /* runs only on this thread when told to */
+    bool deterministic; /* runs only on this thread when told to */
 } inst_t;
 
 typedef struct outcome {
@@ -153,28 +165,29 @@ typedef struct outcome {
 typedef struct node {
     int id;
     enum kind kind;
-    fut_t *f;              /* the program's reference; NULL once released */
-    fut_promise_t *p;      /* the promise handle until consumed */
-    inst_t *in_ex;         /* executor of a task / callback / delay */
+    fut_t *f;           /* the program's reference; NULL once released */
+    const fut_t *ident; /* f as made; kept after release: identity */
+    fut_promise_t *p;   /* the promise handle until consumed */
+    inst_t *in_ex;      /* executor of a task / callback / delay */
     enum mode mode;
-    int target;            /* adopt/forward source node, -1 none */
-    fut_t *target_ref;     /* reference kept for the callback's adopt */
+    int target;        /* adopt/forward source node, -1 none */
+    fut_t *target_ref; /* reference kept for the callback's adopt */
     int in[MAXIN];
     int nin;
-    uint64_t ns;           /* timeout / delay */
+    uint64_t ns; /* timeout / delay */
     /* facts */
-    atomic_int calls;      /* callback / task runs */
-    _Atomic(void *) ret;   /* owned value the callback returned */
-    bool cancelled;        /* our fut_cancel returned 0 */
+    atomic_int calls;       /* callback / task runs */
+    _Atomic(void *) ret;    /* owned value the callback returned */
+    bool cancelled;         /* our fut_cancel returned 0 */
     bool cancel_before_run; /* ... while queued on a deterministic executor */
-    bool ext_cancel;       /* a timeout may cancel it */
-    bool settled_by_op;    /* promise settle returned 0 */
+    bool ext_cancel;        /* a timeout may cancel it */
+    bool settled_by_op;     /* promise settle returned 0 */
     enum mode settle_mode;
     int settle_target;
     bool dropped;
-    atomic_int thread_rc;  /* settle from a thread: its return code */
+    atomic_int thread_rc; /* settle from a thread: its return code */
     bool by_thread;
-    outcome_t snap;        /* outcome when released */
+    outcome_t snap; /* outcome when released */
 } node_t;
 
 typedef struct prog {
@@ -184,10 +197,10 @@ typedef struct prog {
     int nn;
     inst_t insts[16];
     int ninst;
-    inst_t *slot[4];       /* 0 inline, 1-2 testexecs, 3 pool or NULL */
+    inst_t *slot[4]; /* 0 inline, 1-2 testexecs, 3 pool or NULL */
     pthread_t th[MAXT];
     int nth;
-    int disposed_min;      /* values the library must have destroyed */
+    int disposed_min; /* values the library must have destroyed */
 } prog_t;
 
 static prog_t *G; /* for callbacks: read-only while threads run */
@@ -225,8 +238,7 @@ static outcome_t observe(const node_t *n, fut_t *f)
         o.ptr = fut_value(f);
         o.i64 = fut_value_i64(f);
     } while (fut_state(f) != o.state);
-    if (o.ptr && o.ptr != &g_static &&
-        ((val_t *)o.ptr)->magic != VAL_MAGIC)
+    if (o.ptr && o.ptr != &g_static && ((val_t *)o.ptr)->magic != VAL_MAGIC)
         fail(n, "value %p read after its destructor", o.ptr);
     if (o.state == FUT_PENDING && o.err != 0)
         fail(n, "pending with error %d", o.err);
@@ -258,8 +270,7 @@ static bool same(outcome_t a, outcome_t b)
 
 static outcome_t mk(fut_state_t s, int err, void *ptr, int64_t v)
 {
-    outcome_t o = {.known = true, .state = s, .err = err, .ptr = ptr,
-                   .i64 = v};
+    outcome_t o = {.known = true, .state = s, .err = err, .ptr = ptr, .i64 = v};
     return o;
 }
 
@@ -328,7 +339,8 @@ static fut_result_t task(void *arg)
     return make_result(n, n->mode, NULL, n->target_ref);
 }
 
-/* ---- checking one node ---------------------------------------------------- */
+/* ---- checking one node ----------------------------------------------------
+ */
 
 static bool is_cancel(outcome_t o, int err)
 {
@@ -352,8 +364,7 @@ static void check_callback_node(prog_t *p, node_t *n, outcome_t o)
         return;
     }
     if (n->cancelled)
-        fail(n, "fut_cancel returned 0 but outcome is %d/%d", o.state,
-             o.err);
+        fail(n, "fut_cancel returned 0 but outcome is %d/%d", o.state, o.err);
     bool wants = true;
     if (n->kind == K_THEN)
         wants = src.state == FUT_FULFILLED;
@@ -379,8 +390,7 @@ static void check_callback_node(prog_t *p, node_t *n, outcome_t o)
                                 src, has_src);
     if (!same(o, e))
         fail(n, "outcome %d/%d/%p/%lld, model %d/%d/%p/%lld", o.state, o.err,
-             o.ptr, (long long)o.i64, e.state, e.err, e.ptr,
-             (long long)e.i64);
+             o.ptr, (long long)o.i64, e.state, e.err, e.ptr, (long long)e.i64);
 }
 
 static void check_combinator(prog_t *p, node_t *n, outcome_t o)
@@ -397,8 +407,7 @@ static void check_combinator(prog_t *p, node_t *n, outcome_t o)
     if (is_cancel(o, FUT_ECANCELED) && (n->cancelled || n->ext_cancel))
         return;
     if (n->cancelled)
-        fail(n, "fut_cancel returned 0 but outcome is %d/%d", o.state,
-             o.err);
+        fail(n, "fut_cancel returned 0 but outcome is %d/%d", o.state, o.err);
     if (n->nin == 0) {
         bool ok = n->kind == K_ALL || n->kind == K_ALLS
                       ? same(o, mk(FUT_FULFILLED, 0, NULL, 0))
@@ -422,8 +431,7 @@ static void check_combinator(prog_t *p, node_t *n, outcome_t o)
         break;
     case K_ANY:
         for (int i = 0; i < n->nin; i++)
-            ok |= (!any_ok || in[i].state == FUT_FULFILLED) &&
-                  same(o, in[i]);
+            ok |= (!any_ok || in[i].state == FUT_FULFILLED) && same(o, in[i]);
         break;
     default: /* race */
         for (int i = 0; i < n->nin; i++)
@@ -458,13 +466,12 @@ static void check_node(prog_t *p, node_t *n)
             if (n->settle_mode == M_ADOPT &&
                 !outcome_of(p, n->settle_target).known)
                 return;
-            outcome_t e = expect_result(p, n, n->settle_mode,
-                                        n->settle_target,
+            outcome_t e = expect_result(p, n, n->settle_mode, n->settle_target,
                                         atomic_load(&n->ret), o, false);
             if (!same(o, e))
-                fail(n, "settled %d/%d/%p/%lld, model %d/%d/%p/%lld",
-                     o.state, o.err, o.ptr, (long long)o.i64, e.state,
-                     e.err, e.ptr, (long long)e.i64);
+                fail(n, "settled %d/%d/%p/%lld, model %d/%d/%p/%lld", o.state,
+                     o.err, o.ptr, (long long)o.i64, e.state, e.err, e.ptr,
+                     (long long)e.i64);
         } else if (n->dropped) {
             if (!same(o, mk(FUT_REJECTED, FUT_EBROKEN, NULL, 0)))
                 fail(n, "dropped promise gave %d/%d", o.state, o.err);
@@ -487,8 +494,8 @@ static void check_node(prog_t *p, node_t *n)
         }
         if (n->cancelled)
             fail(n, "cancelled a settled ready future");
-        outcome_t e = expect_result(p, n, n->mode, -1, atomic_load(&n->ret),
-                                    o, false);
+        outcome_t e =
+            expect_result(p, n, n->mode, -1, atomic_load(&n->ret), o, false);
         if (!same(o, e))
             fail(n, "ready gave %d/%d", o.state, o.err);
         return;
@@ -534,7 +541,8 @@ static void check_node(prog_t *p, node_t *n)
     }
 }
 
-/* ---- the operations --------------------------------------------------------- */
+/* ---- the operations ---------------------------------------------------------
+ */
 
 static node_t *new_node(prog_t *p, enum kind k)
 {
@@ -592,6 +600,7 @@ static void not_null(node_t *n)
 {
     if (!n->f)
         fail(n, "constructor returned NULL");
+    n->ident = n->f;
 }
 
 static void op_promise(prog_t *p)
@@ -699,7 +708,11 @@ static void op_timeout(prog_t *p)
     n->ns = next(p) & 1 ? HUGE_NS : 0;
     if (n->ns != HUGE_NS)
         for (int i = 0; i < p->nn; i++)
-            if (p->n[i].f == in->f) /* ready(adopt(X)) is X itself */
+            /* ready(adopt(X)) is X itself; compare identities, since the
+             * program may have released X's first handle already (found:
+             * a promise cancelled through such an alias after its own
+             * handle was gone). */
+            if (p->n[i].ident == in->f)
                 p->n[i].ext_cancel = true;
     n->f = fut_timeout(fut_retain(in->f), n->ns);
     not_null(n);
@@ -765,8 +778,8 @@ static void *settle_thread(void *arg)
 {
     node_t *n = arg;
     fut_promise_t *pr = n->p;
-    int rc = fut_promise_settle(pr, make_result(n, n->settle_mode, NULL,
-                                                n->target_ref));
+    int rc = fut_promise_settle(
+        pr, make_result(n, n->settle_mode, NULL, n->target_ref));
     atomic_store(&n->thread_rc, rc);
     return NULL;
 }
@@ -776,8 +789,8 @@ static void op_settle_thread(prog_t *p)
     node_t *n = pick_promise(p, next(p));
     if (!n || p->nth >= MAXT || n->target_ref)
         return;
-    n->settle_mode = pick_mode(p, next(p), n->id, &n->settle_target,
-                               &n->target_ref);
+    n->settle_mode =
+        pick_mode(p, next(p), n->id, &n->settle_target, &n->target_ref);
     n->by_thread = true;
     if (pthread_create(&p->th[p->nth], NULL, settle_thread, n) != 0) {
         fut_release(n->target_ref);
@@ -815,11 +828,10 @@ static void op_cancel(prog_t *p)
         if (!calls && n->in_ex && n->in_ex->kind == 1 && n->kind != K_DELAY)
             n->cancel_before_run = true;
         if (!is_cancel(observe(n, n->f), FUT_ECANCELED))
-            fail(n, "fut_cancel returned 0 but state is %d",
-                 fut_state(n->f));
+            fail(n, "fut_cancel returned 0 but state is %d", fut_state(n->f));
         /* ready(adopt(X)) returned X itself: both nodes are cancelled. */
         for (int i = 0; i < p->nn; i++)
-            if (p->n[i].f == n->f)
+            if (p->n[i].ident == n->f)
                 p->n[i].cancelled = true;
     } else if (rc == FUT_EALREADY) {
         /* Once a bug (tests/test_regress.c): a future another thread had
@@ -906,7 +918,8 @@ static void op_wait(prog_t *p)
         fail(n, "fut_wait(0) returned %d", rc);
 }
 
-/* ---- one program ------------------------------------------------------------ */
+/* ---- one program ------------------------------------------------------------
+ */
 
 static bool all_settled(prog_t *p)
 {
@@ -994,29 +1007,72 @@ static void run_program(const uint8_t *data, size_t size)
 
     for (int ops = 0; ops < MAXOPS && p->pos < p->size; ops++) {
         switch (next(p) % 20) {
-        case 0: op_promise(p); break;
-        case 1: op_ready(p); break;
-        case 2: op_async(p); break;
-        case 3: op_chain(p, K_THEN); break;
-        case 4: op_chain(p, K_CATCH); break;
-        case 5: op_chain(p, K_FINALLY); break;
-        case 6: op_combine(p); break;
-        case 7: op_timeout(p); break;
-        case 8: op_delay(p); break;
-        case 9: op_settle(p); break;
-        case 10: op_settle_thread(p); break;
-        case 11: op_drop(p); break;
-        case 12: op_cancel(p); break;
-        case 13: op_release(p); break;
-        case 14: { testexec_t *tx = pick_tx(p, next(p));
-                   if (tx) testexec_run_one(tx); } break;
-        case 15: { testexec_t *tx = pick_tx(p, next(p));
-                   if (tx) testexec_run_all(tx); } break;
-        case 16: { testexec_t *tx = pick_tx(p, next(p));
-                   if (tx) testexec_fire_timers(tx, fut_now_ns()); } break;
-        case 17: op_destroy(p); break;
-        case 18: op_wait(p); break;
-        default: op_promise(p); break;
+        case 0:
+            op_promise(p);
+            break;
+        case 1:
+            op_ready(p);
+            break;
+        case 2:
+            op_async(p);
+            break;
+        case 3:
+            op_chain(p, K_THEN);
+            break;
+        case 4:
+            op_chain(p, K_CATCH);
+            break;
+        case 5:
+            op_chain(p, K_FINALLY);
+            break;
+        case 6:
+            op_combine(p);
+            break;
+        case 7:
+            op_timeout(p);
+            break;
+        case 8:
+            op_delay(p);
+            break;
+        case 9:
+            op_settle(p);
+            break;
+        case 10:
+            op_settle_thread(p);
+            break;
+        case 11:
+            op_drop(p);
+            break;
+        case 12:
+            op_cancel(p);
+            break;
+        case 13:
+            op_release(p);
+            break;
+        case 14: {
+            testexec_t *tx = pick_tx(p, next(p));
+            if (tx)
+                testexec_run_one(tx);
+        } break;
+        case 15: {
+            testexec_t *tx = pick_tx(p, next(p));
+            if (tx)
+                testexec_run_all(tx);
+        } break;
+        case 16: {
+            testexec_t *tx = pick_tx(p, next(p));
+            if (tx)
+                testexec_fire_timers(tx, fut_now_ns());
+        } break;
+        case 17:
+            op_destroy(p);
+            break;
+        case 18:
+            op_wait(p);
+            break;
+        default:
+            op_promise(p);
+            break;
         }
     }
 
@@ -1051,8 +1107,8 @@ static void run_program(const uint8_t *data, size_t size)
         nanosleep(&ts, NULL);
     }
     if (atomic_load(&g_dtors) != atomic_load(&g_vals))
-        fail(NULL, "%d owned values made, %d destroyed",
-             atomic_load(&g_vals), atomic_load(&g_dtors));
+        fail(NULL, "%d owned values made, %d destroyed", atomic_load(&g_vals),
+             atomic_load(&g_dtors));
     /* Return this thread's cached blocks: the main thread never exits, so
      * its slab would otherwise look like a leak to LeakSanitizer. */
     fut_set_allocator(NULL, NULL);
