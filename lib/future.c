@@ -644,12 +644,13 @@ static void settle_private(fut_t *f, const fut_result_t *r)
     atomic_store_explicit(&f->word, w, memory_order_relaxed);
 }
 
-static void run_private(fut_t *f)
+/* Calls F's task or callback with F as the thread's current future (for
+ * fut_cancel_requested and fut_executor_current), then drops F's source. */
+static fut_result_t call(fut_t *f)
 {
     struct fut_tls *t = &fut__tls;
     fut_executor_t *pex = t->cur_ex;
     fut_t *pfut = t->cur_fut;
-    t->inline_depth++; /* tasks the callback submits inline are queued */
     t->cur_ex = f->ex;
     t->cur_fut = f;
     fut_result_t r = f->kind == FK_ASYNC
@@ -657,11 +658,24 @@ static void run_private(fut_t *f)
                          : f->u.call.fn.then(f->u.call.arg, f->u.call.src);
     t->cur_ex = pex;
     t->cur_fut = pfut;
-    settle_private(f, &r);
+    return r;
+}
+
+static void drop_src(fut_t *f)
+{
     if (is_call_kind(f)) {
         fut_release(f->u.call.src);
         f->u.call.src = NULL;
     }
+}
+
+static void run_private(fut_t *f)
+{
+    struct fut_tls *t = &fut__tls;
+    t->inline_depth++; /* tasks the callback submits inline are queued */
+    fut_result_t r = call(f);
+    settle_private(f, &r);
+    drop_src(f);
     fut__inline_drain();
     t->inline_depth--;
 }
@@ -713,22 +727,10 @@ void fut_task_run(fut_task_t *task)
 {
     fut_t *f = FUT__CONTAINER(task, fut_t, task);
     if (FUT__LIKELY(!fut__closed(f))) { /* else cancelled before it started */
-        struct fut_tls *t = &fut__tls;
-        fut_executor_t *pex = t->cur_ex;
-        fut_t *pfut = t->cur_fut;
-        t->cur_ex = f->ex;
-        t->cur_fut = f;
-        fut_result_t r = f->kind == FK_ASYNC
-                             ? f->u.call.fn.task(f->u.call.arg)
-                             : f->u.call.fn.then(f->u.call.arg, f->u.call.src);
-        t->cur_ex = pex;
-        t->cur_fut = pfut;
+        fut_result_t r = call(f);
         fut__settle(f, &r);
     }
-    if (is_call_kind(f)) {
-        fut_release(f->u.call.src);
-        f->u.call.src = NULL;
-    }
+    drop_src(f);
     fut_release(f); /* the executor's hold */
 }
 
@@ -745,10 +747,7 @@ void fut_task_drop(fut_task_t *task)
 {
     fut_t *f = FUT__CONTAINER(task, fut_t, task);
     fut__settle_err(f, FUT_REJECTED, FUT_ESHUTDOWN);
-    if (is_call_kind(f)) {
-        fut_release(f->u.call.src);
-        f->u.call.src = NULL;
-    }
+    drop_src(f);
     fut_release(f);
 }
 
