@@ -125,6 +125,8 @@ fut_t *fut__rejected(int err)
     fut_t *f = fut__new(FK_PLAIN, 1);
     if (!f)
         return &g_enomem;
+    /* Relaxed: F is not yet shared; whoever receives it does so through
+     * some synchronisation (the return, a queue) that orders this store. */
     atomic_store_explicit(&f->word, W_SETTLED(FUT_REJECTED, err),
                           memory_order_relaxed);
     return f;
