@@ -22,33 +22,7 @@
 #define USER_ERR (-100999)
 #define MS (1000 * 1000ull)
 
-/* ---- the counting allocator ---------------------------------------------- */
-
-static atomic_long n_allocs; /* allocations attempted */
-static atomic_long live;     /* blocks handed out and not yet freed */
-static atomic_long fail_at;  /* the attempt that fails; 0: none */
-static atomic_int failed;    /* the failure was injected */
-
-static void *cnt_alloc(size_t n)
-{
-    long k = atomic_fetch_add(&n_allocs, 1) + 1;
-    if (k == atomic_load(&fail_at)) {
-        atomic_store(&failed, 1);
-        return NULL;
-    }
-    void *p = malloc(n);
-    if (p)
-        atomic_fetch_add(&live, 1);
-    return p;
-}
-
-static void cnt_free(void *p)
-{
-    if (!p)
-        return;
-    atomic_fetch_sub(&live, 1);
-    free(p);
-}
+/* The counting allocator that fails on demand: tests/testexec.h. */
 
 /* ---- the scenario ---------------------------------------------------------
  */
@@ -193,15 +167,15 @@ static void test_alloc_failure_sweep(void **state)
     const long max_k = 100000;
     for (k = 1; k < max_k; k++) {
         counts_t c = {0};
-        atomic_store(&n_allocs, 0);
-        atomic_store(&live, 0);
-        atomic_store(&failed, 0);
-        atomic_store(&fail_at, k);
-        fut_set_allocator(cnt_alloc, cnt_free);
+        atomic_store(&failalloc_calls, 0);
+        atomic_store(&failalloc_live, 0);
+        atomic_store(&failalloc_failed, 0);
+        atomic_store(&failalloc_at, k);
+        fut_set_allocator(failalloc_alloc, failalloc_free);
         int err = scenario(&c);
         fut_set_allocator(NULL, NULL); /* flushes this thread's cache */
-        long still = atomic_load(&live);
-        int injected = atomic_load(&failed);
+        long still = atomic_load(&failalloc_live);
+        int injected = atomic_load(&failalloc_failed);
         if (err != 0 && err != FUT_ENOMEM)
             print_message("k=%ld: waiter saw %d (%s)\n", k, err,
                           fut_strerror(err));
@@ -235,13 +209,13 @@ static void test_alloc_scenario_without_failure_leaks_nothing(void **state)
     (void)state;
     for (int i = 0; i < 3; i++) {
         counts_t c = {0};
-        atomic_store(&live, 0);
-        atomic_store(&fail_at, 0);
-        fut_set_allocator(cnt_alloc, cnt_free);
+        atomic_store(&failalloc_live, 0);
+        atomic_store(&failalloc_at, 0);
+        fut_set_allocator(failalloc_alloc, failalloc_free);
         int err = scenario(&c);
         fut_set_allocator(NULL, NULL);
         assert_int_equal(err, 0);
-        assert_int_equal(atomic_load(&live), 0);
+        assert_int_equal(atomic_load(&failalloc_live), 0);
         assert_int_equal(c.dtors, c.task_runs);
         assert_int_equal(c.task_runs, 4);
     }
@@ -252,9 +226,9 @@ static void test_alloc_scenario_without_failure_leaks_nothing(void **state)
 static void test_cancelled_custom_timer_leaks_nothing(void **state)
 {
     (void)state;
-    atomic_store(&live, 0);
-    atomic_store(&fail_at, 0);
-    fut_set_allocator(cnt_alloc, cnt_free);
+    atomic_store(&failalloc_live, 0);
+    atomic_store(&failalloc_at, 0);
+    fut_set_allocator(failalloc_alloc, failalloc_free);
     testexec_opts_t o = {.timers = true};
     testexec_t *tx = testexec_new(&o, NULL);
     assert_non_null(tx);
@@ -277,7 +251,7 @@ static void test_cancelled_custom_timer_leaks_nothing(void **state)
     fut_release(d);
     quiesce_timer_thread();
     fut_set_allocator(NULL, NULL);
-    assert_int_equal(atomic_load(&live), 0);
+    assert_int_equal(atomic_load(&failalloc_live), 0);
 }
 
 int main(void)

@@ -104,34 +104,6 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
     return real(epfd, op, fd, ev);
 }
 
-/* ---- the counting allocator ---------------------------------------------- */
-
-static atomic_long n_allocs; /* attempts */
-static atomic_long live;     /* blocks out */
-static atomic_long fail_at;  /* the attempt that fails; 0: none */
-static atomic_int failed;    /* the failure was injected */
-
-static void *cnt_alloc(size_t n)
-{
-    long k = atomic_fetch_add(&n_allocs, 1) + 1;
-    if (k == atomic_load(&fail_at)) {
-        atomic_store(&failed, 1);
-        return NULL;
-    }
-    void *p = malloc(n);
-    if (p)
-        atomic_fetch_add(&live, 1);
-    return p;
-}
-
-static void cnt_free(void *p)
-{
-    if (!p)
-        return;
-    atomic_fetch_sub(&live, 1);
-    free(p);
-}
-
 static long g_k;    /* the sweep's current k, for messages */
 static int g_where; /* which future of the scenario is checked */
 
@@ -139,11 +111,11 @@ static void sweep_begin(long k)
 {
     g_k = k;
     g_where = -1;
-    atomic_store(&n_allocs, 0);
-    atomic_store(&live, 0);
-    atomic_store(&failed, 0);
-    atomic_store(&fail_at, k);
-    fut_set_allocator(cnt_alloc, cnt_free);
+    atomic_store(&failalloc_calls, 0);
+    atomic_store(&failalloc_live, 0);
+    atomic_store(&failalloc_failed, 0);
+    atomic_store(&failalloc_at, k);
+    fut_set_allocator(failalloc_alloc, failalloc_free);
 }
 
 /* Ends one run; returns whether a failure was injected. */
@@ -151,14 +123,15 @@ static bool sweep_end(long k)
 {
     fut_set_allocator(NULL, NULL); /* returns this thread's cached blocks */
     /* The timer thread may still be letting go of a block it fired. */
-    for (int i = 0; i < 1000 && atomic_load(&live) != 0; i++) {
+    for (int i = 0; i < 1000 && atomic_load(&failalloc_live) != 0; i++) {
         struct timespec ts = {0, 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    if (atomic_load(&live) != 0)
-        print_error("k=%ld: %ld blocks leaked\n", k, atomic_load(&live));
-    assert_int_equal(atomic_load(&live), 0);
-    return atomic_load(&failed) != 0;
+    if (atomic_load(&failalloc_live) != 0)
+        print_error("k=%ld: %ld blocks leaked\n", k,
+                    atomic_load(&failalloc_live));
+    assert_int_equal(atomic_load(&failalloc_live), 0);
+    return atomic_load(&failalloc_failed) != 0;
 }
 
 static int threads_now(void);
@@ -177,10 +150,11 @@ static int threads_settle(int want)
     return n;
 }
 
-static int threads_now(void)
+/* Entries of directory PATH other than . and .., or -1. */
+static int dir_entries(const char *path)
 {
     int n = 0;
-    DIR *d = opendir("/proc/self/task");
+    DIR *d = opendir(path);
     if (!d)
         return -1;
     struct dirent *e;
@@ -190,17 +164,14 @@ static int threads_now(void)
     return n;
 }
 
+static int threads_now(void)
+{
+    return dir_entries("/proc/self/task");
+}
+
 static int fds_now(void)
 {
-    int n = 0;
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return -1;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n - 1; /* the directory's own fd */
+    return dir_entries("/proc/self/fd") - 1; /* the directory's own fd */
 }
 
 static void assert_ok_or_enomem(fut_t *f)
@@ -606,7 +577,7 @@ static int reset(void **state)
 {
     (void)state;
     fut_set_allocator(NULL, NULL);
-    atomic_store(&fail_at, 0);
+    atomic_store(&failalloc_at, 0);
     atomic_store(&fail_pthread_at, 0);
     atomic_store(&fail_eventfd, 0);
     atomic_store(&fail_epoll_ctl, 0);

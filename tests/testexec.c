@@ -335,3 +335,27 @@ int run_on_small_stack(void *(*fn)(void *), void *arg, size_t stack_bytes)
         rc = pthread_join(th, NULL);
     return rc;
 }
+
+atomic_long failalloc_calls, failalloc_live, failalloc_at;
+atomic_int failalloc_failed;
+
+void *failalloc_alloc(size_t n)
+{
+    long k = atomic_fetch_add(&failalloc_calls, 1) + 1;
+    if (k == atomic_load(&failalloc_at)) {
+        atomic_store(&failalloc_failed, 1);
+        return NULL;
+    }
+    void *p = malloc(n);
+    if (p)
+        atomic_fetch_add(&failalloc_live, 1);
+    return p;
+}
+
+void failalloc_free(void *p)
+{
+    if (!p)
+        return;
+    atomic_fetch_sub(&failalloc_live, 1);
+    free(p);
+}

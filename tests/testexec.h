@@ -75,6 +75,16 @@ int testexec_destroy(testexec_t *tx, size_t *ran, size_t *dropped);
 void *counted_new(atomic_int *counter);
 void counted_free(void *p);
 
+/* A counting allocator for fut_set_allocator that fails on demand: the
+ * FAILALLOC_AT-th call (counted in FAILALLOC_CALLS from the last reset;
+ * 0: none) returns NULL and sets FAILALLOC_FAILED; FAILALLOC_LIVE counts
+ * blocks handed out and not yet freed.  Tests reset the counters before
+ * installing it. */
+extern atomic_long failalloc_calls, failalloc_live, failalloc_at;
+extern atomic_int failalloc_failed;
+void *failalloc_alloc(size_t n);
+void failalloc_free(void *p);
+
 /* Runs FN on a new thread with a STACK_BYTES stack and joins it; returns
  * pthread_create's error or 0. */
 int run_on_small_stack(void *(*fn)(void *), void *arg, size_t stack_bytes);
