@@ -292,6 +292,8 @@ static void inject_push(struct pool *p, fut_task_t *t)
     ck_pr_fence_atomic_load();
 }
 
+/* Park's re-check: pairs with the CAS of inject_push (a submit published
+ * before our locked increment of nsleepers is seen here). */
 static bool inject_nonempty(struct pool *p)
 {
     return ck_pr_load_ptr(&p->inject.head) != NULL ||
@@ -342,8 +344,10 @@ static bool take_stack(struct worker *w, ck_stack_t *st,
 {
     ck_stack_entry_t *batch;
 
+    /* Plain load first, no xchg when empty; pairs with inject_push's CAS
+     * (a stale NULL only delays the batch to the next look). */
     if (*chain != NULL || ck_pr_load_ptr(&st->head) == NULL)
-        return false; /* plain load first: no xchg when empty */
+        return false;
     batch = ck_stack_batch_pop_upmc(st);
     if (batch == NULL)
         return false;
@@ -435,6 +439,8 @@ static void *spin_for_work(struct worker *w)
     void *e = NULL;
     unsigned i;
 
+    /* Pairs with maybe_wake's plain load: while we count as spinning, a
+     * submitter leaves the wake-up to us. */
     ck_pr_inc_uint(&p->nspinning);
     for (i = 0; i < p->spin && e == NULL; i++) {
         e = find_work(w);
@@ -478,7 +484,7 @@ static bool park(struct worker *w)
     }
     count(&w->c.parks);
     ck_ec32_wait(&p->ec, &ec_mode, v, NULL);
-    ck_pr_dec_uint(&p->nsleepers);
+    ck_pr_dec_uint(&p->nsleepers); /* pairs with maybe_wake's load */
     return true;
 }
 
@@ -768,6 +774,7 @@ static inline void group_run(struct worker *w, fut_group_task_t *t)
 
 static bool group_done(fut_group_t *g)
 {
+    /* Pairs with the locked increment of done_remote_ in group_run. */
     if (g->done_local_ + ck_pr_load_32(&g->done_remote_) != g->spawned_)
         return false;
     ck_pr_fence_load(); /* pairs with the locked inc in group_run */
