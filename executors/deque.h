@@ -121,6 +121,16 @@ static inline bool fut__deque_push(fut__deque_t *d, void *x)
     return true;
 }
 
+/* Owner: whether X is the most recently pushed item still in D (a thief
+ * may take it before the owner pops it: pop decides).  Plain loads of
+ * fields only the owner writes. */
+static inline bool fut__deque_owns_top(const fut__deque_t *d, const void *x)
+{
+    uint64_t b = d->bottom;
+
+    return (int64_t)(b - d->top_cache) > 0 && d->buf[(b - 1) & d->mask] == x;
+}
+
 /* Owner: takes the most recently pushed item, or NULL when empty (or when a
  * thief won the last one).  One locked instruction unless empty. */
 static inline void *fut__deque_pop(fut__deque_t *d)

@@ -549,6 +549,22 @@ static bool pool_try_run_one(void *impl)
     return true;
 }
 
+/* ops->take: TASK is on top of our own deque when nothing pushed after it
+ * is still there (fork-join: the parent computed its other half and now
+ * waits for the child it spawned).  The peek is a plain load of our own
+ * slot; the pop then settles the race with thieves as any pop does.  The
+ * core runs the task; it counts as run here. */
+static bool pool_take(void *impl, fut_task_t *task)
+{
+    struct worker *w = me;
+
+    if (w == NULL || w->pool != impl || !fut__deque_owns_top(&w->dq, task) ||
+        fut__deque_pop(&w->dq) == NULL)
+        return false;
+    count(&w->c.run);
+    return true;
+}
+
 static void add_counters(fut_stats_t *out, const struct counters *c)
 {
     /* Pairs with count()'s stores: untorn, possibly a little stale. */
@@ -614,6 +630,7 @@ static const fut_executor_ops_t pool_ops = {
     .flags = 0,
     .submit = pool_submit,
     .try_run_one = pool_try_run_one,
+    .take = pool_take,
     .destroy = pool_destroy,
     .stats = pool_stats,
 };

@@ -98,7 +98,7 @@ static uintptr_t load_word(const fut_t *f)
 
 /* ---- allocation and references ----------------------------------------- */
 
-fut_t *fut__new(enum fut_kind kind, uint32_t refs)
+static inline fut_t *new_fut(enum fut_kind kind, uint32_t refs)
 {
     fut_t *f = fut__alloc(sizeof *f);
     if (FUT__UNLIKELY(!f))
@@ -118,6 +118,11 @@ fut_t *fut__new(enum fut_kind kind, uint32_t refs)
     f->dlist = NULL;
     f->u.call.src = NULL;
     return f;
+}
+
+fut_t *fut__new(enum fut_kind kind, uint32_t refs)
+{
+    return new_fut(kind, refs);
 }
 
 fut_t *fut__rejected(int err)
@@ -150,7 +155,8 @@ static void destroy(fut_t *f)
             FUT_FULFILLED &&
         f->vkind == VK_PTR && f->dtor)
         f->dtor(f->val.ptr);
-    fut_release(f->owner);
+    if (f->owner)
+        fut_release(f->owner);
     switch (f->kind) {
     case FK_THEN:
     case FK_CATCH:
@@ -176,25 +182,51 @@ static void destroy(fut_t *f)
 #endif
 }
 
-void fut_release(fut_t *f)
+/* Drops N references of F (N is 1, or 2 for a taken task's owed hold
+ * together with its waiter's reference). */
+static void release_n(fut_t *f, uint32_t n)
 {
-    if (!f || f == &g_enomem)
-        return;
     /* Sole owner: nobody else holds a reference, so nobody can take one
      * (retaining needs a reference) and the count cannot change under us:
      * free without a locked instruction.  Acquire pairs with the release
      * of every earlier releaser, as the decrement below would. */
     uint32_t r = atomic_load_explicit(&f->refs, memory_order_acquire);
     FUT__CHECK_LIVE(r, f, "fut_release");
-    if (r == 1) {
+    if (r == n) {
         destroy(f);
         return;
     }
     /* acq_rel: the release orders this thread's use of F before the free;
      * the acquire (taken by the last releaser) pairs with every other
      * releaser's release, so the destructor sees all their writes. */
-    if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
+    if (atomic_fetch_sub_explicit(&f->refs, n, memory_order_acq_rel) == n)
         destroy(f);
+}
+
+/* Releases the hold this thread owes (see fut__run_taken), if any. */
+static void pay_owed(struct fut_tls *t)
+{
+    fut_t *o = t->owed;
+    if (o) {
+        t->owed = NULL;
+        release_n(o, 1);
+    }
+}
+
+void fut_release(fut_t *f)
+{
+    if (!f || f == &g_enomem)
+        return;
+    struct fut_tls *t = &fut__tls;
+    if (FUT__UNLIKELY(t->owed != NULL)) {
+        if (t->owed == f) { /* the waiter lets go right after its wait */
+            t->owed = NULL;
+            release_n(f, 2);
+            return;
+        }
+        pay_owed(t);
+    }
+    release_n(f, 1);
 }
 
 /* ---- results ------------------------------------------------------------
@@ -528,6 +560,13 @@ int fut__settle(fut_t *f, const fut_result_t *r)
     default:
         return fut__settle_err(f, FUT_REJECTED, FUT_EINVAL) ? 0 : FUT_EALREADY;
     }
+    /* The common case, inline: nothing attached, nobody claiming (word 0).
+     * acq_rel as in close_cas; on failure close_cas looks again. */
+    uintptr_t w0 = 0;
+    if (FUT__LIKELY(atomic_compare_exchange_strong_explicit(
+            &f->word, &w0, W_SETTLED(FUT_FULFILLED, 0), memory_order_acq_rel,
+            memory_order_relaxed)))
+        return 0;
     if (close_cas(f, W_SETTLED(FUT_FULFILLED, 0)))
         return 0;
     /* Lost to a cancel or timeout: nobody will read the value; drop it. */
@@ -660,6 +699,8 @@ static fut_result_t call(fut_t *f)
                          : f->u.call.fn.then(f->u.call.arg, f->u.call.src);
     t->cur_ex = pex;
     t->cur_fut = pfut;
+    if (FUT__UNLIKELY(t->owed != NULL))
+        pay_owed(t); /* a debt never outlives the task that made it */
     return r;
 }
 
@@ -687,7 +728,7 @@ fut_t *fut_async(fut_executor_t *ex, fut_task_fn fn, void *arg)
     if (!ex || !fn)
         return fut__rejected(FUT_EINVAL);
     if (can_run_private(ex)) {
-        fut_t *f = fut__new(FK_ASYNC, 1);
+        fut_t *f = new_fut(FK_ASYNC, 1);
         if (!f)
             return &g_enomem;
         f->ex = ex;
@@ -696,13 +737,16 @@ fut_t *fut_async(fut_executor_t *ex, fut_task_fn fn, void *arg)
         run_private(f);
         return f;
     }
-    fut_t *f = fut__new(FK_ASYNC, 2); /* the caller's and the executor's */
+    fut_t *f = new_fut(FK_ASYNC, 2); /* the caller's and the executor's */
     if (!f)
         return &g_enomem;
     f->ex = ex;
     f->u.call.fn.task = fn;
     f->u.call.arg = arg;
-    int rc = fut__ex_submit(ex, &f->task);
+    /* From a task of EX itself (fork-join), no guard is needed (see
+     * executor.c's protocol): call its submit directly. */
+    int rc = fut__tls.cur_ex == ex ? ex->ops->submit(ex->impl, &f->task)
+                                   : fut__ex_submit(ex, &f->task);
     if (rc) {
         fut__settle_err(f, FUT_REJECTED, rc);
         fut_release(f);
@@ -734,6 +778,33 @@ void fut_task_run(fut_task_t *task)
     }
     drop_src(f);
     fut_release(f); /* the executor's hold */
+}
+
+/* THE TAKEN-TASK FAST PATH (fork-join)
+ *
+ * A task waiting for its child F finds F's task on top of its own worker's
+ * deque and takes it back (ops->take: the pop is the one locked instruction
+ * that settles the race with thieves) and runs it here.  Settling still
+ * closes the word with a CAS, since another thread may be attaching to F
+ * through a reference of its own.  What it saves is the executor's hold:
+ * instead of a locked decrement now, the hold is *owed* by this thread
+ * (fut_tls.owed) and released later, with the waiter's own reference when
+ * the waiter releases F next (fut_release(F) then drops two at once, with
+ * no locked instruction if they are the last two), or at this thread's
+ * next fut_release of another future, or when the enclosing task or
+ * callback returns (call()), whichever comes first.  Until then the count
+ * only over-counts, so no other thread can free F early; nothing but this
+ * thread touches the debt. */
+void fut__run_taken(fut_t *f)
+{
+    if (FUT__LIKELY(!fut__closed(f))) { /* else cancelled before it ran */
+        fut_result_t r = call(f);
+        fut__settle(f, &r);
+    }
+    drop_src(f);
+    struct fut_tls *t = &fut__tls;
+    pay_owed(t);
+    t->owed = f;
 }
 
 const void *fut_task_fn_addr(const fut_task_t *task)

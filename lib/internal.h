@@ -148,6 +148,8 @@ struct fut_executor {
 struct fut_tls {
     fut_executor_t *cur_ex; /* executor whose task this thread runs */
     fut_t *cur_fut;         /* the future of that task or callback */
+    fut_t *owed;            /* a taken task's hold not yet released:
+                               future.c, fut__run_taken */
     fut_t *claiming;        /* future this thread claimed and acts for */
     int firing;             /* inside run_conts: defer nested lists */
     fut_t *active;          /* the future whose list is being fired */
@@ -223,6 +225,9 @@ void fut__attach(fut_t *f, fut_cont_t *c);
 bool fut__drain_deferred_one(void);
 void fut__dispose(fut_result_t r);
 void fut__on_cancel(fut_t *f); /* kind-specific clean-up: timers */
+/* Runs F's task, which this thread took back from its executor (ops->take)
+ * while waiting for F: fork-join's fast path. */
+void fut__run_taken(fut_t *f);
 
 /* ---- executors (executor.c) --------------------------------------------- */
 int fut__ex_submit(fut_executor_t *ex, fut_task_t *t);

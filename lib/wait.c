@@ -76,6 +76,8 @@ static int64_t remaining(uint64_t deadline)
     return now >= deadline ? 0 : (int64_t)(deadline - now);
 }
 
+static int wait_slow(fut_t *f, int64_t timeout_ns, fut_executor_t *cur);
+
 int fut_wait(fut_t *f, int64_t timeout_ns)
 {
     if (!f)
@@ -83,9 +85,24 @@ int fut_wait(fut_t *f, int64_t timeout_ns)
     if (FUT__LIKELY(fut__closed(f)))
         return 0;
     fut_executor_t *cur = fut__tls.cur_ex;
-    if (cur &&
-        ((cur->ops->flags & FUT_EXECUTOR_NO_BLOCK) || f == fut__tls.cur_fut))
-        return FUT_EDEADLK;
+    if (cur) {
+        if ((cur->ops->flags & FUT_EXECUTOR_NO_BLOCK) || f == fut__tls.cur_fut)
+            return FUT_EDEADLK;
+        /* Fork-join: F's task waits on top of our own queue; run it here
+         * (future.c, fut__run_taken).  F->ex is fixed before F is shared. */
+        if (f->ex == cur && cur->ops->take &&
+            cur->ops->take(cur->impl, &f->task)) {
+            fut__run_taken(f);
+            return 0;
+        }
+    }
+    return wait_slow(f, timeout_ns, cur);
+}
+
+/* Everything but the two fast answers: helping, then sleeping. */
+static __attribute__((noinline)) int wait_slow(fut_t *f, int64_t timeout_ns,
+                                               fut_executor_t *cur)
+{
     if (timeout_ns == 0)
         return FUT_ETIMEDOUT;
     uint64_t deadline = UINT64_MAX;

@@ -59,6 +59,14 @@ enum {
  *               one of your tasks: run one queued task if there is one and
  *               return true, else false.  Makes waiting inside tasks help
  *               instead of block.
+ * take:         optional.  Called by fut_wait on a thread currently running
+ *               one of your tasks, waiting for the future whose task is
+ *               TASK (which you hold): if TASK is queued where this thread
+ *               can take it back at once (a pool worker's own deque, on
+ *               top), remove it and return true: the waiting thread runs it
+ *               itself, and your hold ends with that run (do not run or drop
+ *               TASK yourself).  Else false, and nothing changes.  This is
+ *               fork-join's fast path: the parent runs its own child.
  * destroy:      required.  Stop intake (later submits refuse), run or drop
  *               (fut_task_drop) every task and timer you hold, join your
  *               threads, free IMPL.  Called once, by fut_executor_destroy.
@@ -84,6 +92,7 @@ typedef struct fut_executor_ops {
     int (*stats)(void *impl, fut_stats_t *out);
     int (*timer_start)(void *impl, fut_timer_t *t);
     void (*timer_cancel)(void *impl, fut_timer_t *t);
+    bool (*take)(void *impl, fut_task_t *task);
 } fut_executor_ops_t;
 
 /* The inline executor: runs a task at once on the submitting thread, but

@@ -213,6 +213,7 @@ static fut_result_t storm_task(void *arg)
     volatile unsigned x = 0;
     for (unsigned i = 0; i < 200 && !fut_cancel_requested(); i++)
         x += i;
+    (void)x;
     atomic_fetch_add(&g_made, 1);
     return fut_ok_owned(malloc(16), val_free);
 }
