@@ -13,9 +13,13 @@
  * xchg (ck_stack_batch_pop_upmc) and moving it into its deque so thieves
  * can share it (stealing first keeps idle workers off the stack's head, the
  * line outside submitters write, while a batch is still being shared).
- * Group children spawned off-worker use a second stack, ginject.  An entry in a
- * deque is a fut_task_t *, or a fut_group_task_t * with bit 0 set (task groups,
- * at the end of this file).
+ * Task-group children spawned on a worker go to its second deque, a split
+ * deque (split.h): private to the owner until thieves ask for work, so a
+ * spawn and its pop-back cost no locked instruction; thieves try it before
+ * the Chase–Lev deque.  Group children spawned off-worker (or when the split
+ * deque is full) use a second stack, ginject.  An entry in the Chase–Lev
+ * deque is a fut_task_t *, or a fut_group_task_t * with bit 0 set (task
+ * groups, at the end of this file).
  *
  * Sleeping.  A worker that found nothing becomes a *spinner* (nspinning+1)
  * and polls for SPIN rounds; then it stops spinning and parks on an event
@@ -45,7 +49,8 @@
  *    one elsewhere), so the submitter's loads come after its publication;
  *    the parker's increment is locked too, so its re-check comes after it.
  *    One of the two sees the other.
- *  - from a worker, publication is a plain store of the deque's bottom, and
+ *  - from a worker, publication is a plain store of the deque's bottom (or
+ *    of a split deque's TS word after all was stolen; a grow is a CAS), and
  *    the check is a plain load (the hot path pays nothing).  The parker pays
  *    instead: after its increment it calls membarrier(PRIVATE_EXPEDITED),
  *    which runs a full barrier on every thread of the process: the pusher's
@@ -102,6 +107,7 @@
 #include "fut.h"
 
 #include "deque.h"
+#include "split.h"
 
 /* Memory comes from fut_alloc/fut_free (the application's allocator), so
  * fut_set_allocator and failure injection cover the pool too. */
@@ -110,13 +116,15 @@
 #define MAX_THREADS 4096u
 #define MAX_CAPACITY (1u << 30)
 #define GROUP_TAG ((uintptr_t)1)
+#define FUT__UNLIKELY_POOL(x) __builtin_expect(!!(x), 0)
 
 struct counters {
     uint64_t run, submitted, steals, steal_failures, parks, wakeups, batches;
 };
 
 struct worker {
-    fut__deque_t dq; /* first: cache-line aligned */
+    fut__deque_t dq;     /* first: cache-line aligned */
+    fut__split_t split;  /* group children spawned here (split.h) */
     struct pool *pool;
     ck_stack_entry_t *chain;  /* rest of the last injection batch (owner) */
     ck_stack_entry_t *gchain; /* same for group children (tagged) */
@@ -124,6 +132,7 @@ struct worker {
     unsigned index;
     pthread_t thread;
     void **slots;
+    fut_group_task_t **gslots; /* the split deque's slots */
     struct counters c; /* written by this worker only */
 } CK_CC_ALIGN(FUT__CACHELINE);
 
@@ -383,6 +392,16 @@ static void *steal_any(struct worker *w)
 
         if (v == w)
             continue;
+        /* Group children first: fork-join work, and the owner is told
+         * (movesplit) when there is none to share. */
+        lost = false;
+        e = fut__split_steal(&v->split, &lost);
+        if (e == NULL && lost)
+            e = fut__split_steal(&v->split, &lost);
+        if (e != NULL) {
+            count(&w->c.steals);
+            return (void *)((uintptr_t)e | GROUP_TAG);
+        }
         e = fut__deque_steal(&v->dq, &lost);
         if (e == NULL && lost)
             e = fut__deque_steal(&v->dq, &lost); /* there was work: retry */
@@ -425,7 +444,8 @@ static bool work_visible(struct pool *p)
     if (inject_nonempty(p))
         return true;
     for (i = 0; i < p->nworkers; i++)
-        if (fut__deque_size(&p->workers[i].dq) != 0)
+        if (fut__deque_size(&p->workers[i].dq) != 0 ||
+            fut__split_visible(&p->workers[i].split))
             return true;
     return false;
 }
@@ -596,8 +616,10 @@ static void pool_free(struct pool *p)
 
     if (p->workers != NULL)
         for (i = 0; i < p->nworkers; i++)
-            if (p->workers[i].slots != NULL)
+            if (p->workers[i].slots != NULL) {
                 fut_free(p->workers[i].slots);
+                fut_free(p->workers[i].gslots);
+            }
     if (p->workers_mem != NULL)
         fut_free(p->workers_mem);
     fut_free(p->mem);
@@ -689,7 +711,11 @@ static int init_workers(struct pool *p, size_t cap)
         w->slots = fut_alloc(sizeof(void *) * cap);
         if (w->slots == NULL)
             return FUT_ENOMEM;
+        w->gslots = fut_alloc(sizeof(fut_group_task_t *) * cap);
+        if (w->gslots == NULL)
+            return FUT_ENOMEM;
         fut__deque_init(&w->dq, w->slots, cap);
+        fut__split_init(&w->split, w->gslots, (uint32_t)cap);
         w->pool = p;
         w->index = i;
         w->rng = 0x9E3779B97F4A7C15ull * (i + 1) | 1;
@@ -764,17 +790,25 @@ int fut_pool_worker_stats(const fut_executor_t *pool, unsigned worker,
 /* ---- task groups ---------------------------------------------------------
  *
  * A group belongs to one thread.  spawned_ and done_local_ are plain
- * fields of that thread; done_remote_ is the one shared word.  A child runs
- * either on the group's own worker (popped back from its deque: plain
- * done_local_ += 1, no locked instruction), or on another thread (stolen,
- * or taken from the injection queue): a locked increment of done_remote_,
- * which is the child's last touch of the group or its storage (the waiter
- * may return and pop the frame that holds them right after).  The waiter's
- * load of done_remote_ is followed by a load fence (pairs with that locked
- * increment), so the children's writes are visible once the counts add up.
- * Children that cannot go to the owner's deque (off-worker spawns,
- * overflow) go to the pool's second injection stack, ginject, linked through
- * next_; workers tag them when they move them into a deque. */
+ * fields of that thread; done_remote_ is the one shared word.  On a worker,
+ * children go to the worker's split deque (split.h): pushed and popped back
+ * by the owner with plain stores while they are private, and run right
+ * there (plain done_local_ += 1).  A child a thief took runs elsewhere and
+ * ends with a locked increment of done_remote_, which is the child's last
+ * touch of the group or its storage (the waiter may return and pop the
+ * frame that holds them right after).  The waiter's load of done_remote_ is
+ * followed by a load fence (pairs with that locked increment), so the
+ * children's writes are visible once the counts add up.
+ *
+ * The wait first pops every slot pushed since the group's init (base_,
+ * lowered by a spawn that finds the deque lower than that):
+ * its own children and, if groups were interleaved, those of groups made
+ * after it on this thread, which it runs for them (their counts are kept
+ * per group, so nothing is lost).  Popping down to base_ before returning
+ * keeps a dead frame's task out of the deque.  Children that cannot go to
+ * the split deque (off-worker spawns, overflow) go to the pool's second
+ * injection stack, ginject, linked through next_; workers tag them when
+ * they move them into a deque. */
 
 static inline void group_run(struct worker *w, fut_group_task_t *t)
 {
@@ -816,6 +850,7 @@ int fut_group_init(fut_group_t *g, fut_executor_t *pool)
     g->spawned_ = 0;
     g->done_local_ = 0;
     g->done_remote_ = 0;
+    g->base_ = g->owner_ != NULL ? w->split.head : 0;
     return 0;
 }
 
@@ -829,12 +864,24 @@ void fut_group_spawn(fut_group_t *g, fut_group_task_t *t, fut_group_fn fn,
     t->arg_ = arg;
     t->group_ = g;
     g->spawned_++;
-    if (w != NULL &&
-        fut__deque_push(&w->dq, (void *)((uintptr_t)t | GROUP_TAG))) {
-        maybe_wake(p, &w->c.wakeups);
-        return;
+    if (w != NULL) {
+        int r;
+
+        /* Groups used out of nesting order (init A, init B, wait A, spawn
+         * into B) may place a child below where the group began. */
+        if (FUT__UNLIKELY_POOL(w->split.head < g->base_))
+            g->base_ = w->split.head;
+        r = fut__split_push(&w->split, t);
+
+        if (r == 0)
+            return; /* private: the common case, no fence, no wake-up */
+        if (r > 0) {
+            /* Published for thieves (a CAS or a store after a fence). */
+            maybe_wake(p, &w->c.wakeups);
+            return;
+        }
     }
-    /* Off-worker, or the deque is full. */
+    /* Off-worker, or the split deque is full. */
     stack_push(&p->ginject, (ck_stack_entry_t *)(void *)t);
     ck_pr_fence_atomic_load(); /* as in inject_push */
     maybe_wake(p, NULL);
@@ -860,15 +907,24 @@ int fut_group_wait(fut_group_t *g)
     if (w == NULL) {
         group_wait_outside(g);
     } else {
-        while (!group_done(g)) {
-            /* Our own children are on top of our deque: pop them back and
-             * run them right here (the fast path: one xchg, no call into
-             * the scheduler).  Once they are gone (run or stolen), help
-             * with anything until the stolen ones are done. */
-            void *e = fut__deque_pop(&w->dq);
+        /* Our own children, newest first: run the private ones here (the
+         * fast path: plain loads and stores), skip the stolen ones. */
+        while (w->split.head > g->base_) {
+            fut_group_task_t *t;
+            bool published = false;
 
-            if (e == NULL)
-                e = find_work(w);
+            if (fut__split_pop(&w->split, &t, &published) ==
+                FUT__SPLIT_LOCAL) {
+                group_run(w, t);
+                count(&w->c.run);
+            }
+            if (published)
+                maybe_wake(w->pool, &w->c.wakeups);
+        }
+        /* Only stolen ones remain: help with anything until they are done. */
+        while (!group_done(g)) {
+            void *e = find_work(w);
+
             if (e != NULL)
                 run_entry(w, e);
             else

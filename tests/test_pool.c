@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -570,6 +571,117 @@ static void test_group_overflow_and_steals(void **state)
     assert_int_equal(fut_executor_destroy(ex), 0);
 }
 
+/* A random tree of groups: every node spawns its children into a group,
+ * works a little, waits, and checks that each child has run exactly once
+ * by then.  Counts are per node, so a child run twice (a slot taken by the
+ * owner and a thief) or never (lost) shows, wherever it ran. */
+struct tnode {
+    atomic_int runs;
+    unsigned first, n; /* children: nodes[first .. first+n) */
+};
+
+static struct tnode *g_tree;
+static atomic_int g_tree_bad;
+
+static void tree_run(void *arg)
+{
+    struct tnode *t = arg;
+    fut_group_t g;
+    fut_group_task_t kids[4];
+    volatile unsigned spin = 0;
+
+    atomic_fetch_add(&t->runs, 1);
+    if (t->n == 0)
+        return;
+    fut_group_init(&g, NULL);
+    for (unsigned i = 0; i < t->n; i++)
+        fut_group_spawn(&g, &kids[i], tree_run, &g_tree[t->first + i]);
+    for (unsigned i = 0; i < (t->first * 7u) % 300u; i++)
+        spin = spin + i; /* uneven work: thieves get a chance */
+    fut_group_wait(&g);
+    for (unsigned i = 0; i < t->n; i++)
+        if (atomic_load(&g_tree[t->first + i].runs) != 1)
+            atomic_fetch_add(&g_tree_bad, 1);
+}
+
+static fut_result_t tree_root(void *arg)
+{
+    tree_run(arg);
+    return fut_ok(NULL);
+}
+
+static void test_group_tree_runs_each_child_once(void **state)
+{
+    enum { N = 60000 };
+    uint64_t rng = 88172645463325252ull;
+    unsigned made = 1, i;
+
+    (void)state;
+    g_tree = calloc(N, sizeof *g_tree);
+    assert_non_null(g_tree);
+    /* Breadth-first: node i gets 0-4 children while room remains. */
+    for (i = 0; i < N && made < N; i++) {
+        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+        unsigned k = (unsigned)(rng % 5);
+        if (k > N - made)
+            k = N - made;
+        g_tree[i].first = made;
+        g_tree[i].n = k;
+        made += k;
+    }
+    for (unsigned threads = 1; threads <= 4; threads *= 2) {
+        fut_executor_t *ex = make_pool(threads, 0);
+        for (i = 0; i < N; i++)
+            atomic_store(&g_tree[i].runs, 0);
+        atomic_store(&g_tree_bad, 0);
+        fut_t *f = fut_async(ex, tree_root, &g_tree[0]);
+        assert_int_equal(fut_wait(f, -1), 0);
+        fut_release(f);
+        assert_int_equal(fut_executor_destroy(ex), 0);
+        assert_int_equal(atomic_load(&g_tree_bad), 0);
+        for (i = 0; i < made; i++)
+            assert_int_equal(atomic_load(&g_tree[i].runs), 1);
+    }
+    free(g_tree);
+}
+
+/* Groups used out of nesting order on one worker: A and B interleave their
+ * spawns, and A (made first) is waited first.  A's wait runs B's child on
+ * top of the deque for it; B's wait then finds it done. */
+static fut_result_t interleaved(void *arg)
+{
+    atomic_int *n = arg;
+    fut_group_t a, b;
+    fut_group_task_t a1, a2, b1, b2;
+
+    fut_group_init(&a, NULL);
+    fut_group_spawn(&a, &a1, add_one, &n[0]);
+    fut_group_init(&b, NULL);
+    fut_group_spawn(&b, &b1, add_one, &n[1]);
+    fut_group_spawn(&a, &a2, add_one, &n[0]);
+    fut_group_wait(&a);
+    int a_done = atomic_load(&n[0]);
+    fut_group_spawn(&b, &b2, add_one, &n[1]);
+    fut_group_wait(&b);
+    return fut_ok_i64(a_done * 10 + atomic_load(&n[1]));
+}
+
+static void test_group_interleaved_groups(void **state)
+{
+    (void)state;
+    for (unsigned threads = 1; threads <= 2; threads++) {
+        fut_executor_t *ex = make_pool(threads, 0);
+        for (int r = 0; r < 200; r++) {
+            atomic_int n[2] = {0, 0};
+            fut_t *f = fut_async(ex, interleaved, n);
+            assert_int_equal(fut_wait(f, -1), 0);
+            assert_int_equal(fut_value_i64(f), 22); /* A: 2 by its wait; B: 2 */
+            fut_release(f);
+        }
+        assert_int_equal(fut_executor_destroy(ex), 0);
+    }
+}
+
 static void test_group_init_rejects_non_pool(void **state)
 {
     fut_group_t g;
@@ -602,6 +714,8 @@ int main(void)
         cmocka_unit_test(test_group_fib_matches),
         cmocka_unit_test(test_group_off_worker_and_reuse),
         cmocka_unit_test(test_group_overflow_and_steals),
+        cmocka_unit_test(test_group_tree_runs_each_child_once),
+        cmocka_unit_test(test_group_interleaved_groups),
         cmocka_unit_test(test_group_init_rejects_non_pool),
     };
 

@@ -73,6 +73,7 @@ typedef struct fut_group_task {
     fut_group_fn fn_;
     void *arg_;
     struct fut_group *group_;
+    uint32_t stolen_; /* set by a thief once it has taken the task */
 } fut_group_task_t;
 
 /* A fork-join scope.  Fields are private. */
@@ -82,6 +83,7 @@ typedef struct fut_group {
     uint32_t spawned_;     /* written by the owner thread only */
     uint32_t done_local_;  /* children run by the owner thread */
     uint32_t done_remote_; /* children run elsewhere (atomic) */
+    uint32_t base_;        /* the worker's split-deque head at init */
 } fut_group_t;
 
 /* Makes G an empty group whose children run on POOL (a pool made by
