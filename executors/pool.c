@@ -116,6 +116,7 @@
 #define MAX_THREADS 4096u
 #define MAX_CAPACITY (1u << 30)
 #define GROUP_TAG ((uintptr_t)1)
+#define FUT__LIKELY_POOL(x) __builtin_expect(!!(x), 1)
 #define FUT__UNLIKELY_POOL(x) __builtin_expect(!!(x), 0)
 
 struct counters {
@@ -833,15 +834,10 @@ static bool group_done(fut_group_t *g)
     return true;
 }
 
-int fut_group_init(fut_group_t *g, fut_executor_t *pool)
+static int group_init_slow(fut_group_t *g, fut_executor_t *pool)
 {
     struct worker *w = me;
-    struct pool *p;
-
-    if (w != NULL && (pool == NULL || pool == w->pool->handle))
-        p = w->pool; /* the common case: no call, no check of the ops */
-    else
-        p = pool != NULL ? fut_executor_impl(pool, &pool_ops) : NULL;
+    struct pool *p = pool != NULL ? fut_executor_impl(pool, &pool_ops) : NULL;
 
     if (g == NULL || p == NULL)
         return FUT_EINVAL;
@@ -852,6 +848,24 @@ int fut_group_init(fut_group_t *g, fut_executor_t *pool)
     g->done_remote_ = 0;
     g->base_ = g->owner_ != NULL ? w->split.head : 0;
     return 0;
+}
+
+int fut_group_init(fut_group_t *g, fut_executor_t *pool)
+{
+    struct worker *w = me;
+
+    /* The common case first: on a worker, for its own pool. */
+    if (FUT__LIKELY_POOL(w != NULL && g != NULL &&
+                         (pool == NULL || pool == w->pool->handle))) {
+        g->pool_ = w->pool;
+        g->owner_ = w;
+        g->spawned_ = 0;
+        g->done_local_ = 0;
+        g->done_remote_ = 0;
+        g->base_ = w->split.head;
+        return 0;
+    }
+    return group_init_slow(g, pool);
 }
 
 void fut_group_spawn(fut_group_t *g, fut_group_task_t *t, fut_group_fn fn,
