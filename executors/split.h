@@ -155,10 +155,11 @@ static inline bool fut__split_shrink(fut__split_t *d)
 #ifdef FUT_SPLIT_BROKEN_FENCE
         /* Deliberately wrong (tests only): Lace's store and re-read
          * without the mfence between them. */
-        uint32_t *split_half = (uint32_t *)(void *)&d->ts + 1; /* x86 */
+        uint32_t *tail_half = (uint32_t *)(void *)&d->ts; /* x86 layout */
+        uint32_t *split_half = tail_half + 1;
         ck_pr_store_32(split_half, newsplit);
         ck_pr_barrier();
-        tail = FUT__TS_TAIL(ck_pr_load_64(&d->ts));
+        tail = ck_pr_load_32(tail_half); /* may pass the store above */
         if (tail >= split)
             break;
         if (tail > newsplit) {

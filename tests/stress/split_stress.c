@@ -8,15 +8,20 @@
  *   split_stress --long              2 thieves, 20 million items
  *
  * Built with -DFUT_SPLIT_BROKEN_FENCE (Lace's shrink without its mfence)
- * it is expected to fail: owner and thief take the same item.
+ * it is expected to fail: owner and thief both take the same slot, and
+ * then either the item runs twice or the owner, finding the shared part
+ * empty, waits for a thief's mark that never comes (the watchdog reports
+ * that as "stuck" after 30 s without progress).
  * Exit status 0 when no item was lost or duplicated, 1 otherwise. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../../executors/split.h"
 
@@ -30,6 +35,23 @@ static uint64_t nitems;
 static int done;
 static unsigned ready;
 static uint64_t stolen_total, stolen_pops;
+static uint64_t progress; /* items pushed so far, for the watchdog */
+
+static void watchdog(int sig)
+{
+    static uint64_t last = UINT64_MAX;
+    static const char msg[] =
+        "split_stress: stuck: no progress for 30 s (the owner waits for a "
+        "slot no thief took)\n";
+
+    (void)sig;
+    if (ck_pr_load_64(&progress) == last) {
+        (void)!write(2, msg, sizeof msg - 1);
+        _exit(1);
+    }
+    last = ck_pr_load_64(&progress);
+    alarm(30);
+}
 
 static void take(fut_group_task_t *t)
 {
@@ -104,6 +126,8 @@ int main(int argc, char **argv)
     if (items == NULL || taken == NULL)
         return 2;
     fut__split_init(&dq, slots, CAPACITY);
+    signal(SIGALRM, watchdog);
+    alarm(30);
     for (i = 0; i < nthieves; i++)
         if (pthread_create(&th[i], NULL, thief, NULL) != 0)
             return 2;
@@ -119,6 +143,7 @@ int main(int argc, char **argv)
             if (fut__split_push(&dq, &items[next]) < 0)
                 break;
             next++;
+            ck_pr_store_64(&progress, next);
         }
         /* Often a short pause: thieves ask for work (movesplit), the next
          * push or pop publishes some, they steal it, and the owner's pops
@@ -132,6 +157,7 @@ int main(int argc, char **argv)
     }
     while (dq.head > 0)
         pop_one();
+    ck_pr_store_64(&progress, next + 1);
     ck_pr_store_int(&done, 1);
     for (i = 0; i < nthieves; i++)
         pthread_join(th[i], NULL);
