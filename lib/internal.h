@@ -155,10 +155,14 @@ struct fut_tls {
     fut_t *active;          /* the future whose list is being fired */
     fut_cont_t *alist;      /* what is left of that list */
     fut_t *dhead, *dtail;   /* deferred completions (FIFO) */
-    void *slab;             /* free 128-byte blocks */
-    unsigned slab_n;
+    void *slab;             /* free 128-byte blocks: alloc.c */
+    int slab_n;             /* about how many (may dip below 0) */
     int slab_registered;
-    int slab_off; /* this thread frees straight to the allocator */
+    int slab_off;          /* this thread frees straight to the allocator */
+    struct fut_home *home; /* where blocks made here go back: alloc.c */
+    void *rbatch, *rbatch_tail; /* blocks freed here for rbatch_home */
+    struct fut_home *rbatch_home;
+    unsigned rbatch_n;
     fut_t *quar_head, *quar_tail; /* FUT_DEBUG: released futures, kept */
     unsigned quar_n;
     /* inline executor's trampoline (executors/inline.c) */
@@ -170,9 +174,11 @@ extern _Thread_local struct fut_tls fut__tls
     __attribute__((tls_model("initial-exec")));
 
 /* ---- allocation (alloc.c) ----------------------------------------------- */
-void *fut__alloc(size_t size); /* NULL on failure */
-void fut__free(void *p, size_t size);
-void *fut__sys_alloc(size_t size); /* the installed allocator, no cache */
+struct fut_home;
+/* NULL on failure.  Any thread; a block may be freed on another thread. */
+void *fut__alloc(size_t size);
+void fut__free(void *p, size_t size); /* SIZE as given to fut__alloc */
+void *fut__sys_alloc(size_t size);    /* the installed allocator, no cache */
 void fut__sys_free(void *p);
 
 /* ---- misuse: a released future is marked dead ----------------------------

@@ -11,12 +11,15 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <fut.h>
 
+#include "internal.h" /* fut__alloc / fut__free, FUT_ASAN */
 #include "testexec.h"
 
 #define USER_ERR (-100999)
@@ -254,12 +257,197 @@ static void test_cancelled_custom_timer_leaks_nothing(void **state)
     assert_int_equal(atomic_load(&failalloc_live), 0);
 }
 
+/* ---- blocks freed on another thread go home (alloc.c) ---------------------
+ * A block made on thread A and freed on thread B goes back to A's stack,
+ * and A serves it again once its own list is empty.  Under AddressSanitizer
+ * there are no slabs: every block goes straight back, so only the
+ * accounting is checked there. */
+#ifdef FUT_ASAN
+#define SLABS 0
+#else
+#define SLABS 1
+#endif
+
+enum { NB = 256, BLOCK_USE = 120 };
+
+typedef struct blocks {
+    void *b[NB];
+} blocks_t;
+
+static void *free_all_thread(void *arg)
+{
+    blocks_t *bs = arg;
+    for (int i = 0; i < NB; i++)
+        fut__free(bs->b[i], BLOCK_USE);
+    return NULL; /* exit sends the last partial batch home */
+}
+
+static void *alloc_all_thread(void *arg)
+{
+    blocks_t *bs = arg;
+    for (int i = 0; i < NB; i++)
+        bs->b[i] = fut__alloc(BLOCK_USE);
+    return NULL; /* exits with every block still out */
+}
+
+static void run_thread(void *(*fn)(void *), void *arg)
+{
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, fn, arg), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+}
+
+static bool among(const blocks_t *bs, const void *p)
+{
+    for (int i = 0; i < NB; i++)
+        if (bs->b[i] == p)
+            return true;
+    return false;
+}
+
+static void counting_allocator_on(void)
+{
+    fut_set_allocator(NULL, NULL); /* empties every cache */
+    atomic_store(&failalloc_calls, 0);
+    atomic_store(&failalloc_live, 0);
+    atomic_store(&failalloc_at, 0);
+    fut_set_allocator(failalloc_alloc, failalloc_free);
+}
+
+static void test_cross_thread_frees_come_home(void **state)
+{
+    (void)state;
+    static blocks_t made, again;
+    counting_allocator_on();
+    for (int i = 0; i < NB; i++) {
+        made.b[i] = fut__alloc(BLOCK_USE);
+        assert_non_null(made.b[i]);
+    }
+    assert_int_equal(atomic_load(&failalloc_calls), NB);
+    run_thread(free_all_thread, &made); /* B frees them all and exits */
+    assert_int_equal(atomic_load(&failalloc_live), SLABS ? NB : 0);
+    for (int i = 0; i < NB; i++) {
+        again.b[i] = fut__alloc(BLOCK_USE);
+        assert_non_null(again.b[i]);
+        if (SLABS)
+            assert_true(among(&made, again.b[i])); /* the very same block */
+    }
+    /* with slabs, nothing new was asked of the allocator */
+    assert_int_equal(atomic_load(&failalloc_calls), SLABS ? NB : 2 * NB);
+    for (int i = 0; i < NB; i++)
+        fut__free(again.b[i], BLOCK_USE);
+    fut_set_allocator(NULL, NULL);
+    assert_int_equal(atomic_load(&failalloc_live), 0);
+}
+
+/* A thread exits while blocks it made are still out: they are freed here
+ * afterwards, do not pile up on the exited thread's (orphaned) home but
+ * join this thread's list and are served here again; a new thread (which
+ * adopts the orphan) makes and frees blocks too, and fut_set_allocator
+ * returns every block. */
+static void test_blocks_outliving_their_thread_are_returned(void **state)
+{
+    (void)state;
+    static blocks_t made, again;
+    counting_allocator_on();
+    run_thread(alloc_all_thread, &made); /* A makes NB blocks and exits */
+    assert_int_equal(atomic_load(&failalloc_live), NB);
+    for (int i = 0; i < NB; i++) {
+        assert_non_null(made.b[i]);
+        fut__free(made.b[i], BLOCK_USE);
+    }
+    long calls = atomic_load(&failalloc_calls);
+    for (int i = 0; i < NB; i++) {
+        again.b[i] = fut__alloc(BLOCK_USE);
+        assert_non_null(again.b[i]);
+    }
+    if (SLABS) {
+        int reused = 0;
+        for (int i = 0; i < NB; i++)
+            reused += among(&made, again.b[i]);
+        /* every one: NB is a multiple of BATCH_MAX (32), so no partial
+         * batch is left over */
+        assert_int_equal(reused, NB);
+        assert_int_equal(atomic_load(&failalloc_calls), calls);
+    }
+    for (int i = 0; i < NB; i++)
+        fut__free(again.b[i], BLOCK_USE);
+    run_thread(alloc_all_thread, &again); /* C adopts A's home */
+    for (int i = 0; i < NB; i++)
+        fut__free(again.b[i], BLOCK_USE);
+    run_thread(alloc_all_thread, &again); /* and D adopts C's */
+    run_thread(free_all_thread, &again);
+    fut_set_allocator(NULL, NULL);
+    assert_int_equal(atomic_load(&failalloc_live), 0);
+}
+
+/* Remote frees do not make a home grow without bound: a thread that frees
+ * many blocks made here leaves about REMOTE_MAX (alloc.c: 32768) plus a
+ * batch on this thread's home and returns the rest when it exits. */
+enum { REMOTE_MAX = 32768, MANY = REMOTE_MAX + 8192 };
+
+static void *free_many_thread(void *arg)
+{
+    void **bs = arg;
+    for (int i = 0; i < MANY; i++)
+        fut__free(bs[i], BLOCK_USE);
+    return NULL;
+}
+
+static void test_remote_frees_stay_bounded(void **state)
+{
+    (void)state;
+    void **bs = malloc(MANY * sizeof *bs);
+    assert_non_null(bs);
+    counting_allocator_on();
+    for (int i = 0; i < MANY; i++) {
+        bs[i] = fut__alloc(BLOCK_USE);
+        assert_non_null(bs[i]);
+    }
+    run_thread(free_many_thread, bs);
+    long kept = atomic_load(&failalloc_live);
+    assert_true(kept <= REMOTE_MAX + 64);
+    if (SLABS)
+        assert_true(kept >= REMOTE_MAX - 64); /* and most of that came home */
+    fut_set_allocator(NULL, NULL);
+    assert_int_equal(atomic_load(&failalloc_live), 0);
+    free(bs);
+}
+
+/* Requests above 120 bytes (a large combinator record) bypass the slabs,
+ * from any thread. */
+static void *free_big_thread(void *arg)
+{
+    fut__free(arg, 4000);
+    return NULL;
+}
+
+static void test_large_blocks_bypass_slabs(void **state)
+{
+    (void)state;
+    counting_allocator_on();
+    void *big = fut__alloc(4000);
+    void *edge = fut__alloc(FUT__BLOCK);
+    assert_non_null(big);
+    assert_non_null(edge);
+    memset(big, 0xab, 4000);
+    memset(edge, 0xcd, FUT__BLOCK); /* all 128 bytes: no stamp in them */
+    fut__free(edge, FUT__BLOCK);
+    run_thread(free_big_thread, big);
+    assert_int_equal(atomic_load(&failalloc_live), 0);
+    fut_set_allocator(NULL, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_alloc_scenario_without_failure_leaks_nothing),
         cmocka_unit_test(test_cancelled_custom_timer_leaks_nothing),
         cmocka_unit_test(test_alloc_failure_sweep),
+        cmocka_unit_test(test_cross_thread_frees_come_home),
+        cmocka_unit_test(test_blocks_outliving_their_thread_are_returned),
+        cmocka_unit_test(test_remote_frees_stay_bounded),
+        cmocka_unit_test(test_large_blocks_bypass_slabs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
