@@ -89,10 +89,16 @@ FUT_API void fut_set_log(fut_log_fn fn, void *ud);
 FUT_API void fut_log_emit(const fut_log_event_t *ev);
 
 /* Replaces the allocator the library uses for every allocation (NULL, NULL:
- * malloc and free; either one NULL also means malloc and free).  Blocks cached
- * in the calling thread's free lists are returned to the previous allocator
- * first. Threads: call it only while no libfut object is alive and no executor
- * thread runs (at start-up, or in a test between scenarios). */
+ * malloc and free; either one NULL also means malloc and free).  Futures and
+ * other small records come from per-thread caches of 128-byte blocks taken
+ * from the allocator; a block freed on another thread goes back to the
+ * thread that made it.  A thread caches at most about 8 MiB (what it had
+ * live at once, as the allocator's own free lists would hold) and returns
+ * it when it exits.  Blocks cached by the calling thread, and blocks freed
+ * by other threads that wait to go home, are returned to the previous
+ * allocator first.  Threads: call it only while no libfut object is alive
+ * and no executor thread runs (at start-up, or in a test between
+ * scenarios). */
 FUT_API void fut_set_allocator(void *(*alloc)(size_t), void (*dealloc)(void *));
 
 #ifdef __cplusplus
