@@ -8,28 +8,40 @@
  *   - loop-thread state: the local task FIFO, the timer heap, the fd table,
  *     the orphan list.  Touched only by the thread inside fut_loop_run
  *     (fut__loop_tl == l), or, once no run can start any more, by destroy.
- *   - hand-off stacks (rq: tasks, rfd: fd registrations, rstart: timer
- *     starts, rcancel: timer cancels).  Any thread pushes with a CAS; only
- *     the loop thread takes, and it takes the whole stack at once (exchange
- *     with NULL), so there is no ABA and no per-node reclamation problem.
- *     The taken batch is reversed, so each producer's items keep its order.
+ *   - hand-off stacks (rfd: fd registrations, rstart: timer starts,
+ *     rcancel: timer cancels).  Any thread pushes with a CAS; only the loop
+ *     thread takes, and it takes the whole stack at once (exchange with
+ *     NULL), so there is no ABA and no per-node reclamation problem.  The
+ *     taken batch is reversed, so each producer's items keep its order.
+ *   - the task queue (rq): Vyukov's intrusive MPSC queue, because tasks are
+ *     the hot hand-off (bench/loop/handoff).  A producer clears its node's
+ *     link, exchanges the tail (seq_cst) and then links the old tail to its
+ *     node (release); the loop pops at its private head (acquire loads of
+ *     the links), oldest first, and re-pushes a stub node to let the last
+ *     node go.  So the loop touches each node once, right before running
+ *     it (a stack would be walked twice: reversed, then run), and producers
+ *     never retry.  Between a producer's exchange and its link the queue
+ *     looks non-empty but yields nothing: the loop then polls with a zero
+ *     timeout until the link lands (a preempted producer costs the loop
+ *     spins, never a lost task).
  *   - counters (stats), written by the loop thread only (plain load + store
  *     on atomics: no locked instruction), read by anyone.
  *
  * Cross-thread hand-off.  A producer writes its node's link, then pushes
- * with a seq_cst CAS (the release half publishes the node; the loop's
- * acquire exchange pairs with it).  A timer start links through t->slot and
- * a cancel through t->next, so a cancel can be pushed while the start is
- * still in flight: the loop drains starts first and, when a cancel names a
- * timer it cannot find in its heap, drains the starts again (the start
- * happened before the cancel, so it is there by now).
+ * with a seq_cst CAS or exchange (the release half publishes the node; the
+ * loop's acquire exchange or load pairs with it).  A timer start links
+ * through t->slot and a cancel through t->next, so a cancel can be pushed
+ * while the start is still in flight: the loop drains starts first and,
+ * when a cancel names a timer it cannot find in its heap, drains the starts
+ * again (the start happened before the cancel, so it is there by now).
  *
  * Wake-up batching (one eventfd write per sleep, not per task).
  *
- *     loop:     sleeping = 1 (seq_cst); if any stack non-empty (seq_cst
- *               loads): don't block; epoll_wait; sleeping = 0
- *     producer: push (seq_cst CAS); if sleeping (seq_cst load) and
- *               exchange(sleeping, 0) == 1: write the eventfd
+ *     loop:     sleeping = 1 (seq_cst); if any stack or rq non-empty
+ *               (seq_cst loads): don't block; epoll_wait; sleeping = 0
+ *     producer: push (seq_cst CAS or exchange; rq: then the link); if
+ *               sleeping (seq_cst load) and exchange(sleeping, 0) == 1:
+ *               write the eventfd
  *
  * It is Dekker's pattern: both sides store then load, all seq_cst, so at
  * least one sees the other.  Either the loop sees the pushed node and does
@@ -52,15 +64,14 @@
  * before: epoll's timeout only decides when to look.
  *
  * fd readiness.  Each fut_fd_ready makes a waiter (struct fdw) with a
- * promise.  The fd is registered EPOLLONESHOT: an event disarms it in the
- * kernel, so a registration nobody waits on never fires twice; arming again
- * is one EPOLL_CTL_MOD (ENOENT -> ADD, which also catches a closed and
- * reused fd number).  A cancel reaches the loop through a fut_catch on the
- * loop (on_fd_cancel).  Ownership of a waiter: the loop frees it when it
- * settles the promise itself; when a cancel won the race (settle returns
- * FUT_EALREADY), on_fd_cancel is coming, so the waiter waits for it on the
- * orphan list; destroy frees whatever is left (the core then never calls
- * on_fd_cancel: it refuses work for a closed executor).
+ * promise.  Registrations are level-triggered and kept from one readiness
+ * future to the next while a chain goes on, with the rules for closed and
+ * reused fd numbers at the top of loop_fd.c.  A cancel reaches the loop through
+ * a fut_catch on the loop (on_fd_cancel).  Ownership of a waiter: the loop
+ * frees it when it settles the promise itself; when a cancel won the race
+ * (settle returns FUT_EALREADY), on_fd_cancel is coming, so the waiter waits
+ * for it on the orphan list; destroy frees whatever is left (the core then
+ * never calls on_fd_cancel: it refuses work for a closed executor).
  *
  * Shutdown.  fut_executor_destroy closes the core's gate first (no foreign
  * thread calls our ops any more), then our destroy: mark dead, stop a
@@ -141,23 +152,64 @@ static void calibrate(struct loop *l)
         l->ns_per_tick = (double)(ns - l->cal_ns) / (double)(t - l->cal_tsc);
 }
 
-uint64_t fut__loop_mark(const struct loop *l)
+static uint64_t mark(const struct loop *l)
 {
     return l->ns_per_tick > 0 ? tsc_now() : fut_now_ns();
 }
 
-/* *T0 becomes now, so a run of callbacks reads the clock once each. */
-void fut__loop_account(struct loop *l, const void *fn, uint64_t *t0)
+static void account(struct loop *l, const void *fn, uint64_t d, bool longest)
 {
-    uint64_t t1 = fut__loop_mark(l), d = t1 - *t0;
-    *t0 = t1;
-    if (l->ns_per_tick > 0)
-        d = (uint64_t)((double)d * l->ns_per_tick);
     /* Relaxed: a counter with one writer (this thread); loop_stats reads. */
-    if (d > atomic_load_explicit(&l->n_longest, memory_order_relaxed))
+    if (longest &&
+        d > atomic_load_explicit(&l->n_longest, memory_order_relaxed))
         atomic_store_explicit(&l->n_longest, d, memory_order_relaxed);
     if (d > l->stall_ns)
         report_stall(l, fn, d);
+}
+
+/* Callback timing (stall reports, longest_callback).  A precise clock per
+ * callback costs more than a small task does, so where the coarse clock's
+ * tick is far below stall_ns (coarse_res != 0) callbacks are timed by it:
+ * the loop keeps an anchor (AN_C, the coarse time; AN_T, the precise time
+ * read in that tick), and reads the precise clock only when the coarse one
+ * has moved.  Every callback that starts in the anchor's tick starts after
+ * AN_T (begin re-anchors when a new tick began in between), so:
+ *   - one that ends in the anchor's tick ran less than a tick: not a stall;
+ *   - one that ends later is accounted now - AN_T: never short, and too
+ *     long by less than one tick (the anchor tick's earlier callbacks).
+ * A stall is never missed, its duration is never short, and a callback up
+ * to a tick under stall_ns may be reported too.  longest_callback takes
+ * such a bound only when the callback itself spanned two ticks (the bound
+ * is then under twice the truth).  Without a usable coarse clock every
+ * callback is timed by the precise mark (TSC or fut_now_ns), exactly. */
+void fut__loop_time_begin(struct loop *l)
+{
+    if (!l->coarse_res) {
+        l->an_t = mark(l);
+        return;
+    }
+    uint64_t c = fut__coarse_now();
+    if (c != l->an_c) {
+        l->an_c = c;
+        l->an_t = fut_now_ns();
+    }
+}
+
+void fut__loop_time_slow(struct loop *l, const void *fn, uint64_t c)
+{
+    if (!l->coarse_res) {
+        uint64_t t = mark(l), d = t - l->an_t;
+        l->an_t = t;
+        if (l->ns_per_tick > 0)
+            d = (uint64_t)((double)d * l->ns_per_tick);
+        account(l, fn, d, true);
+        return;
+    }
+    uint64_t t = fut_now_ns(), d = t - l->an_t;
+    bool longest = c - l->an_c >= 2 * l->coarse_res;
+    l->an_c = c;
+    l->an_t = t;
+    account(l, fn, d, longest);
 }
 
 /* ---- tasks ---------------------------------------------------------------*/
@@ -172,6 +224,70 @@ static void local_push(struct loop *l, fut_task_t *t)
     l->lq_tail = t;
 }
 
+/* The task queue from other threads is Vyukov's intrusive MPSC queue
+ * (see the essay): producers exchange the tail, then link the old tail to
+ * their node; the loop pops from its private head, in arrival order, one
+ * node at a time, so it touches each node once, right before running it. */
+static void rq_push(struct loop *l, fut_task_t *t)
+{
+    /* Relaxed: T is ours until the exchange below publishes it. */
+    __atomic_store_n(&t->next, NULL, __ATOMIC_RELAXED);
+    /* seq_cst: the producer's store of Dekker (remote_pending's load);
+     * release orders T's link before it, acquire takes PREV from the
+     * producer that pushed it. */
+    fut_task_t *prev =
+        atomic_exchange_explicit(&l->rq, t, memory_order_seq_cst);
+    /* Release: pairs with the acquire loads of NEXT in rq_pop. */
+    __atomic_store_n(&prev->next, t, __ATOMIC_RELEASE);
+}
+
+/* The oldest task handed over, or NULL when there is none or the next one
+ * is still being linked by its producer (then it is taken next round). */
+static fut_task_t *rq_pop(struct loop *l)
+{
+    fut_task_t *h = l->rq_head;
+    /* Acquire: pairs with the release store of the link in rq_push. */
+    fut_task_t *next = __atomic_load_n(&h->next, __ATOMIC_ACQUIRE);
+    if (h == &l->rq_stub) {
+        if (!next)
+            return NULL;
+        l->rq_head = h = next;
+        next = __atomic_load_n(&h->next, __ATOMIC_ACQUIRE); /* same pair */
+    }
+    if (next) {
+        l->rq_head = next;
+        return h;
+    }
+    /* H looks last.  Acquire: pairs with the exchange in rq_push. */
+    if (h != atomic_load_explicit(&l->rq, memory_order_acquire))
+        return NULL; /* a producer is between its exchange and its link */
+    rq_push(l, &l->rq_stub); /* so that H can leave */
+    next = __atomic_load_n(&h->next, __ATOMIC_ACQUIRE); /* same pair */
+    if (next) {
+        l->rq_head = next;
+        return h;
+    }
+    return NULL;
+}
+
+/* Whether a task is handed over or being handed over.  Loop thread. */
+static bool rq_pending(struct loop *l, memory_order mo)
+{
+    return l->rq_head != &l->rq_stub ||
+           atomic_load_explicit(&l->rq, mo) != &l->rq_stub;
+}
+
+static fut_task_t *local_pop(struct loop *l)
+{
+    fut_task_t *t = l->lq_head;
+    if (t) {
+        l->lq_head = t->next;
+        if (!l->lq_head)
+            l->lq_tail = NULL;
+    }
+    return t;
+}
+
 static int loop_submit(void *impl, fut_task_t *t)
 {
     struct loop *l = impl;
@@ -180,67 +296,55 @@ static int loop_submit(void *impl, fut_task_t *t)
         bump(&l->n_submitted, 1);
         return 0;
     }
-    /* Relaxed: only a first guess for the CAS below. */
-    fut_task_t *h = atomic_load_explicit(&l->rq, memory_order_relaxed);
-    do
-        t->next = h;
-    /* seq_cst: release publishes T (pairs with the acquire exchange in
-     * drain_tasks); the store half is the producer's side of Dekker. */
-    while (!atomic_compare_exchange_weak_explicit(
-        &l->rq, &h, t, memory_order_seq_cst, memory_order_relaxed));
+    rq_push(l, t);
     wake_if_sleeping(l);
     return 0;
 }
 
-static void drain_tasks(struct loop *l)
+/* Whether callbacks may be timed by the coarse clock (fut__loop_time_begin):
+ * its tick must be far below stall_ns.  The tick, or 0. */
+static uint64_t coarse_usable(uint64_t stall_ns)
 {
-    /* Relaxed peek: an empty stack is not worth a locked exchange; a push
-     * we miss now is taken next round (the loop checks again before it
-     * sleeps, seq_cst, in poll_io). */
-    if (!atomic_load_explicit(&l->rq, memory_order_relaxed))
-        return;
-    /* Acquire: pairs with the release half of the CAS in loop_submit. */
-    fut_task_t *t =
-        atomic_exchange_explicit(&l->rq, NULL, memory_order_acquire);
-    /* Reverse into arrival order; the newest (first taken) ends as tail,
-     * and the whole batch is spliced onto the local FIFO at once. */
-    fut_task_t *head = NULL, *tail = t;
-    uint64_t n = 0;
-    while (t) {
-        fut_task_t *next = t->next;
-        t->next = head;
-        head = t;
-        t = next;
-        n++;
-    }
-    if (l->lq_tail)
-        l->lq_tail->next = head;
-    else
-        l->lq_head = head;
-    l->lq_tail = tail;
-    bump(&l->n_submitted, n);
+    struct timespec ts;
+    if (clock_getres(CLOCK_MONOTONIC_COARSE, &ts) != 0 || ts.tv_sec ||
+        (uint64_t)ts.tv_nsec * 8 > stall_ns)
+        return 0;
+    return ts.tv_nsec ? (uint64_t)ts.tv_nsec : 1;
 }
 
-/* Runs local tasks in FIFO order, at most TASK_BUDGET of them. */
+/* Runs tasks, at most TASK_BUDGET of them: the local ones queued before
+ * this round first (FIFO), then handed-over ones (arrival order), then
+ * local ones queued by this round's tasks, so neither kind starves. */
 static void run_tasks(struct loop *l)
 {
-    if (!l->lq_head)
+    /* Relaxed: a peek; poll_io looks again, seq_cst, before it sleeps. */
+    if (!l->lq_head && !rq_pending(l, memory_order_relaxed))
         return;
-    uint64_t t0 = fut__loop_mark(l), n = 0;
-    while (l->lq_head && n < TASK_BUDGET &&
+    fut__loop_time_begin(l);
+    uint64_t n = 0, nr = 0;
+    fut_task_t *last_local = l->lq_tail;
+    while (n < TASK_BUDGET &&
            /* Relaxed: only a hint to stop early; fut_loop_run's acquire
             * load of quit decides. */
            !atomic_load_explicit(&l->quit, memory_order_relaxed)) {
-        fut_task_t *t = l->lq_head;
-        l->lq_head = t->next;
-        if (!l->lq_head)
-            l->lq_tail = NULL;
+        fut_task_t *t;
+        if (last_local) {
+            t = local_pop(l);
+            if (t == last_local)
+                last_local = NULL;
+        } else if ((t = rq_pop(l))) {
+            __builtin_prefetch(l->rq_head); /* the next node, while T runs */
+            nr++;
+        } else if (!(t = local_pop(l))) {
+            break;
+        }
         const void *fn = fut_task_fn_addr(t);
         fut_task_run(t);
-        fut__loop_account(l, fn, &t0);
+        fut__loop_time_end(l, fn);
         n++;
     }
     bump(&l->n_tasks, n);
+    bump(&l->n_submitted, nr);
 }
 
 /* ---- the timer heap (loop thread) -------------------------------------- */
@@ -417,12 +521,13 @@ static void fire_timers(struct loop *l)
 {
     if (!l->hn)
         return;
-    uint64_t now = fut_now_ns(), t0 = fut__loop_mark(l), n = 0;
+    uint64_t now = fut_now_ns(), n = 0;
+    fut__loop_time_begin(l);
     while (l->hn && l->heap[0].deadline <= now) {
         fut_timer_t *t = l->heap[0].t;
         heap_remove(l, 0);
         fut_timer_fire(t);
-        fut__loop_account(l, (const void *)(uintptr_t)fut_timer_fire, &t0);
+        fut__loop_time_end(l, (const void *)(uintptr_t)fut_timer_fire);
         n++;
     }
     bump(&l->n_timers, n);
@@ -433,23 +538,16 @@ static void fire_timers(struct loop *l)
 static bool remote_pending(struct loop *l)
 {
     /* seq_cst loads: the loop's side of Dekker (see the essay). */
-    return atomic_load_explicit(&l->rq, memory_order_seq_cst) ||
+    return rq_pending(l, memory_order_seq_cst) ||
            atomic_load_explicit(&l->rfd, memory_order_seq_cst) ||
            atomic_load_explicit(&l->rstart, memory_order_seq_cst) ||
            atomic_load_explicit(&l->rcancel, memory_order_seq_cst);
 }
 
 /* Waits for I/O at most TIMEOUT_NS (< 0: no limit) and dispatches it. */
-static void poll_io(struct loop *l, int64_t timeout_ns)
+static int wait_events(struct loop *l, struct epoll_event *evs,
+                       int64_t timeout_ns)
 {
-    calibrate(l);
-    if (timeout_ns != 0) {
-        /* seq_cst: Dekker with wake_if_sleeping's load. */
-        atomic_store_explicit(&l->sleeping, 1, memory_order_seq_cst);
-        if (remote_pending(l))
-            timeout_ns = 0;
-    }
-    struct epoll_event evs[MAX_EVENTS];
     struct timespec ts = {(time_t)(timeout_ns / 1000000000),
                           (long)(timeout_ns % 1000000000)};
     int n = epoll_pwait2(l->epfd, evs, MAX_EVENTS, timeout_ns < 0 ? NULL : &ts,
@@ -461,9 +559,41 @@ static void poll_io(struct loop *l, int64_t timeout_ns)
                      : (int)((timeout_ns + 999999) / 1000000);
         n = epoll_wait(l->epfd, evs, MAX_EVENTS, ms);
     }
-    /* Relaxed: producers only need to see it eventually; a stale 1 costs
-     * at most one spare eventfd write. */
-    atomic_store_explicit(&l->sleeping, 0, memory_order_relaxed);
+    return n;
+}
+
+static void poll_io(struct loop *l, int64_t timeout_ns)
+{
+    calibrate(l);
+    fut__loop_fd_prepoll(l);
+    struct epoll_event evs[MAX_EVENTS];
+    int n = -1;
+    if (timeout_ns != 0 && l->vn) {
+        /* fds kept on trust and not confirmed yet (loop_fd.c): before the
+         * loop sleeps, look without sleeping; only if nothing is ready,
+         * validate them, so a broken bet never makes the loop sleep
+         * through a readiness.  (A bounded sleep instead would cost every
+         * busy round: a finite epoll timeout is dearer than none.) */
+        n = wait_events(l, evs, 0);
+        if (n == 0) {
+            n = -1;
+            fut__loop_fd_validate(l);
+            if (l->lq_head) /* a validation rejected waiters */
+                timeout_ns = 0;
+        }
+    }
+    if (n < 0) {
+        if (timeout_ns != 0) {
+            /* seq_cst: Dekker with wake_if_sleeping's load. */
+            atomic_store_explicit(&l->sleeping, 1, memory_order_seq_cst);
+            if (remote_pending(l))
+                timeout_ns = 0;
+        }
+        n = wait_events(l, evs, timeout_ns);
+        /* Relaxed: producers only need to see it eventually; a stale 1
+         * costs at most one spare eventfd write. */
+        atomic_store_explicit(&l->sleeping, 0, memory_order_relaxed);
+    }
     uint64_t nfd = 0;
     for (int i = 0; i < n; i++) {
         if (evs[i].data.u64 == EV_WAKE) {
@@ -471,8 +601,9 @@ static void poll_io(struct loop *l, int64_t timeout_ns)
             eventfd_read(l->evfd, &v); /* before draining: see the essay */
             bump(&l->n_wakeups, 1);
         } else {
-            fut__loop_dispatch(l, (int)evs[i].data.u64, evs[i].events);
             nfd++;
+            if (!fut__loop_dispatch(l, evs[i].data.u64, evs[i].events))
+                break; /* a fresh epoll set: the rest is stale */
         }
     }
     bump(&l->n_fd, nfd);
@@ -482,7 +613,7 @@ static void poll_io(struct loop *l, int64_t timeout_ns)
  * or forever. */
 static int64_t next_timeout(struct loop *l)
 {
-    if (l->lq_head)
+    if (l->lq_head || rq_pending(l, memory_order_relaxed))
         return 0;
     if (!l->hn)
         return -1;
@@ -495,7 +626,6 @@ static void drain_remote(struct loop *l)
     drain_starts(l);
     drain_cancels(l);
     fut__loop_drain_fds(l);
-    drain_tasks(l);
 }
 
 static fut_result_t until_noop(void *arg, fut_t *src)
@@ -524,6 +654,7 @@ int fut_loop_run(fut_executor_t *ex, fut_t *until)
         return rc;
     struct loop *prev = fut__loop_tl;
     fut__loop_tl = l;
+    l->round += 3; /* no fd registration is trusted across runs (loop_fd.c) */
     if (until && fut_state(until) == FUT_PENDING)
         fut_release(fut_finally(fut_retain(until), ex, until_noop, NULL));
     for (;;) {
@@ -595,17 +726,16 @@ static int loop_stats(void *impl, fut_stats_t *out)
  * deferred destroy); the core refuses new work for the closed executor. */
 static void shutdown_drain(struct loop *l)
 {
-    for (;;) {
-        drain_tasks(l);
-        if (!l->lq_head)
-            break;
-        while (l->lq_head) {
-            fut_task_t *t = l->lq_head;
-            l->lq_head = t->next;
-            if (!l->lq_head)
-                l->lq_tail = NULL;
+    for (fut_task_t *t; (t = local_pop(l));)
+        fut_task_drop(t);
+    /* Acquire: pairs with the exchange in rq_push; no producer is left
+     * (the core's gate is closed), but the last may still be linking. */
+    while (rq_pending(l, memory_order_acquire)) {
+        fut_task_t *t = rq_pop(l);
+        if (t)
             fut_task_drop(t);
-        }
+        else
+            sched_yield();
     }
     /* Timers: starts still in flight end their first hold here, cancels
      * remove theirs from the heap and end both, the rest is dropped. */
@@ -634,6 +764,7 @@ static void free_loop(struct loop *l)
     close(l->evfd);
     xfree(l->heap);
     xfree(l->fds);
+    xfree(l->vq);
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv);
     xfree(l);
@@ -684,7 +815,11 @@ int fut_loop_create(fut_executor_t **out, const fut_loop_opts_t *opts)
     if (!l)
         return FUT_ENOMEM;
     memset(l, 0, sizeof *l);
+    atomic_init(&l->rq, &l->rq_stub);
+    l->rq_head = &l->rq_stub;
     l->stall_ns = opts && opts->stall_ns ? opts->stall_ns : DEFAULT_STALL_NS;
+    l->coarse_res = coarse_usable(l->stall_ns);
+    l->an_c = UINT64_MAX; /* no anchor yet */
     calibrate_start(l);
     l->log = opts ? opts->log : NULL;
     l->log_ud = opts ? opts->log_ud : NULL;

@@ -12,11 +12,53 @@
  *      |                                        if it was the fd's last)
  *      \--on_fd_cancel first: marked cancelled; register frees it
  *
- * EPOLLONESHOT: an event disarms the fd in the kernel, so a registration
- * nobody waits on never fires again, and a closed-and-reused fd number is
- * caught by arming with EPOLL_CTL_MOD (ENOENT -> ADD).  The price is one
- * epoll_ctl per arm (docs/BENCHMARKS.md, pingpong). */
+ * Registration is level-triggered and persistent, as libuv's: an fd stays
+ * in the epoll set between one readiness future and the next, so a chain
+ * (wait readable, read, write, wait readable again) costs no epoll_ctl per
+ * step.  epoll never tells us that the application closed an fd (the
+ * kernel drops the registration silently when the last dup closes) and
+ * the number may come back as another file, so keeping a registration is
+ * a bet, made under these rules:
+ *
+ *   - A new waiter on an fd with no waiter is kept on the old registration
+ *     without a syscall (TRUSTED) only if the fd's last waiter settled in
+ *     this poll round or the previous one (idle_round), i.e. the chain goes
+ *     on.  Otherwise the registration is validated with EPOLL_CTL_MOD
+ *     (ENOENT: the fd was closed, ADD the new file; EEXIST on ADD: MOD).
+ *   - A trusted fd goes on vq.  An event for it confirms the bet.  Before
+ *     the loop would sleep with fds on vq it looks without sleeping, and if
+ *     nothing is ready it validates them (fut__loop_fd_validate: a MOD
+ *     each); a busy loop validates those trusted two polls ago without an
+ *     event since (fut__loop_fd_prepoll).  So a number closed and reused
+ *     within one round (a server accepting into the number it just closed)
+ *     is at worst seen two rounds late, never lost.
+ *   - An event that settles nobody (spurious: the chain ended while the fd
+ *     stays ready, a hang-up nobody waits for, a stale registration)
+ *     narrows the registration to what the waiters still want, or deletes
+ *     it.  If the kernel says ENOENT/EBADF there, the event came from a
+ *     stale entry (the old file lives on in a dup and its number is now
+ *     another file or none) that no epoll_ctl can reach: rebuild_epoll
+ *     makes a fresh epoll set and re-registers every fd that has waiters.
+ *   - Each registration's events carry a generation (tag = gen << 32 | fd;
+ *     each ADD makes a new one).  An event whose generation is not the
+ *     fd's current one, or for an fd we believe unregistered, came from an
+ *     entry we no longer own: rebuild_epoll, and the rest of that batch is
+ *     dropped (level-triggered: what is still ready reports again).
+ *   - A stale entry of a dup'd old file fires with the generation we still
+ *     trust, so events cannot confirm a bet for ever: a registration is
+ *     trusted for VALIDATE_ROUNDS rounds after its last epoll_ctl at most,
+ *     then validated (ENOENT -> ADD, a new generation; the stale entry's
+ *     next event then triggers the rebuild).  Until then such an entry can
+ *     report readiness of the old file to the new one's waiters: the one
+ *     case where a readiness future may fulfil spuriously (a number closed
+ *     and reused within one round while a dup of the old file lives).
+ *   - A cancel that leaves an fd without waiters deletes its registration
+ *     at once (test_fd_cancel_deregisters: no event after a cancel).
+ *   - A waiter still pending when its fd is closed is the application's
+ *     error, as with any epoll loop (cancel it first): it never fires. */
 #include "loop_impl.h"
+
+#include <fcntl.h>
 
 /* ---- fd readiness (loop thread) ----------------------------------------- */
 
@@ -76,7 +118,7 @@ static int grow_fds(struct loop *l, int fd)
  * on_fd_cancel frees it. */
 static void settle_list(struct loop *l, struct fdw *m)
 {
-    uint64_t t0 = fut__loop_mark(l);
+    fut__loop_time_begin(l);
     while (m) {
         struct fdw *w = m;
         m = w->next;
@@ -88,41 +130,182 @@ static void settle_list(struct loop *l, struct fdw *m)
             w->where = W_ORPHAN;
             wl_append(&l->orphans, w);
         }
-        fut__loop_account(l, NULL, &t0);
+        fut__loop_time_end(l, NULL);
     }
 }
 
-/* Makes the kernel watch FD for what its waiters want.  On failure every
- * waiter of FD is rejected with -errno. */
-static void rearm(struct loop *l, int fd)
+#define VALIDATE_ROUNDS 64 /* trust a registration this many rounds */
+
+static uint32_t wanted(const struct fdrec *r)
+{
+    uint32_t want = 0;
+    for (const struct fdw *w = r->ws.head; w; w = w->next)
+        want |= to_epoll(w->events);
+    return want;
+}
+
+/* Registers FD for WANT (level-triggered): MOD if we believe the kernel
+ * knows it, else ADD, each falling back to the other on ENOENT/EEXIST
+ * (closed and reused numbers).  0 or -errno; on failure FD counts as not
+ * registered. */
+static int kernel_set(struct loop *l, int fd, uint32_t want)
 {
     struct fdrec *r = &l->fds[fd];
-    uint32_t want = 0;
-    for (struct fdw *w = r->ws.head; w; w = w->next)
-        want |= to_epoll(w->events);
-    if (!want || (r->armed & want) == want)
-        return;
-    struct epoll_event ev = {.events = want | EPOLLONESHOT,
-                             .data.u64 = (uint64_t)fd};
-    int op = r->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-    int rc = epoll_ctl(l->epfd, op, fd, &ev);
-    if (rc < 0 && (errno == ENOENT || errno == EEXIST)) {
-        op = errno == ENOENT ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+    int op = r->kmask ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, rc;
+    for (int tries = 0;; tries++) {
+        uint32_t gen = op == EPOLL_CTL_ADD ? r->gen + 1 : r->gen;
+        struct epoll_event ev = {
+            .events = want, .data.u64 = (uint64_t)gen << 32 | (uint32_t)fd};
         rc = epoll_ctl(l->epfd, op, fd, &ev);
+        if (rc == 0) {
+            r->gen = gen;
+            break;
+        }
+        if (tries || (errno != ENOENT && errno != EEXIST))
+            break;
+        op = errno == ENOENT ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
     }
+    r->trust_round = 0;
     if (rc == 0) {
-        r->armed = want;
-        r->registered = true;
-        return;
+        r->kmask = want;
+        r->set_round = l->round;
+        return 0;
     }
-    int err = -errno;
-    r->armed = 0;
-    r->registered = false;
+    r->kmask = 0;
+    return -errno;
+}
+
+/* Takes every waiter of FD off its list, each with result ERR. */
+static struct fdw *take_all(struct fdrec *r, int err)
+{
     struct fdw *m = r->ws.head;
     for (struct fdw *w = m; w; w = w->next)
         w->res = fut_fail(err);
     r->ws.head = r->ws.tail = NULL;
+    return m;
+}
+
+/* Keeps FD's registration on trust (see the top): false if vq cannot
+ * grow, and then the caller validates at once. */
+static bool trust(struct loop *l, int fd)
+{
+    struct fdrec *r = &l->fds[fd];
+    if (r->trust_round)
+        return true; /* already trusted, since an older round */
+    r->trust_round = l->round;
+    if (r->on_vq)
+        return true;
+    if (l->vn == l->vcap) {
+        size_t cap = l->vcap ? 2 * l->vcap : 16;
+        int *q = xgrow(l->vq, l->vn * sizeof *q, cap * sizeof *q);
+        if (!q) {
+            r->trust_round = 0;
+            return false;
+        }
+        l->vq = q;
+        l->vcap = cap;
+    }
+    l->vq[l->vn++] = fd;
+    r->on_vq = true;
+    return true;
+}
+
+/* Makes the kernel watch FD for what its waiters want; FRESH: the waiter
+ * just added is the only one.  On failure every waiter of FD is rejected
+ * with -errno. */
+static void rearm(struct loop *l, int fd, bool fresh)
+{
+    struct fdrec *r = &l->fds[fd];
+    uint32_t want = wanted(r);
+    if (!want)
+        return;
+    if (!fresh && (r->kmask & want) == want)
+        return; /* others wait on the same registration */
+    if (fresh && r->kmask == want && l->round - r->idle_round <= 1 &&
+        l->round - r->set_round < VALIDATE_ROUNDS && trust(l, fd))
+        return; /* the chain goes on */
+    int err = kernel_set(l, fd, want);
+    if (err)
+        settle_list(l, take_all(r, err));
+}
+
+/* Replaces the epoll set with a fresh one holding the eventfd and every fd
+ * that has waiters: the only way to be rid of a stale entry.  Rare. */
+static void rebuild_epoll(struct loop *l)
+{
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0)
+        return; /* no fd left: the stale entry stays (it fires again) */
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = EV_WAKE};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, l->evfd, &ev) < 0 ||
+        dup3(ep, l->epfd, O_CLOEXEC) < 0) { /* closes the old set */
+        close(ep);
+        return;
+    }
+    close(ep);
+    struct fdw *m = NULL;
+    l->vn = 0;
+    for (size_t fd = 0; fd < l->nfds; fd++) {
+        struct fdrec *r = &l->fds[fd];
+        r->kmask = 0;
+        r->trust_round = 0;
+        r->on_vq = false;
+        uint32_t want = wanted(r);
+        int err = want ? kernel_set(l, (int)fd, want) : 0;
+        if (err) {
+            struct fdw *f = take_all(r, err), *t = f;
+            while (t->next)
+                t = t->next;
+            t->next = m;
+            m = f;
+        }
+    }
     settle_list(l, m);
+}
+
+/* Validates (EPOLL_CTL_MOD, ENOENT -> ADD) trusted fd R; failures reject
+ * its waiters. */
+static void validate(struct loop *l, int fd)
+{
+    struct fdrec *r = &l->fds[fd];
+    r->trust_round = 0;
+    uint32_t want = wanted(r);
+    int err = want ? kernel_set(l, fd, want) : 0;
+    if (err)
+        settle_list(l, take_all(r, err));
+}
+
+/* Before each epoll_wait: a new round; validate the fds trusted two polls
+ * ago and not confirmed by an event since (a busy loop never sleeps, so
+ * fut__loop_fd_validate alone would not do). */
+void fut__loop_fd_prepoll(struct loop *l)
+{
+    l->round++;
+    size_t k = 0;
+    for (size_t i = 0; i < l->vn; i++) {
+        int fd = l->vq[i];
+        struct fdrec *r = &l->fds[fd];
+        if (r->trust_round && l->round - r->trust_round < 3) {
+            l->vq[k++] = fd;
+            continue;
+        }
+        r->on_vq = false;
+        if (r->trust_round)
+            validate(l, fd);
+    }
+    l->vn = k;
+}
+
+/* Before the loop sleeps: validate every fd still trusted. */
+void fut__loop_fd_validate(struct loop *l)
+{
+    for (size_t i = 0; i < l->vn; i++) {
+        int fd = l->vq[i];
+        l->fds[fd].on_vq = false;
+        if (l->fds[fd].trust_round)
+            validate(l, fd);
+    }
+    l->vn = 0;
 }
 
 /* Adds W to its fd's list and arms the fd (loop thread). */
@@ -139,8 +322,9 @@ static void register_here(struct loop *l, struct fdw *w)
         return;
     }
     w->where = W_FD;
+    bool fresh = !l->fds[w->fd].ws.head;
     wl_append(&l->fds[w->fd].ws, w);
-    rearm(l, w->fd);
+    rearm(l, w->fd, fresh);
 }
 
 void fut__loop_drain_fds(struct loop *l)
@@ -176,14 +360,22 @@ static bool data_left(int fd)
     return ioctl(fd, FIONREAD, &n) == 0 && n > 0;
 }
 
-/* One epoll event for FD: settle the waiters it answers, re-arm for the
- * others. */
-void fut__loop_dispatch(struct loop *l, int fd, uint32_t e)
+/* One epoll event, tagged gen << 32 | fd: settle the waiters it answers;
+ * narrow or drop the registration if the event answered nobody or left
+ * bits nobody wants with waiters still there (level-triggered: they would
+ * fire again).  False: the epoll set was rebuilt, so the rest of the batch
+ * is stale (level-triggered, what is still ready reports again). */
+bool fut__loop_dispatch(struct loop *l, uint64_t tag, uint32_t e)
 {
+    int fd = (int)(uint32_t)tag;
     if ((size_t)fd >= l->nfds)
-        return;
+        return true;
     struct fdrec *r = &l->fds[fd];
-    r->armed = 0; /* EPOLLONESHOT disarmed it */
+    if (!r->kmask || (uint32_t)(tag >> 32) != r->gen) {
+        rebuild_epoll(l); /* an entry we did not make or no longer own */
+        return false;
+    }
+    r->trust_round = 0; /* an entry of ours is alive */
     int err = 0;
     if (e & EPOLLERR)
         err = fd_error(fd);
@@ -206,8 +398,33 @@ void fut__loop_dispatch(struct loop *l, int fd, uint32_t e)
         *tail = w;
         tail = &w->next;
     }
-    rearm(l, fd);
+    uint32_t want = wanted(r);
+    if (m && !want) {
+        r->idle_round = l->round; /* kept for the chain's next step */
+    } else if (!m || (e & (EPOLLIN | EPOLLOUT) & ~want)) {
+        /* Spurious, or bits left over: fit the registration to WANT.  A
+         * registration we believe absent, or an ENOENT/EBADF, means the
+         * event came from a stale entry. */
+        struct epoll_event ev = {
+            .events = want, .data.u64 = (uint64_t)r->gen << 32 | (uint32_t)fd};
+        int rc = want ? epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev)
+                      : epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+        if (rc == 0) {
+            r->kmask = want;
+            r->set_round = l->round;
+        } else if (errno == ENOENT || errno == EBADF) {
+            r->kmask = 0;
+            settle_list(l, m);
+            rebuild_epoll(l);
+            return false;
+        } else {
+            r->kmask = 0;
+            struct fdw *f = take_all(r, -errno);
+            *tail = f;
+        }
+    }
     settle_list(l, m);
+    return true;
 }
 
 /* The cancel hook: a fut_catch on the loop.  Runs on the loop thread for
@@ -231,10 +448,10 @@ static fut_result_t on_fd_cancel(void *arg, fut_t *src)
     int fd = w->fd;
     xfree(w);
     struct fdrec *r = on_fd ? &l->fds[fd] : NULL;
-    if (r && !r->ws.head && r->registered) {
+    if (r && !r->ws.head && r->kmask) {
         epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
-        r->registered = false;
-        r->armed = 0;
+        r->kmask = 0;
+        r->trust_round = 0;
     }
     return fut_ok(NULL);
 }

@@ -48,8 +48,13 @@ struct wlist {
 
 struct fdrec {
     struct wlist ws;
-    uint32_t armed;  /* EPOLLIN/OUT enabled in the kernel */
-    bool registered; /* we believe epoll knows the fd */
+    uint32_t kmask;       /* EPOLLIN/OUT we registered; 0: not registered */
+    uint32_t gen;         /* tags our entry's events: bumped by each ADD */
+    uint64_t set_round;   /* the round of the last epoll_ctl that succeeded */
+    uint64_t idle_round;  /* the poll round in which ws last emptied */
+    uint64_t trust_round; /* != 0: kept without a syscall since this round
+                             and not confirmed by an event yet */
+    bool on_vq;           /* listed on the loop's vq (loop_fd.c) */
 };
 
 struct hent {
@@ -64,12 +69,14 @@ struct loop {
     double ns_per_tick;       /* > 0 once the TSC is calibrated (loop.c) */
     uint64_t cal_tsc, cal_ns; /* calibration start */
     bool cal_ok;              /* the TSC is invariant */
+    uint64_t coarse_res;      /* CLOCK_MONOTONIC_COARSE's tick; 0: unusable */
+    uint64_t an_t, an_c;      /* timing anchor: precise and coarse (loop.c) */
     fut_log_fn log;
     void *log_ud;
 
     /* Hand-off stacks: any thread pushes, the loop takes all. */
     char pad0_[64]; /* keep the hot shared words off the read-mostly ones */
-    _Atomic(fut_task_t *) rq;
+    _Atomic(fut_task_t *) rq; /* the task queue's tail (loop.c: rq_push) */
     _Atomic(struct fdw *) rfd;
     _Atomic(fut_timer_t *) rstart;  /* linked through slot */
     _Atomic(fut_timer_t *) rcancel; /* linked through next */
@@ -87,12 +94,17 @@ struct loop {
     /* Loop-thread state. */
     char pad2_[64];
     fut_task_t *lq_head, *lq_tail;
+    fut_task_t *rq_head; /* the task queue's head: the oldest node or stub */
+    fut_task_t rq_stub;
     struct hent *heap;
     size_t hn, hcap;
     uint64_t hseq;
     struct fdrec *fds;
     size_t nfds;
     struct wlist orphans;
+    uint64_t round; /* poll rounds (loop_fd.c's persistence rules) */
+    int *vq;        /* fds kept on trust, to verify (loop_fd.c) */
+    size_t vn, vcap;
 
     /* Counters: written by the loop thread only. */
     _Atomic uint64_t n_tasks, n_submitted, n_timers, n_fd, n_wakeups, n_longest,
@@ -173,10 +185,25 @@ static inline void gate_leave(struct loop *l)
     atomic_fetch_sub_explicit(&l->gate_users, 1, memory_order_release);
 }
 
-/* Stall detection: a mark is a point in time in the loop's own unit; T0
- * from fut__loop_mark, then fut__loop_account after each callback. */
-uint64_t fut__loop_mark(const struct loop *l);
-void fut__loop_account(struct loop *l, const void *fn, uint64_t *t0);
+/* Callback timing for stall detection (loop.c explains): begin before a
+ * run of callbacks, end after each. */
+static inline uint64_t fut__coarse_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void fut__loop_time_begin(struct loop *l);
+void fut__loop_time_slow(struct loop *l, const void *fn, uint64_t c);
+
+static inline void fut__loop_time_end(struct loop *l, const void *fn)
+{
+    uint64_t c = 0;
+    if (l->coarse_res && (c = fut__coarse_now()) == l->an_c)
+        return; /* still in the anchor's tick: far below stall_ns */
+    fut__loop_time_slow(l, fn, c);
+}
 
 /* Reverses a taken stack linked through NEXT into arrival order. */
 #define REVERSE(type, list, link)                                              \
@@ -193,7 +220,9 @@ void fut__loop_account(struct loop *l, const void *fn, uint64_t *t0);
 
 /* loop_fd.c, all on the loop thread (or the destroying one). */
 void fut__loop_drain_fds(struct loop *l);
-void fut__loop_dispatch(struct loop *l, int fd, uint32_t events);
+bool fut__loop_dispatch(struct loop *l, uint64_t tag, uint32_t events);
 void fut__loop_fd_shutdown(struct loop *l);
+void fut__loop_fd_prepoll(struct loop *l);
+void fut__loop_fd_validate(struct loop *l);
 
 #endif

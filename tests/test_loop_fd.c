@@ -7,7 +7,9 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -134,8 +136,15 @@ static void test_fd_many_futures_on_many_fds(void **state)
                                            k == 2 ? FUT_READABLE | FUT_WRITABLE
                                                   : FUT_READABLE);
     }
-    run_for(loop, 2 * MS);
-    /* Only the read+write ones are ready (writable). */
+    /* Only the read+write ones are ready (writable).  Run until they are,
+     * not for a fixed time: registering 192 waiters may take longer than a
+     * short delay on a loaded machine or under TSan. */
+    fut_t *wr[PAIRS];
+    for (int i = 0; i < PAIRS; i++)
+        wr[i] = fut_retain(fs[i * PER + 2]);
+    fut_t *wall = fut_all(wr, PAIRS);
+    run_until(loop, wall);
+    fut_release(wall);
     for (int i = 0; i < PAIRS; i++) {
         assert_int_equal(fut_state(fs[i * PER]), FUT_PENDING);
         assert_int_equal(fut_value_i64(fs[i * PER + 2]), FUT_WRITABLE);
@@ -284,6 +293,113 @@ static void test_fd_registered_from_another_thread(void **state)
     assert_int_equal(fut_executor_destroy(loop), 0);
 }
 
+/* The loop keeps an fd registered from one readiness future to the next
+ * (loop_fd.c).  These close the fd in a callback and get its number back
+ * at once as another socket, the case a kept registration must survive:
+ * the new socket's readiness must still be reported, and, when a dup
+ * keeps the old socket alive (its entry stays in the epoll set and keeps
+ * firing), only for a bounded number of rounds spuriously. */
+struct reuse {
+    fut_executor_t *loop;
+    int fd, peer, dup; /* the first socket, its peer, a dup of it or -1 */
+    int nfd, npeer;    /* the socket that took FD's number */
+    bool same_number;  /* it did */
+    int got, spurious; /* bytes read from NFD; wake-ups with nothing */
+    int writes;
+};
+
+static fut_result_t reuse_write(void *arg, fut_t *src)
+{
+    struct reuse *u = arg;
+    (void)src;
+    if (write(u->npeer, "y", 1) == 1)
+        u->writes++;
+    return fut_ok(NULL);
+}
+
+static fut_result_t reuse_step(void *arg, fut_t *src)
+{
+    struct reuse *u = arg;
+    (void)src;
+    char c;
+    ssize_t n = read(u->nfd, &c, 1);
+    if (n == 1 && ++u->got == 3)
+        return fut_ok(NULL);
+    if (n == 1) /* the next byte comes later: the fd is not ready before */
+        fut_release(
+            fut_then(fut_delay(u->loop, 2 * MS), u->loop, reuse_write, u));
+    else if (++u->spurious > 10000)
+        return fut_fail(-ELOOP); /* woken for the old socket, forever */
+    return fut_adopt(fut_then(fut_fd_ready(u->loop, u->nfd, FUT_READABLE),
+                              u->loop, reuse_step, u));
+}
+
+static fut_result_t reuse_first(void *arg, fut_t *src)
+{
+    struct reuse *u = arg;
+    (void)src;
+    char c;
+    if (read(u->fd, &c, 1) != 1)
+        return fut_fail(-EIO);
+    close(u->fd);
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) != 0)
+        return fut_fail(-errno);
+    u->nfd = sv[0], u->npeer = sv[1];
+    u->same_number = sv[0] == u->fd;
+    if (u->dup >= 0 && write(u->peer, "x", 1) != 1) /* the old one: ready */
+        return fut_fail(-EIO);
+    fut_release(fut_then(fut_delay(u->loop, 2 * MS), u->loop, reuse_write, u));
+    return fut_adopt(fut_then(fut_fd_ready(u->loop, u->nfd, FUT_READABLE),
+                              u->loop, reuse_step, u));
+}
+
+static void reuse_case(bool with_dup)
+{
+    fut_executor_t *loop = new_loop();
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv),
+                     0);
+    struct reuse u = {
+        loop, sv[0], sv[1], with_dup ? dup(sv[0]) : -1, -1, -1, false, 0, 0, 0};
+    /* Warm the registration up: a few steps of a chain on FD first. */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(write(sv[1], "w", 1), 1);
+        fut_t *r = fut_fd_ready(loop, sv[0], FUT_READABLE);
+        run_until(loop, r);
+        char c;
+        assert_int_equal(read(sv[0], &c, 1), 1);
+        fut_release(r);
+    }
+    assert_int_equal(write(sv[1], "w", 1), 1);
+    fut_t *f = fut_then(fut_fd_ready(loop, sv[0], FUT_READABLE), loop,
+                        reuse_first, &u);
+    run_until(loop, f);
+    assert_int_equal(fut_state(f), FUT_FULFILLED);
+    assert_true(u.same_number);
+    assert_int_equal(u.got, 3);
+    if (!with_dup)
+        assert_int_equal(u.spurious, 0);
+    assert_true(u.spurious <= 200); /* bounded: see loop_fd.c */
+    fut_release(f);
+    assert_int_equal(fut_executor_destroy(loop), 0);
+    close(u.nfd), close(u.npeer), close(sv[1]);
+    if (u.dup >= 0)
+        close(u.dup);
+}
+
+static void test_fd_number_reused_in_a_callback(void **state)
+{
+    (void)state;
+    reuse_case(false);
+}
+
+static void test_fd_number_reused_while_a_dup_lives(void **state)
+{
+    (void)state;
+    reuse_case(true);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -295,6 +411,8 @@ int main(void)
         cmocka_unit_test(test_fd_regular_file_is_eperm),
         cmocka_unit_test(test_fd_chain_with_peer_thread),
         cmocka_unit_test(test_fd_registered_from_another_thread),
+        cmocka_unit_test(test_fd_number_reused_in_a_callback),
+        cmocka_unit_test(test_fd_number_reused_while_a_dup_lives),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
