@@ -184,7 +184,7 @@ static void destroy(fut_t *f)
 
 /* Drops N references of F (N is 1, or 2 for a taken task's owed hold
  * together with its waiter's reference). */
-static void release_n(fut_t *f, uint32_t n)
+static inline void release_n(fut_t *f, uint32_t n)
 {
     /* Sole owner: nobody else holds a reference, so nobody can take one
      * (retaining needs a reference) and the count cannot change under us:
@@ -213,18 +213,27 @@ static void pay_owed(struct fut_tls *t)
     }
 }
 
+/* fut_release with a debt outstanding: out of line, off the common path. */
+static __attribute__((noinline)) void release_owing(struct fut_tls *t,
+                                                   fut_t *f)
+{
+    if (t->owed == f) { /* the waiter lets go right after its wait */
+        t->owed = NULL;
+        release_n(f, 2);
+        return;
+    }
+    pay_owed(t);
+    release_n(f, 1);
+}
+
 void fut_release(fut_t *f)
 {
     if (!f || f == &g_enomem)
         return;
     struct fut_tls *t = &fut__tls;
     if (FUT__UNLIKELY(t->owed != NULL)) {
-        if (t->owed == f) { /* the waiter lets go right after its wait */
-            t->owed = NULL;
-            release_n(f, 2);
-            return;
-        }
-        pay_owed(t);
+        release_owing(t, f);
+        return;
     }
     release_n(f, 1);
 }
