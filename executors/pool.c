@@ -604,8 +604,11 @@ static int pool_stats(void *impl, fut_stats_t *out)
     unsigned i;
 
     memset(out, 0, sizeof *out);
-    for (i = 0; i < p->nworkers; i++)
+    for (i = 0; i < p->nworkers; i++) {
         add_counters(out, &p->workers[i].c);
+        /* Written by the owner's inline wait (<fut/pool.h>). */
+        out->tasks_run += ck_pr_load_64(&p->workers[i].split.o.run_local);
+    }
     out->wakeups += ck_pr_load_64(&p->ext_wakeups);
     out->workers = p->nworkers;
     return 0;
@@ -784,6 +787,7 @@ int fut_pool_worker_stats(const fut_executor_t *pool, unsigned worker,
         return FUT_EINVAL;
     memset(out, 0, sizeof *out);
     add_counters(out, &p->workers[worker].c);
+    out->tasks_run += ck_pr_load_64(&p->workers[worker].split.o.run_local);
     out->workers = 1;
     return 0;
 }
@@ -843,10 +847,11 @@ static int group_init_slow(fut_group_t *g, fut_executor_t *pool)
         return FUT_EINVAL;
     g->pool_ = p;
     g->owner_ = w != NULL && w->pool == p ? w : NULL;
+    g->q_ = g->owner_ != NULL ? &w->split.o : NULL;
     g->spawned_ = 0;
     g->done_local_ = 0;
     g->done_remote_ = 0;
-    g->base_ = g->owner_ != NULL ? w->split.head : 0;
+    g->base_ = g->owner_ != NULL ? w->split.o.head : 0;
     return 0;
 }
 
@@ -859,32 +864,31 @@ int fut_group_init(fut_group_t *g, fut_executor_t *pool)
                          (pool == NULL || pool == w->pool->handle))) {
         g->pool_ = w->pool;
         g->owner_ = w;
+        g->q_ = &w->split.o;
         g->spawned_ = 0;
         g->done_local_ = 0;
         g->done_remote_ = 0;
-        g->base_ = w->split.head;
+        g->base_ = w->split.o.head;
         return 0;
     }
     return group_init_slow(g, pool);
 }
 
-void fut_group_spawn(fut_group_t *g, fut_group_task_t *t, fut_group_fn fn,
-                     void *arg)
+/* What the inline spawn (<fut/pool.h>) leaves to us: T and G's count are
+ * filled in; the deque is full, not all private, or below G's base, or we
+ * are off a worker. */
+void fut_group_spawn_slow(fut_group_t *g, fut_group_task_t *t)
 {
     struct worker *w = g->owner_;
     struct pool *p = g->pool_;
 
-    t->fn_ = fn;
-    t->arg_ = arg;
-    t->group_ = g;
-    g->spawned_++;
     if (w != NULL) {
         int r;
 
         /* Groups used out of nesting order (init A, init B, wait A, spawn
          * into B) may place a child below where the group began. */
-        if (FUT__UNLIKELY_POOL(w->split.head < g->base_))
-            g->base_ = w->split.head;
+        if (FUT__UNLIKELY_POOL(w->split.o.head < g->base_))
+            g->base_ = w->split.o.head;
         r = fut__split_push(&w->split, t);
 
         if (r == 0)
@@ -914,7 +918,7 @@ static void group_wait_outside(fut_group_t *g)
     }
 }
 
-int fut_group_wait(fut_group_t *g)
+int fut_group_wait_slow(fut_group_t *g)
 {
     struct worker *w = g->owner_;
 
@@ -923,7 +927,7 @@ int fut_group_wait(fut_group_t *g)
     } else {
         /* Our own children, newest first: run the private ones here (the
          * fast path: plain loads and stores), skip the stolen ones. */
-        while (w->split.head > g->base_) {
+        while (w->split.o.head > g->base_) {
             fut_group_task_t *t;
             bool published = false;
 
@@ -948,4 +952,20 @@ int fut_group_wait(fut_group_t *g)
     g->spawned_ = g->done_local_ = 0;
     ck_pr_store_32(&g->done_remote_, 0); /* every child is done with g */
     return 0;
+}
+
+/* The exported functions behind the header's inline spawn and wait, for
+ * callers that take their address or bind by name. */
+#undef fut_group_spawn
+#undef fut_group_wait
+
+void fut_group_spawn(fut_group_t *g, fut_group_task_t *t, fut_group_fn fn,
+                     void *arg)
+{
+    fut__group_spawn_inline(g, t, fn, arg);
+}
+
+int fut_group_wait(fut_group_t *g)
+{
+    return fut__group_wait_inline(g);
 }

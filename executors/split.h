@@ -69,13 +69,11 @@ typedef struct fut__split {
     uint32_t allstolen; /* owner writes; thieves skip the CAS when set */
     uint32_t movesplit; /* thieves set it; the owner clears it */
     char pad0_[FUT__CACHELINE - 16];
-    /* Owner's line. */
-    uint32_t head;        /* next free slot */
-    uint32_t o_split;     /* the owner's copy of split */
-    uint32_t o_allstolen; /* the owner's copy of allstolen */
-    uint32_t cap;
-    fut_group_task_t **slots;
-    char pad1_[FUT__CACHELINE - 16 - sizeof(void *)];
+    /* Owner's line: head, o_split (the owner's copy of split),
+     * o_allstolen (its copy of allstolen), cap, slots; declared in
+     * <fut/pool.h>, whose inline spawn and wait use it too. */
+    fut__gq_t o;
+    char pad1_[FUT__CACHELINE - sizeof(fut__gq_t)];
 } CK_CC_ALIGN(FUT__CACHELINE) fut__split_t;
 
 static inline void fut__split_init(fut__split_t *d, fut_group_task_t **slots,
@@ -84,11 +82,13 @@ static inline void fut__split_init(fut__split_t *d, fut_group_task_t **slots,
     d->ts = FUT__TS(0, 0);
     d->allstolen = 1;
     d->movesplit = 0;
-    d->head = 0;
-    d->o_split = 0;
-    d->o_allstolen = 1;
-    d->cap = cap;
-    d->slots = slots;
+    d->o.head = 0;
+    d->o.o_split = 0;
+    d->o.o_allstolen = 1;
+    d->o.cap = cap;
+    d->o.slots = slots;
+    d->o.movesplit = &d->movesplit;
+    d->o.run_local = 0;
 }
 
 /* Owner: makes slots [o_split, NEWSPLIT) shared.  Thieves only move tail,
@@ -104,21 +104,21 @@ static inline void fut__split_grow(fut__split_t *d, uint32_t newsplit)
     while (!ck_pr_cas_64_value(&d->ts, v, FUT__TS(FUT__TS_TAIL(v), newsplit),
                                &v))
         ;
-    d->o_split = newsplit;
+    d->o.o_split = newsplit;
 }
 
 /* Owner: adds T on top.  Returns 0 (private), 1 (published: the caller
  * should wake a sleeper), -1 (full: T was not added). */
 static inline int fut__split_push(fut__split_t *d, fut_group_task_t *t)
 {
-    uint32_t h = d->head;
+    uint32_t h = d->o.head;
 
-    if (FUT__SPLIT_UNLIKELY(h == d->cap))
+    if (FUT__SPLIT_UNLIKELY(h == d->o.cap))
         return -1;
     t->stolen_ = 0;
-    d->slots[h] = t;
-    d->head = h + 1;
-    if (FUT__SPLIT_UNLIKELY(d->o_allstolen)) {
+    d->o.slots[h] = t;
+    d->o.head = h + 1;
+    if (FUT__SPLIT_UNLIKELY(d->o.o_allstolen)) {
         /* Every slot below was stolen: a new shared part with T alone. */
         ck_pr_store_32(&d->movesplit, 0);
         FUT__DQ_RELEASE(&d->ts); /* pairs with the steal's acquire */
@@ -128,13 +128,13 @@ static inline int fut__split_push(fut__split_t *d, fut_group_task_t *t)
          * the new TS.  Pairs with the load fence in fut__split_steal. */
         ck_pr_fence_store();
         ck_pr_store_32(&d->allstolen, 0);
-        d->o_split = h + 1;
-        d->o_allstolen = 0;
+        d->o.o_split = h + 1;
+        d->o.o_allstolen = 0;
         return 1;
     }
     /* Plain load: pairs with a thief's store; a late look only delays. */
     if (FUT__SPLIT_UNLIKELY(ck_pr_load_32(&d->movesplit))) {
-        fut__split_grow(d, (d->o_split + h + 2) / 2);
+        fut__split_grow(d, (d->o.o_split + h + 2) / 2);
         return 1;
     }
     return 0;
@@ -166,18 +166,18 @@ static inline bool fut__split_shrink(fut__split_t *d)
             newsplit = (tail + split) / 2;
             ck_pr_store_32(split_half, newsplit);
         }
-        d->o_split = newsplit;
+        d->o.o_split = newsplit;
         return false;
 #else
         /* Pairs with the thieves' CAS: exactly one of us moves TS from V. */
         if (ck_pr_cas_64_value(&d->ts, v, FUT__TS(tail, newsplit), &v)) {
-            d->o_split = newsplit;
+            d->o.o_split = newsplit;
             return false;
         }
 #endif
     }
     ck_pr_store_32(&d->allstolen, 1); /* pairs with the thieves' load */
-    d->o_allstolen = 1;
+    d->o.o_allstolen = 1;
     return true;
 }
 
@@ -189,29 +189,29 @@ enum { FUT__SPLIT_LOCAL, FUT__SPLIT_STOLEN };
 static inline int fut__split_pop(fut__split_t *d, fut_group_task_t **t,
                                  bool *published)
 {
-    uint32_t h = d->head - 1;
+    uint32_t h = d->o.head - 1;
 
-    if (FUT__SPLIT_LIKELY(!d->o_allstolen)) {
-        if (FUT__SPLIT_LIKELY(h >= d->o_split)) {
+    if (FUT__SPLIT_LIKELY(!d->o.o_allstolen)) {
+        if (FUT__SPLIT_LIKELY(h >= d->o.o_split)) {
             /* Private.  If thieves starve, give them half of what lies
              * below this slot (as Lace's sync does). */
             if (FUT__SPLIT_UNLIKELY(ck_pr_load_32(&d->movesplit)) &&
-                h - d->o_split >= 2) {
-                fut__split_grow(d, d->o_split + (h - d->o_split) / 2);
+                h - d->o.o_split >= 2) {
+                fut__split_grow(d, d->o.o_split + (h - d->o.o_split) / 2);
                 *published = true;
             }
-            d->head = h;
-            *t = d->slots[h];
+            d->o.head = h;
+            *t = d->o.slots[h];
             return FUT__SPLIT_LOCAL;
         }
         if (!fut__split_shrink(d)) {
-            d->head = h; /* now private: shrink left split <= h */
-            *t = d->slots[h];
+            d->o.head = h; /* now private: shrink left split <= h */
+            *t = d->o.slots[h];
             return FUT__SPLIT_LOCAL;
         }
     }
-    d->head = h;
-    *t = d->slots[h];
+    d->o.head = h;
+    *t = d->o.slots[h];
     /* Wait until the thief has read the slot: only then may a push reuse
      * it.  A few instructions on the thief's side (it marks right after
      * its CAS).  Pairs with the store in fut__split_steal. */
@@ -244,7 +244,7 @@ static inline fut_group_task_t *fut__split_steal(fut__split_t *d, bool *lost)
         return NULL;
     }
     FUT__DQ_ACQUIRE(&d->ts); /* pairs with grow's and push's release */
-    t = ck_pr_load_ptr(&d->slots[FUT__TS_TAIL(v)]);
+    t = ck_pr_load_ptr(&d->o.slots[FUT__TS_TAIL(v)]);
     /* The slot is read: the owner may reuse it from now on.  Store
      * release; pairs with the owner's wait in fut__split_pop. */
     FUT__DQ_RELEASE(t);

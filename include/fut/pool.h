@@ -76,10 +76,24 @@ typedef struct fut_group_task {
     uint32_t stolen_; /* set by a thief once it has taken the task */
 } fut_group_task_t;
 
+/* Private: the owner's half of a worker's split deque of group children
+ * (executors/split.h), which the inline spawn and wait below use on the
+ * owner's thread.  Not part of the API; it may change in any release. */
+typedef struct fut__gq {
+    uint32_t head;        /* next free slot */
+    uint32_t o_split;     /* slots below it are shared with thieves */
+    uint32_t o_allstolen; /* every slot below head was stolen */
+    uint32_t cap;         /* slots */
+    struct fut_group_task **slots;
+    const uint32_t *movesplit; /* set by thieves that want work */
+    uint64_t run_local;        /* children run by the inline wait */
+} fut__gq_t;
+
 /* A fork-join scope.  Fields are private. */
 typedef struct fut_group {
     void *pool_;           /* the pool's implementation */
     void *owner_;          /* the worker that owns it, or NULL */
+    fut__gq_t *q_;         /* that worker's split deque, or NULL */
     uint32_t spawned_;     /* written by the owner thread only */
     uint32_t done_local_;  /* children run by the owner thread */
     uint32_t done_remote_; /* children run elsewhere (atomic) */
@@ -111,6 +125,89 @@ FUT_API void fut_group_spawn(fut_group_t *g, fut_group_task_t *t,
  * Afterwards G is empty and may be reused.  Returns: 0.
  * Threads: only G's thread. */
 FUT_API int fut_group_wait(fut_group_t *g);
+
+/* ---- the inline fast path of spawn and wait (private) ---------------------
+ * On the owner's worker, while the deque has room, nothing was stolen and
+ * no thief asks for work, a spawn is four plain stores and a pop-back a
+ * plain load and a call: what Lace's macros do.  Everything else (thieves
+ * waiting, stolen children, off-worker groups) goes to the functions
+ * above.  TSan builds take the functions (the pool's atomics are invisible
+ * to TSan and annotated there).  fut_group_spawn_slow and
+ * fut_group_wait_slow are the out-of-line halves: exported for the inline
+ * code, not for direct use. */
+FUT_API void fut_group_spawn_slow(fut_group_t *g, fut_group_task_t *t);
+FUT_API int fut_group_wait_slow(fut_group_t *g);
+
+#if defined(__SANITIZE_THREAD__)
+#define FUT__GROUP_INLINE 0
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define FUT__GROUP_INLINE 0
+#endif
+#endif
+#ifndef FUT__GROUP_INLINE
+#define FUT__GROUP_INLINE 1
+#endif
+
+/* Plain slots while the deque is all private; relaxed load of movesplit:
+ * a thief's late request is seen at the next spawn or pop. */
+static inline int fut__gq_private(const fut__gq_t *q, uint32_t h)
+{
+    return !q->o_allstolen && h >= q->o_split &&
+           !__atomic_load_n(q->movesplit, __ATOMIC_RELAXED);
+}
+
+static inline void fut__group_spawn_inline(fut_group_t *g, fut_group_task_t *t,
+                                           fut_group_fn fn, void *arg)
+{
+    fut__gq_t *q = g->q_;
+
+    t->fn_ = fn;
+    t->arg_ = arg;
+    t->group_ = g;
+    g->spawned_++;
+    if (FUT__GROUP_INLINE && q != NULL) {
+        uint32_t h = q->head;
+
+        if (h < q->cap && h >= g->base_ && fut__gq_private(q, h)) {
+            t->stolen_ = 0;
+            q->slots[h] = t;
+            q->head = h + 1;
+            return;
+        }
+    }
+    fut_group_spawn_slow(g, t);
+}
+
+static inline int fut__group_wait_inline(fut_group_t *g)
+{
+    fut__gq_t *q = g->q_;
+
+    if (FUT__GROUP_INLINE && q != NULL) {
+        uint32_t h;
+
+        /* Our private children, newest first, run right here. */
+        while ((h = q->head) > g->base_ && fut__gq_private(q, h - 1)) {
+            fut_group_task_t *t = q->slots[h - 1];
+            fut_group_t *tg = t->group_; /* ours, or an interleaved one */
+
+            q->head = h - 1;
+            t->fn_(t->arg_);
+            tg->done_local_++;
+            q->run_local++;
+        }
+        /* All of them ran here: done (no child ran elsewhere, so there
+         * is nothing to synchronise with). */
+        if (q->head <= g->base_ && g->done_local_ == g->spawned_) {
+            g->spawned_ = g->done_local_ = 0;
+            return 0;
+        }
+    }
+    return fut_group_wait_slow(g);
+}
+
+#define fut_group_spawn(g, t, fn, arg) fut__group_spawn_inline(g, t, fn, arg)
+#define fut_group_wait(g) fut__group_wait_inline(g)
 
 #ifdef __cplusplus
 }

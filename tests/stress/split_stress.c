@@ -139,7 +139,7 @@ int main(int argc, char **argv)
     while (next < nitems) {
         unsigned burst = 1 + rnd(8), k;
 
-        for (k = 0; k < burst && next < nitems && dq.head < CAPACITY; k++) {
+        for (k = 0; k < burst && next < nitems && dq.o.head < CAPACITY; k++) {
             if (fut__split_push(&dq, &items[next]) < 0)
                 break;
             next++;
@@ -152,10 +152,10 @@ int main(int argc, char **argv)
         if (rnd(4) == 0)
             for (k = rnd(400); k > 0; k--)
                 ck_pr_stall();
-        for (k = rnd(burst + 2); k > 0 && dq.head > 0; k--)
+        for (k = rnd(burst + 2); k > 0 && dq.o.head > 0; k--)
             pop_one();
     }
-    while (dq.head > 0)
+    while (dq.o.head > 0)
         pop_one();
     ck_pr_store_64(&progress, next + 1);
     ck_pr_store_int(&done, 1);
