@@ -124,8 +124,8 @@ struct counters {
 };
 
 struct worker {
-    fut__deque_t dq;     /* first: cache-line aligned */
-    fut__split_t split;  /* group children spawned here (split.h) */
+    fut__deque_t dq;    /* first: cache-line aligned */
+    fut__split_t split; /* group children spawned here (split.h) */
     struct pool *pool;
     ck_stack_entry_t *chain;  /* rest of the last injection batch (owner) */
     ck_stack_entry_t *gchain; /* same for group children (tagged) */
@@ -134,7 +134,7 @@ struct worker {
     pthread_t thread;
     void **slots;
     fut_group_task_t **gslots; /* the split deque's slots */
-    struct counters c; /* written by this worker only */
+    struct counters c;         /* written by this worker only */
 } CK_CC_ALIGN(FUT__CACHELINE);
 
 struct pool {
@@ -931,8 +931,7 @@ int fut_group_wait_slow(fut_group_t *g)
             fut_group_task_t *t;
             bool published = false;
 
-            if (fut__split_pop(&w->split, &t, &published) ==
-                FUT__SPLIT_LOCAL) {
+            if (fut__split_pop(&w->split, &t, &published) == FUT__SPLIT_LOCAL) {
                 group_run(w, t);
                 count(&w->c.run);
             }

@@ -101,8 +101,8 @@ static inline void fut__split_grow(fut__split_t *d, uint32_t newsplit)
     FUT__DQ_RELEASE(&d->ts); /* the slots; pairs with the steal's acquire */
     /* The CAS is the release of the slots' contents.  Pairs with the
      * thieves' CAS in fut__split_steal. */
-    while (!ck_pr_cas_64_value(&d->ts, v, FUT__TS(FUT__TS_TAIL(v), newsplit),
-                               &v))
+    while (
+        !ck_pr_cas_64_value(&d->ts, v, FUT__TS(FUT__TS_TAIL(v), newsplit), &v))
         ;
     d->o.o_split = newsplit;
 }
@@ -122,7 +122,7 @@ static inline int fut__split_push(fut__split_t *d, fut_group_task_t *t)
         /* Every slot below was stolen: a new shared part with T alone. */
         ck_pr_store_32(&d->movesplit, 0);
         FUT__DQ_RELEASE(&d->ts); /* pairs with the steal's acquire */
-        ck_pr_fence_store(); /* T and its slot before TS (free on x86) */
+        ck_pr_fence_store();     /* T and its slot before TS (free on x86) */
         ck_pr_store_64(&d->ts, FUT__TS(h, h + 1));
         /* TS before ALLSTOLEN: a thief that reads ALLSTOLEN == 0 then reads
          * the new TS.  Pairs with the load fence in fut__split_steal. */

@@ -214,8 +214,7 @@ static void pay_owed(struct fut_tls *t)
 }
 
 /* fut_release with a debt outstanding: out of line, off the common path. */
-static __attribute__((noinline)) void release_owing(struct fut_tls *t,
-                                                   fut_t *f)
+static __attribute__((noinline)) void release_owing(struct fut_tls *t, fut_t *f)
 {
     if (t->owed == f) { /* the waiter lets go right after its wait */
         t->owed = NULL;
@@ -539,7 +538,9 @@ static int follow(fut_t *f, fut_t *other)
     return 0;
 }
 
-int fut__settle(fut_t *f, const fut_result_t *r)
+/* Writes a value result into F's fields (single writer, before the word
+ * is closed); false, writing nothing, for any other kind of result. */
+static inline bool write_value(fut_t *f, const fut_result_t *r)
 {
     switch (r->kind_) {
     case RK_OK:
@@ -547,28 +548,40 @@ int fut__settle(fut_t *f, const fut_result_t *r)
         f->vkind = VK_PTR;
         f->val.ptr = r->u_.ptr;
         f->dtor = r->kind_ == RK_OWNED ? r->dtor_ : NULL;
-        break;
+        return true;
     case RK_I64:
         f->vkind = VK_I64;
         f->val.i64 = r->u_.i64;
-        break;
-    case RK_FAIL:
-        return fut__settle_err(f, FUT_REJECTED, r->err_) ? 0 : FUT_EALREADY;
-    case RK_FORWARD:
-        if (!r->u_.fut || r->u_.fut == f)
-            return fut__settle_err(f, FUT_REJECTED, FUT_EINVAL) ? 0
-                                                                : FUT_EALREADY;
-        return follow(f, fut_retain(r->u_.fut));
-    case RK_ADOPT:
-        if (!r->u_.fut || r->u_.fut == f) {
-            fut_release(r->u_.fut);
+        return true;
+    default:
+        return false;
+    }
+}
+
+int fut__settle(fut_t *f, const fut_result_t *r)
+{
+    if (!write_value(f, r))
+        switch (r->kind_) {
+        case RK_FAIL:
+            return fut__settle_err(f, FUT_REJECTED, r->err_) ? 0 : FUT_EALREADY;
+        case RK_FORWARD:
+            if (!r->u_.fut || r->u_.fut == f)
+                return fut__settle_err(f, FUT_REJECTED, FUT_EINVAL)
+                           ? 0
+                           : FUT_EALREADY;
+            return follow(f, fut_retain(r->u_.fut));
+        case RK_ADOPT:
+            if (!r->u_.fut || r->u_.fut == f) {
+                fut_release(r->u_.fut);
+                return fut__settle_err(f, FUT_REJECTED, FUT_EINVAL)
+                           ? 0
+                           : FUT_EALREADY;
+            }
+            return follow(f, r->u_.fut);
+        default:
             return fut__settle_err(f, FUT_REJECTED, FUT_EINVAL) ? 0
                                                                 : FUT_EALREADY;
         }
-        return follow(f, r->u_.fut);
-    default:
-        return fut__settle_err(f, FUT_REJECTED, FUT_EINVAL) ? 0 : FUT_EALREADY;
-    }
     /* The common case, inline: nothing attached, nobody claiming (word 0).
      * acq_rel as in close_cas; on failure close_cas looks again. */
     uintptr_t w0 = 0;
@@ -671,23 +684,11 @@ static bool is_call_kind(const fut_t *f);
 static void settle_private(fut_t *f, const fut_result_t *r)
 {
     uintptr_t w;
-    switch (r->kind_) {
-    case RK_OK:
-    case RK_OWNED:
-        f->vkind = VK_PTR;
-        f->val.ptr = r->u_.ptr;
-        f->dtor = r->kind_ == RK_OWNED ? r->dtor_ : NULL;
+    if (write_value(f, r))
         w = W_SETTLED(FUT_FULFILLED, 0);
-        break;
-    case RK_I64:
-        f->vkind = VK_I64;
-        f->val.i64 = r->u_.i64;
-        w = W_SETTLED(FUT_FULFILLED, 0);
-        break;
-    case RK_FAIL:
+    else if (r->kind_ == RK_FAIL)
         w = W_SETTLED(FUT_REJECTED, r->err_);
-        break;
-    default:
+    else {
         fut__settle(f, r); /* forward, adopt: may attach elsewhere */
         return;
     }

@@ -39,15 +39,15 @@ static fut_executor_t *pool1(void)
 /* What a parent task saw, recorded for the main thread to assert. */
 typedef struct {
     pthread_t parent, child;
-    int child_depth;      /* parent's wait nesting seen by the child */
-    int waiting;          /* set by the parent around its wait */
-    uint32_t refs_after;  /* child's refs right after the wait */
-    int owed_after;       /* fut__tls.owed == child right after the wait */
-    uint32_t refs_paid;   /* after the debt was paid */
-    int owed_cleared;     /* fut__tls.owed == NULL after the release */
+    int child_depth;     /* parent's wait nesting seen by the child */
+    int waiting;         /* set by the parent around its wait */
+    uint32_t refs_after; /* child's refs right after the wait */
+    int owed_after;      /* fut__tls.owed == child right after the wait */
+    uint32_t refs_paid;  /* after the debt was paid */
+    int owed_cleared;    /* fut__tls.owed == NULL after the release */
     int64_t value;
     int child_ran;
-    fut_t *out;           /* a child handed out of the task */
+    fut_t *out; /* a child handed out of the task */
 } rec_t;
 
 static uint32_t refs_of(fut_t *f)
@@ -192,7 +192,7 @@ static fut_result_t parent_waits_older(void *arg)
     rec_t other = {0};
     fut_t *a = fut_async(g_pool, child, r);
     fut_t *b = fut_async(g_pool, child, &other); /* on top of a */
-    EXPECT(fut_wait(a, -1) == 0); /* a is not on top: no take */
+    EXPECT(fut_wait(a, -1) == 0);                /* a is not on top: no take */
     r->refs_after = refs_of(a);
     r->owed_after = fut__tls.owed == a;
     r->value = fut_value_i64(a);
