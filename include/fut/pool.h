@@ -47,9 +47,10 @@ FUT_API int fut_pool_worker_stats(const fut_executor_t *pool, unsigned worker,
  * For recursive CPU-bound code on a pool worker: spawn children whose
  * storage the caller provides, then wait for all of them while helping.
  * No allocation, no reference count, no future per task: a spawn is a few
- * plain stores and a deque push; a child that nobody stole is popped back
- * and run inline by the waiting parent.  Results travel through the
- * caller's own memory (the ARG of each task).
+ * plain stores into the worker's split deque (no locked instruction while
+ * no thief asks for work; spawn and wait are inline, below); a child that
+ * nobody stole is popped back and run by the waiting parent.  Results
+ * travel through the caller's own memory (the ARG of each task).
  *
  *     fut_group_t g;
  *     fut_group_task_t t;
@@ -60,9 +61,11 @@ FUT_API int fut_pool_worker_stats(const fut_executor_t *pool, unsigned worker,
  *
  * The group, and every task spawned into it, must stay alive (typically on
  * the caller's stack) until fut_group_wait returns.  A group belongs to the
- * thread that initialised it: spawn and wait only there.  Off a worker of
- * POOL (e.g. main()), children go to the pool's injection queue and the wait
- * sleeps in short naps instead of helping. */
+ * thread that initialised it: spawn and wait only there; wait for every
+ * group before its frame ends (groups may interleave: init A, init B, wait
+ * A, wait B is fine).  Off a worker of POOL (e.g. main()), children go to
+ * the pool's injection queue and the wait sleeps in short naps instead of
+ * helping. */
 
 typedef void (*fut_group_fn)(void *arg);
 
