@@ -500,10 +500,21 @@ static void test_group_fib_matches(void **state)
         fut_executor_t *ex = make_pool(threads, 0);
         struct gfib f = {.n = 22};
         fut_t *t = fut_async(ex, gfib_task, &f);
+        fut_stats_t st;
 
         assert_int_equal(fut_wait(t, -1), 0);
         assert_int_equal(fut_value_i64(t), 17711);
         fut_release(t);
+        /* Every child counts once, wherever it ran (popped back inline,
+         * by the slow path, or stolen): fib(22) spawns 28656, plus the
+         * root task. */
+        for (int i = 0; i < 5000; i++) { /* the root's count lands last */
+            assert_int_equal(fut_executor_stats(ex, &st), 0);
+            if (st.tasks_run >= 28657)
+                break;
+            usleep(1000);
+        }
+        assert_int_equal(st.tasks_run, 28657);
         assert_int_equal(fut_executor_destroy(ex), 0);
     }
 }
