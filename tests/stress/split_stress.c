@@ -5,7 +5,7 @@
  * thief took.
  *
  *   split_stress [thieves [items]]   defaults 2 and 300000 (quick)
- *   split_stress --long              2 thieves, 20 million items
+ *   split_stress --long              2 thieves, 5 million items
  *
  * Built with -DFUT_SPLIT_BROKEN_FENCE (Lace's shrink without its mfence)
  * it is expected to fail: owner and thief both take the same slot, and
@@ -110,7 +110,7 @@ int main(int argc, char **argv)
 
     nitems = 300000;
     if (argc > 1 && strcmp(argv[1], "--long") == 0) {
-        nitems = 20000000;
+        nitems = 5000000;
     } else {
         if (argc > 1)
             nthieves = (unsigned)atoi(argv[1]);
