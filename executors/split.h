@@ -144,6 +144,8 @@ static inline int fut__split_push(fut__split_t *d, fut_group_task_t *t)
  * take back: every slot below head was stolen. */
 static inline bool fut__split_shrink(fut__split_t *d)
 {
+    /* A stale V only fails the CAS below (which reloads it); the CAS is
+     * what pairs with the thieves' CAS. */
     uint64_t v = ck_pr_load_64(&d->ts);
 
     for (;;) {
@@ -194,7 +196,9 @@ static inline int fut__split_pop(fut__split_t *d, fut_group_task_t **t,
     if (FUT__SPLIT_LIKELY(!d->o.o_allstolen)) {
         if (FUT__SPLIT_LIKELY(h >= d->o.o_split)) {
             /* Private.  If thieves starve, give them half of what lies
-             * below this slot (as Lace's sync does). */
+             * below this slot (as Lace's sync does).  Plain load of
+             * movesplit: pairs with a thief's store in fut__split_steal;
+             * a late look only delays the grow to the next push or pop. */
             if (FUT__SPLIT_UNLIKELY(ck_pr_load_32(&d->movesplit)) &&
                 h - d->o.o_split >= 2) {
                 fut__split_grow(d, d->o.o_split + (h - d->o.o_split) / 2);
@@ -253,7 +257,10 @@ static inline fut_group_task_t *fut__split_steal(fut__split_t *d, bool *lost)
     return t;
 }
 
-/* Whether thieves could take something now (the park re-check).  Any. */
+/* Whether thieves could take something now (the park re-check).  Any.
+ * Plain loads: the parker's locked increment and membarrier come first,
+ * and the owner publishes with a CAS or a store before its wake check
+ * (pool.c's protocol), so one of the two sides sees the other. */
 static inline bool fut__split_visible(const fut__split_t *d)
 {
     uint64_t v = ck_pr_load_64((uint64_t *)&d->ts);
