@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "testexec.h"
 
 static fut_executor_t *g_pool;
 
@@ -302,6 +303,72 @@ static void test_taken_child_wakes_other_waiters(void **state)
     }
 }
 
+/* The take contract with a custom executor (testexec, one thread): the
+ * core asks for exactly the awaited task, runs it inside the wait when the
+ * executor gives it back, and the executor never runs it itself. */
+static testexec_t *g_tx;
+
+static fut_result_t parent_on_testexec(void *arg)
+{
+    rec_t *r = arg;
+    fut_t *a = fut_async(testexec_ex(g_tx), child, r);
+    r->waiting = 1;
+    EXPECT(fut_wait(a, -1) == 0);
+    r->waiting = 0;
+    r->refs_after = refs_of(a);
+    r->owed_after = fut__tls.owed == a;
+    r->value = fut_value_i64(a);
+    fut_release(a);
+    r->owed_cleared = fut__tls.owed == NULL;
+    return fut_ok(NULL);
+}
+
+static void test_custom_executor_take(void **state)
+{
+    (void)state;
+    testexec_opts_t o = {.take = true, .try_run_one = true};
+    rec_t r = {0};
+    g_tx = testexec_new(&o, NULL);
+    assert_non_null(g_tx);
+    fut_t *p = fut_async(testexec_ex(g_tx), parent_on_testexec, &r);
+    assert_true(testexec_run_one(g_tx)); /* the parent; it takes the child */
+    assert_int_equal(fut_state(p), FUT_FULFILLED);
+    assert_int_equal(atomic_load(&g_bad), 0);
+    assert_int_equal(r.child_ran, 1);
+    assert_int_equal(r.child_depth, 1); /* inside the parent's wait */
+    assert_int_equal(r.value, 42);
+    assert_int_equal(r.refs_after, 2);
+    assert_true(r.owed_after);
+    assert_true(r.owed_cleared);
+    assert_int_equal(testexec_taken(g_tx), 1);
+    assert_int_equal(testexec_ran(g_tx), 1); /* the parent only */
+    assert_int_equal(testexec_pending(g_tx), 0);
+    fut_release(p);
+    assert_int_equal(fut_executor_destroy(testexec_ex(g_tx)), 0);
+}
+
+/* An executor without take: the wait helps (try_run_one) as before, no
+ * debt is made. */
+static void test_executor_without_take_helps(void **state)
+{
+    (void)state;
+    testexec_opts_t o = {.try_run_one = true};
+    rec_t r = {0};
+    g_tx = testexec_new(&o, NULL);
+    assert_non_null(g_tx);
+    fut_t *p = fut_async(testexec_ex(g_tx), parent_on_testexec, &r);
+    assert_true(testexec_run_one(g_tx));
+    assert_int_equal(fut_state(p), FUT_FULFILLED);
+    assert_int_equal(r.child_ran, 1);
+    assert_int_equal(r.value, 42);
+    assert_int_equal(r.refs_after, 1); /* its hold ended the usual way */
+    assert_false(r.owed_after);
+    assert_int_equal(testexec_taken(g_tx), 0);
+    assert_int_equal(testexec_ran(g_tx), 2);
+    fut_release(p);
+    assert_int_equal(fut_executor_destroy(testexec_ex(g_tx)), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -312,6 +379,8 @@ int main(void)
         cmocka_unit_test(test_only_the_top_task_is_taken),
         cmocka_unit_test(test_cancelled_child_is_not_run),
         cmocka_unit_test(test_taken_child_wakes_other_waiters),
+        cmocka_unit_test(test_custom_executor_take),
+        cmocka_unit_test(test_executor_without_take_helps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

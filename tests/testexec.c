@@ -25,7 +25,7 @@ struct testexec {
     testexec_opts_t opts;
     pthread_mutex_t mu;
     fut_task_t *head, *tail;
-    size_t pending, submitted, ran;
+    size_t pending, submitted, ran, taken;
     int refuse;
     bool closed;
     tx_timer_t *timers;
@@ -84,6 +84,29 @@ static void drop_cancelled(testexec_t *tx)
         fut_timer_drop(found->t);
         free(found);
     }
+}
+
+/* ops->take: gives TASK back if it is the newest queued (a stack's top,
+ * as a pool worker's own deque). */
+static bool tx_take(void *impl, fut_task_t *task)
+{
+    testexec_t *tx = impl;
+    bool took = false;
+    pthread_mutex_lock(&tx->mu);
+    if (tx->tail == task) {
+        fut_task_t **pp = &tx->head;
+        while (*pp != task)
+            pp = &(*pp)->next;
+        *pp = NULL;
+        tx->tail = NULL;
+        for (fut_task_t *t = tx->head; t; t = t->next)
+            tx->tail = t;
+        tx->pending--;
+        tx->taken++;
+        took = true;
+    }
+    pthread_mutex_unlock(&tx->mu);
+    return took;
 }
 
 static bool tx_try_run_one(void *impl)
@@ -192,6 +215,8 @@ testexec_t *testexec_new(const testexec_opts_t *opts, int *err)
     tx->ops.stats = tx_stats;
     if (tx->opts.try_run_one)
         tx->ops.try_run_one = tx_try_run_one;
+    if (tx->opts.take)
+        tx->ops.take = tx_take;
     if (tx->opts.timers) {
         tx->ops.timer_start = tx_timer_start;
         tx->ops.timer_cancel = tx_timer_cancel;
@@ -247,6 +272,14 @@ size_t testexec_ran(testexec_t *tx)
 {
     pthread_mutex_lock(&tx->mu);
     size_t n = tx->ran;
+    pthread_mutex_unlock(&tx->mu);
+    return n;
+}
+
+size_t testexec_taken(testexec_t *tx)
+{
+    pthread_mutex_lock(&tx->mu);
+    size_t n = tx->taken;
     pthread_mutex_unlock(&tx->mu);
     return n;
 }

@@ -33,6 +33,7 @@ typedef struct testexec_opts {
     testexec_on_destroy_t on_destroy;
     bool timers;      /* provide timer_start/timer_cancel */
     bool try_run_one; /* provide try_run_one (helping waits) */
+    bool take;        /* provide take: the newest queued task comes back */
 } testexec_opts_t;
 
 /* Makes a test executor; NULL opts give the defaults (drop on destroy, no
@@ -53,6 +54,8 @@ size_t testexec_run_all(testexec_t *tx);
 /* Totals: tasks accepted by submit, tasks run. */
 size_t testexec_submitted(testexec_t *tx);
 size_t testexec_ran(testexec_t *tx);
+/* Tasks handed back to the core by take. */
+size_t testexec_taken(testexec_t *tx);
 
 /* Makes later submits (and timer_starts) return ERR (0: accept again). */
 void testexec_refuse(testexec_t *tx, int err);
