@@ -344,7 +344,7 @@ static void test_custom_executor_take(void **state)
     assert_int_equal(testexec_ran(g_tx), 1); /* the parent only */
     assert_int_equal(testexec_pending(g_tx), 0);
     fut_release(p);
-    assert_int_equal(fut_executor_destroy(testexec_ex(g_tx)), 0);
+    assert_int_equal(testexec_destroy(g_tx, NULL, NULL), 0);
 }
 
 /* An executor without take: the wait helps (try_run_one) as before, no
@@ -366,7 +366,7 @@ static void test_executor_without_take_helps(void **state)
     assert_int_equal(testexec_taken(g_tx), 0);
     assert_int_equal(testexec_ran(g_tx), 2);
     fut_release(p);
-    assert_int_equal(fut_executor_destroy(testexec_ex(g_tx)), 0);
+    assert_int_equal(testexec_destroy(g_tx, NULL, NULL), 0);
 }
 
 int main(void)
