@@ -65,20 +65,41 @@ static fut_result_t child(void *arg)
     return fut_ok_i64(42);
 }
 
-static fut_result_t parent_release(void *arg)
+/* Inside a task: spawns the child on the executor running this task and
+ * waits for it, recording what the wait left behind (the reference count,
+ * whether this thread owes the child's hold).  Returns the child. */
+static fut_t *spawn_and_wait(rec_t *r)
 {
-    rec_t *r = arg;
-    r->parent = pthread_self();
-    fut_t *a = fut_async(g_pool, child, r);
+    fut_t *a = fut_async(fut_executor_current(), child, r);
     r->waiting = 1;
     EXPECT(fut_wait(a, -1) == 0);
     r->waiting = 0;
     r->refs_after = refs_of(a);
     r->owed_after = fut__tls.owed == a;
+    return a;
+}
+
+/* Spawn, wait, release: the plain fork-join step (pool or testexec). */
+static fut_result_t parent_release(void *arg)
+{
+    rec_t *r = arg;
+    r->parent = pthread_self();
+    fut_t *a = spawn_and_wait(r);
     r->value = fut_value_i64(a);
     fut_release(a);
     r->owed_cleared = fut__tls.owed == NULL;
     return fut_ok(NULL);
+}
+
+/* What parent_release saw when the child was taken back. */
+static void assert_taken(const rec_t *r)
+{
+    assert_int_equal(r->child_ran, 1);
+    assert_int_equal(r->child_depth, 1); /* ran inside the parent's wait */
+    assert_int_equal(r->value, 42);
+    assert_int_equal(r->refs_after, 2); /* caller's + the owed hold */
+    assert_true(r->owed_after);
+    assert_true(r->owed_cleared);
 }
 
 static void run_parent(fut_task_fn fn, rec_t *r)
@@ -96,23 +117,15 @@ static void test_wait_runs_own_child_and_owes_the_hold(void **state)
     (void)state;
     rec_t r = {0};
     run_parent(parent_release, &r);
-    assert_int_equal(r.child_ran, 1);
+    assert_taken(&r);
     assert_true(pthread_equal(r.parent, r.child));
-    assert_int_equal(r.child_depth, 1); /* ran inside the parent's wait */
-    assert_int_equal(r.value, 42);
-    assert_int_equal(r.refs_after, 2); /* caller's + the owed hold */
-    assert_true(r.owed_after);
-    assert_true(r.owed_cleared);
     assert_int_equal(fut_executor_destroy(g_pool), 0);
 }
 
 static fut_result_t parent_release_other(void *arg)
 {
     rec_t *r = arg;
-    fut_t *a = fut_async(g_pool, child, r);
-    EXPECT(fut_wait(a, -1) == 0);
-    r->refs_after = refs_of(a);
-    r->owed_after = fut__tls.owed == a;
+    fut_t *a = spawn_and_wait(r);
     fut_release(fut_ready(fut_ok_i64(1))); /* another future: pays */
     r->refs_paid = refs_of(a);
     r->owed_cleared = fut__tls.owed == NULL;
@@ -137,10 +150,7 @@ static void test_next_release_of_another_future_pays(void **state)
 static fut_result_t parent_hands_out(void *arg)
 {
     rec_t *r = arg;
-    fut_t *a = fut_async(g_pool, child, r);
-    EXPECT(fut_wait(a, -1) == 0);
-    r->owed_after = fut__tls.owed == a;
-    r->out = a; /* our reference leaves with the record */
+    r->out = spawn_and_wait(r); /* our reference leaves with the record */
     return fut_ok(NULL);
 }
 
@@ -167,8 +177,7 @@ static fut_result_t add_one(void *arg, fut_t *src)
 static fut_result_t parent_chains(void *arg)
 {
     rec_t *r = arg;
-    fut_t *a = fut_async(g_pool, child, r);
-    EXPECT(fut_wait(a, -1) == 0);
+    fut_t *a = spawn_and_wait(r);
     a = fut_then(a, fut_inline(), add_one, NULL); /* consumes the taken one */
     EXPECT(fut_wait(a, -1) == 0);
     r->value = fut_value_i64(a);
@@ -308,21 +317,6 @@ static void test_taken_child_wakes_other_waiters(void **state)
  * executor gives it back, and the executor never runs it itself. */
 static testexec_t *g_tx;
 
-static fut_result_t parent_on_testexec(void *arg)
-{
-    rec_t *r = arg;
-    fut_t *a = fut_async(testexec_ex(g_tx), child, r);
-    r->waiting = 1;
-    EXPECT(fut_wait(a, -1) == 0);
-    r->waiting = 0;
-    r->refs_after = refs_of(a);
-    r->owed_after = fut__tls.owed == a;
-    r->value = fut_value_i64(a);
-    fut_release(a);
-    r->owed_cleared = fut__tls.owed == NULL;
-    return fut_ok(NULL);
-}
-
 static void test_custom_executor_take(void **state)
 {
     (void)state;
@@ -330,16 +324,11 @@ static void test_custom_executor_take(void **state)
     rec_t r = {0};
     g_tx = testexec_new(&o, NULL);
     assert_non_null(g_tx);
-    fut_t *p = fut_async(testexec_ex(g_tx), parent_on_testexec, &r);
+    fut_t *p = fut_async(testexec_ex(g_tx), parent_release, &r);
     assert_true(testexec_run_one(g_tx)); /* the parent; it takes the child */
     assert_int_equal(fut_state(p), FUT_FULFILLED);
     assert_int_equal(atomic_load(&g_bad), 0);
-    assert_int_equal(r.child_ran, 1);
-    assert_int_equal(r.child_depth, 1); /* inside the parent's wait */
-    assert_int_equal(r.value, 42);
-    assert_int_equal(r.refs_after, 2);
-    assert_true(r.owed_after);
-    assert_true(r.owed_cleared);
+    assert_taken(&r);
     assert_int_equal(testexec_taken(g_tx), 1);
     assert_int_equal(testexec_ran(g_tx), 1); /* the parent only */
     assert_int_equal(testexec_pending(g_tx), 0);
@@ -356,7 +345,7 @@ static void test_executor_without_take_helps(void **state)
     rec_t r = {0};
     g_tx = testexec_new(&o, NULL);
     assert_non_null(g_tx);
-    fut_t *p = fut_async(testexec_ex(g_tx), parent_on_testexec, &r);
+    fut_t *p = fut_async(testexec_ex(g_tx), parent_release, &r);
     assert_true(testexec_run_one(g_tx));
     assert_int_equal(fut_state(p), FUT_FULFILLED);
     assert_int_equal(r.child_ran, 1);
