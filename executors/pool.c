@@ -169,6 +169,8 @@ struct pool {
 
 static _Thread_local struct worker *me
     __attribute__((tls_model("initial-exec")));
+/* &me->split.o while me is set (<fut/pool.h>'s inline fut_group_init). */
+__thread fut__gq_t *fut_group_self_ __attribute__((tls_model("initial-exec")));
 
 /* ---- ck_ec platform ops: futex and CLOCK_MONOTONIC --------------------- */
 
@@ -515,6 +517,7 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
 
     me = w;
+    fut_group_self_ = &w->split.o;
     for (;;) {
         void *e = find_work(w);
 
@@ -528,6 +531,7 @@ static void *worker_main(void *arg)
             break;
     }
     me = NULL;
+    fut_group_self_ = NULL;
     return NULL;
 }
 
@@ -720,6 +724,8 @@ static int init_workers(struct pool *p, size_t cap)
             return FUT_ENOMEM;
         fut__deque_init(&w->dq, w->slots, cap);
         fut__split_init(&w->split, w->gslots, (uint32_t)cap);
+        w->split.o.pool = p;
+        w->split.o.worker = w;
         w->pool = p;
         w->index = i;
         w->rng = 0x9E3779B97F4A7C15ull * (i + 1) | 1;
@@ -766,6 +772,8 @@ int fut_pool_create(fut_executor_t **out, const fut_pool_opts_t *opts)
         return rc;
     }
     p->handle = *out;
+    for (i = 0; i < p->nworkers; i++)
+        p->workers[i].split.o.handle = p->handle;
     for (i = 0; i < threads; i++) {
         if ((rc = start_worker(p, i)) != 0) {
             /* Stops and joins the STARTED workers, frees everything. */
@@ -794,27 +802,35 @@ int fut_pool_worker_stats(const fut_executor_t *pool, unsigned worker,
 
 /* ---- task groups ---------------------------------------------------------
  *
- * A group belongs to one thread.  spawned_ and done_local_ are plain
- * fields of that thread; done_remote_ is the one shared word.  On a worker,
- * children go to the worker's split deque (split.h): pushed and popped back
- * by the owner with plain stores while they are private, and run right
- * there (plain done_local_ += 1).  A child a thief took runs elsewhere and
- * ends with a locked increment of done_remote_, which is the child's last
- * touch of the group or its storage (the waiter may return and pop the
- * frame that holds them right after).  The waiter's load of done_remote_ is
+ * A group belongs to one thread.  Its children go to the worker's split
+ * deque (split.h): pushed and popped back by the owner with plain stores
+ * while they are private, and run right there, uncounted.  Only a child
+ * that leaves the private slots is counted, in out_ (a plain field of the
+ * owner thread): one that spawn had to spill (off-worker, or the split deque
+ * full), counted at the spill; one a thief took, counted when the owner pops
+ * its stolen slot.  Such a child ends with done_local_ += 1 if the owner
+ * thread ran it (a spilled child it took back through its own queues), or
+ * with a locked increment of done_remote_ elsewhere, which is the child's
+ * last touch of the group or its storage (the waiter may return and pop the
+ * frame that holds them right after).  The group is done when every slot
+ * down to base_ was popped and done_local_ + done_remote_ == out_ (with
+ * out_ == 0 the inline wait returns without reading done_remote_ at all:
+ * every child ran on this thread).  The waiter's load of done_remote_ is
  * followed by a load fence (pairs with that locked increment), so the
  * children's writes are visible once the counts add up.
  *
  * The wait first pops every slot pushed since the group's init (base_,
  * lowered by a spawn that finds the deque lower than that):
  * its own children and, if groups were interleaved, those of groups made
- * after it on this thread, which it runs for them (their counts are kept
- * per group, so nothing is lost).  Popping down to base_ before returning
- * keeps a dead frame's task out of the deque.  Children that cannot go to
- * the split deque (off-worker spawns, overflow) go to the pool's second
- * injection stack, ginject, linked through next_; workers tag them when
- * they move them into a deque. */
+ * after it on this thread, which it runs for them (a stolen one is counted
+ * in its own group's out_, so nothing is lost).  Popping down to base_
+ * before returning keeps a dead frame's task out of the deque.  Children
+ * that cannot go to the split deque (off-worker spawns, overflow) go to the
+ * pool's second injection stack, ginject, linked through next_; workers tag
+ * them when they move them into a deque. */
 
+/* Runs T, a child that left its owner's private slots (run_entry: a
+ * spilled child from a deque, or one stolen from a split deque). */
 static inline void group_run(struct worker *w, fut_group_task_t *t)
 {
     fut_group_t *g = t->group_;
@@ -831,7 +847,7 @@ static inline void group_run(struct worker *w, fut_group_task_t *t)
 static bool group_done(fut_group_t *g)
 {
     /* Pairs with the locked increment of done_remote_ in group_run. */
-    if (g->done_local_ + ck_pr_load_32(&g->done_remote_) != g->spawned_)
+    if (g->done_local_ + ck_pr_load_32(&g->done_remote_) != g->out_)
         return false;
     ck_pr_fence_load(); /* pairs with the locked inc in group_run */
     FUT__DQ_ACQUIRE(g);
@@ -848,24 +864,28 @@ static int group_init_slow(fut_group_t *g, fut_executor_t *pool)
     g->pool_ = p;
     g->owner_ = w != NULL && w->pool == p ? w : NULL;
     g->q_ = g->owner_ != NULL ? &w->split.o : NULL;
-    g->spawned_ = 0;
+    g->out_ = 0;
     g->done_local_ = 0;
     g->done_remote_ = 0;
     g->base_ = g->owner_ != NULL ? w->split.o.head : 0;
     return 0;
 }
 
+#undef fut_group_init
+
+/* The header's inline init covers a worker's own pool (and calls this for
+ * the rest); this is the whole of it, for TSan builds and for callers that
+ * bind by name. */
 int fut_group_init(fut_group_t *g, fut_executor_t *pool)
 {
     struct worker *w = me;
 
-    /* The common case first: on a worker, for its own pool. */
     if (FUT__LIKELY_POOL(w != NULL && g != NULL &&
                          (pool == NULL || pool == w->pool->handle))) {
         g->pool_ = w->pool;
         g->owner_ = w;
         g->q_ = &w->split.o;
-        g->spawned_ = 0;
+        g->out_ = 0;
         g->done_local_ = 0;
         g->done_remote_ = 0;
         g->base_ = w->split.o.head;
@@ -874,9 +894,9 @@ int fut_group_init(fut_group_t *g, fut_executor_t *pool)
     return group_init_slow(g, pool);
 }
 
-/* What the inline spawn (<fut/pool.h>) leaves to us: T and G's count are
- * filled in; the deque is full, not all private, or below G's base, or we
- * are off a worker. */
+/* What the inline spawn (<fut/pool.h>) leaves to us: T is filled in; the
+ * deque is full, not all private, or below G's base, or we are off a
+ * worker. */
 void fut_group_spawn_slow(fut_group_t *g, fut_group_task_t *t)
 {
     struct worker *w = g->owner_;
@@ -900,6 +920,7 @@ void fut_group_spawn_slow(fut_group_t *g, fut_group_task_t *t)
         }
     }
     /* Off-worker, or the split deque is full. */
+    g->out_++;
     stack_push(&p->ginject, (ck_stack_entry_t *)(void *)t);
     ck_pr_fence_atomic_load(); /* as in inject_push */
     maybe_wake(p, NULL);
@@ -932,8 +953,10 @@ int fut_group_wait_slow(fut_group_t *g)
             bool published = false;
 
             if (fut__split_pop(&w->split, &t, &published) == FUT__SPLIT_LOCAL) {
-                group_run(w, t);
+                t->fn_(t->arg_); /* never left: uncounted */
                 count(&w->c.run);
+            } else {
+                t->group_->out_++; /* ours, or an interleaved group's */
             }
             if (published)
                 maybe_wake(w->pool, &w->c.wakeups);
@@ -948,7 +971,7 @@ int fut_group_wait_slow(fut_group_t *g)
                 ck_pr_stall();
         }
     }
-    g->spawned_ = g->done_local_ = 0;
+    g->out_ = g->done_local_ = 0;
     ck_pr_store_32(&g->done_remote_, 0); /* every child is done with g */
     return 0;
 }

@@ -69,12 +69,14 @@ typedef struct fut__split {
     uint32_t allstolen; /* owner writes; thieves skip the CAS when set */
     uint32_t movesplit; /* thieves set it; the owner clears it */
     char pad0_[FUT__CACHELINE - 16];
-    /* Owner's line: head, o_split (the owner's copy of split),
-     * o_allstolen (its copy of allstolen), cap, slots; declared in
-     * <fut/pool.h>, whose inline spawn and wait use it too. */
-    fut__gq_t o;
-    char pad1_[FUT__CACHELINE - sizeof(fut__gq_t)];
+    /* Owner's line: head, o_split (the owner's copy of split, or
+     * FUT__GQ_ALLSTOLEN: its copy of allstolen), cap, slots; declared in
+     * <fut/pool.h>, whose inline init, spawn and wait use it too. */
+    fut__gq_t o; /* the struct's alignment pads it to a whole line */
 } CK_CC_ALIGN(FUT__CACHELINE) fut__split_t;
+
+_Static_assert(sizeof(fut__gq_t) <= FUT__CACHELINE,
+               "the owner's half of a split deque fits one cache line");
 
 static inline void fut__split_init(fut__split_t *d, fut_group_task_t **slots,
                                    uint32_t cap)
@@ -83,12 +85,14 @@ static inline void fut__split_init(fut__split_t *d, fut_group_task_t **slots,
     d->allstolen = 1;
     d->movesplit = 0;
     d->o.head = 0;
-    d->o.o_split = 0;
-    d->o.o_allstolen = 1;
+    d->o.o_split = FUT__GQ_ALLSTOLEN;
     d->o.cap = cap;
     d->o.slots = slots;
     d->o.movesplit = &d->movesplit;
     d->o.run_local = 0;
+    d->o.pool = NULL; /* the pool fills these in */
+    d->o.worker = NULL;
+    d->o.handle = NULL;
 }
 
 /* Owner: makes slots [o_split, NEWSPLIT) shared.  Thieves only move tail,
@@ -118,7 +122,7 @@ static inline int fut__split_push(fut__split_t *d, fut_group_task_t *t)
     t->stolen_ = 0;
     d->o.slots[h] = t;
     d->o.head = h + 1;
-    if (FUT__SPLIT_UNLIKELY(d->o.o_allstolen)) {
+    if (FUT__SPLIT_UNLIKELY(d->o.o_split == FUT__GQ_ALLSTOLEN)) {
         /* Every slot below was stolen: a new shared part with T alone. */
         ck_pr_store_32(&d->movesplit, 0);
         FUT__DQ_RELEASE(&d->ts); /* pairs with the steal's acquire */
@@ -129,7 +133,6 @@ static inline int fut__split_push(fut__split_t *d, fut_group_task_t *t)
         ck_pr_fence_store();
         ck_pr_store_32(&d->allstolen, 0);
         d->o.o_split = h + 1;
-        d->o.o_allstolen = 0;
         return 1;
     }
     /* Plain load: pairs with a thief's store; a late look only delays. */
@@ -179,7 +182,7 @@ static inline bool fut__split_shrink(fut__split_t *d)
 #endif
     }
     ck_pr_store_32(&d->allstolen, 1); /* pairs with the thieves' load */
-    d->o.o_allstolen = 1;
+    d->o.o_split = FUT__GQ_ALLSTOLEN;
     return true;
 }
 
@@ -193,26 +196,25 @@ static inline int fut__split_pop(fut__split_t *d, fut_group_task_t **t,
 {
     uint32_t h = d->o.head - 1;
 
-    if (FUT__SPLIT_LIKELY(!d->o.o_allstolen)) {
-        if (FUT__SPLIT_LIKELY(h >= d->o.o_split)) {
-            /* Private.  If thieves starve, give them half of what lies
-             * below this slot (as Lace's sync does).  Plain load of
-             * movesplit: pairs with a thief's store in fut__split_steal;
-             * a late look only delays the grow to the next push or pop. */
-            if (FUT__SPLIT_UNLIKELY(ck_pr_load_32(&d->movesplit)) &&
-                h - d->o.o_split >= 2) {
-                fut__split_grow(d, d->o.o_split + (h - d->o.o_split) / 2);
-                *published = true;
-            }
-            d->o.head = h;
-            *t = d->o.slots[h];
-            return FUT__SPLIT_LOCAL;
+    /* h >= o_split: private (never true once all was stolen). */
+    if (FUT__SPLIT_LIKELY(h >= d->o.o_split)) {
+        /* If thieves starve, give them half of what lies below this slot
+         * (as Lace's sync does).  Plain load of movesplit: pairs with a
+         * thief's store in fut__split_steal; a late look only delays the
+         * grow to the next push or pop. */
+        if (FUT__SPLIT_UNLIKELY(ck_pr_load_32(&d->movesplit)) &&
+            h - d->o.o_split >= 2) {
+            fut__split_grow(d, d->o.o_split + (h - d->o.o_split) / 2);
+            *published = true;
         }
-        if (!fut__split_shrink(d)) {
-            d->o.head = h; /* now private: shrink left split <= h */
-            *t = d->o.slots[h];
-            return FUT__SPLIT_LOCAL;
-        }
+        d->o.head = h;
+        *t = d->o.slots[h];
+        return FUT__SPLIT_LOCAL;
+    }
+    if (d->o.o_split != FUT__GQ_ALLSTOLEN && !fut__split_shrink(d)) {
+        d->o.head = h; /* now private: shrink left split <= h */
+        *t = d->o.slots[h];
+        return FUT__SPLIT_LOCAL;
     }
     d->o.head = h;
     *t = d->o.slots[h];

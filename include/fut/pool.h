@@ -80,26 +80,37 @@ typedef struct fut_group_task {
 } fut_group_task_t;
 
 /* Private: the owner's half of a worker's split deque of group children
- * (executors/split.h), which the inline spawn and wait below use on the
- * owner's thread.  Not part of the API; it may change in any release. */
+ * (executors/split.h), which the inline init, spawn and wait below use on
+ * the owner's thread.  Not part of the API; it may change in any release.
+ * One cache line, written by the owner only. */
+#define FUT__GQ_ALLSTOLEN 0xFFFFFFFFu
 typedef struct fut__gq {
-    uint32_t head;        /* next free slot */
-    uint32_t o_split;     /* slots below it are shared with thieves */
-    uint32_t o_allstolen; /* every slot below head was stolen */
-    uint32_t cap;         /* slots */
+    uint32_t head;    /* next free slot */
+    uint32_t o_split; /* slots at or above it (and below head) are private;
+                         FUT__GQ_ALLSTOLEN: every slot below head was stolen */
+    uint32_t cap;     /* slots */
     struct fut_group_task **slots;
     const uint32_t *movesplit; /* set by thieves that want work */
     uint64_t run_local;        /* children run by the inline wait */
+    void *pool;                /* the pool's implementation */
+    void *worker;              /* the worker that owns this deque */
+    const void *handle;        /* the pool's fut_executor_t */
 } fut__gq_t;
+
+/* Private: the calling thread's deque when it is a pool worker, else NULL.
+ * Set by the pool; read by the inline fut_group_init.  Not for direct use. */
+FUT_API extern __thread fut__gq_t *fut_group_self_
+    __attribute__((tls_model("initial-exec")));
 
 /* A fork-join scope.  Fields are private. */
 typedef struct fut_group {
     void *pool_;           /* the pool's implementation */
     void *owner_;          /* the worker that owns it, or NULL */
     fut__gq_t *q_;         /* that worker's split deque, or NULL */
-    uint32_t spawned_;     /* written by the owner thread only */
-    uint32_t done_local_;  /* children run by the owner thread */
-    uint32_t done_remote_; /* children run elsewhere (atomic) */
+    uint32_t out_;         /* children that left the owner's private
+                              slots (spilled or stolen): owner only */
+    uint32_t done_local_;  /* of those, run by the owner thread */
+    uint32_t done_remote_; /* of those, run elsewhere (atomic) */
     uint32_t base_;        /* the worker's split-deque head at init */
 } fut_group_t;
 
@@ -129,15 +140,16 @@ FUT_API void fut_group_spawn(fut_group_t *g, fut_group_task_t *t,
  * Threads: only G's thread. */
 FUT_API int fut_group_wait(fut_group_t *g);
 
-/* ---- the inline fast path of spawn and wait (private) ---------------------
+/* ---- the inline fast path of init, spawn and wait (private) --------------
  * On the owner's worker, while the deque has room, nothing was stolen and
- * no thief asks for work, a spawn is four plain stores and a pop-back a
- * plain load and a call: what Lace's macros do.  Everything else (thieves
- * waiting, stolen children, off-worker groups) goes to the functions
- * above.  TSan builds take the functions (the pool's atomics are invisible
- * to TSan and annotated there).  fut_group_spawn_slow and
- * fut_group_wait_slow are the out-of-line halves: exported for the inline
- * code, not for direct use. */
+ * no thief asks for work, a spawn is five plain stores and a pop-back a
+ * plain load and a call: what Lace's macros do.  A group counts only the
+ * children that leave the private slots (out_), so this path keeps no
+ * per-child count.  Everything else (thieves waiting, stolen children,
+ * off-worker groups) goes to the functions above.  TSan builds take the
+ * functions (the pool's atomics are invisible to TSan and annotated there).
+ * fut_group_spawn_slow and fut_group_wait_slow are the out-of-line halves:
+ * exported for the inline code, not for direct use. */
 FUT_API void fut_group_spawn_slow(fut_group_t *g, fut_group_task_t *t);
 FUT_API int fut_group_wait_slow(fut_group_t *g);
 
@@ -156,8 +168,26 @@ FUT_API int fut_group_wait_slow(fut_group_t *g);
  * a thief's late request is seen at the next spawn or pop. */
 static inline int fut__gq_private(const fut__gq_t *q, uint32_t h)
 {
-    return !q->o_allstolen && h >= q->o_split &&
-           !__atomic_load_n(q->movesplit, __ATOMIC_RELAXED);
+    return h >= q->o_split && !__atomic_load_n(q->movesplit, __ATOMIC_RELAXED);
+}
+
+/* On a worker, for its own pool: fill G in from the worker's deque. */
+static inline int fut__group_init_inline(fut_group_t *g, fut_executor_t *pool)
+{
+    fut__gq_t *q = FUT__GROUP_INLINE ? fut_group_self_ : NULL;
+
+    if (q != NULL && g != NULL &&
+        (pool == NULL || (const void *)pool == q->handle)) {
+        g->pool_ = q->pool;
+        g->owner_ = q->worker;
+        g->q_ = q;
+        g->out_ = 0;
+        g->done_local_ = 0;
+        g->done_remote_ = 0;
+        g->base_ = q->head;
+        return 0;
+    }
+    return (fut_group_init)(g, pool);
 }
 
 static inline void fut__group_spawn_inline(fut_group_t *g, fut_group_task_t *t,
@@ -168,7 +198,6 @@ static inline void fut__group_spawn_inline(fut_group_t *g, fut_group_task_t *t,
     t->fn_ = fn;
     t->arg_ = arg;
     t->group_ = g;
-    g->spawned_++;
     if (FUT__GROUP_INLINE && q != NULL) {
         uint32_t h = q->head;
 
@@ -189,26 +218,24 @@ static inline int fut__group_wait_inline(fut_group_t *g)
     if (FUT__GROUP_INLINE && q != NULL) {
         uint32_t h;
 
-        /* Our private children, newest first, run right here. */
+        /* Private children, newest first (ours, or those of a group made
+         * after ours on this thread), run right here. */
         while ((h = q->head) > g->base_ && fut__gq_private(q, h - 1)) {
             fut_group_task_t *t = q->slots[h - 1];
-            fut_group_t *tg = t->group_; /* ours, or an interleaved one */
 
             q->head = h - 1;
             t->fn_(t->arg_);
-            tg->done_local_++;
             q->run_local++;
         }
-        /* All of them ran here: done (no child ran elsewhere, so there
-         * is nothing to synchronise with). */
-        if (q->head <= g->base_ && g->done_local_ == g->spawned_) {
-            g->spawned_ = g->done_local_ = 0;
+        /* Every child ran here and none left the private slots: done
+         * (nothing ran elsewhere, so nothing to synchronise with). */
+        if (q->head <= g->base_ && g->out_ == 0)
             return 0;
-        }
     }
     return fut_group_wait_slow(g);
 }
 
+#define fut_group_init(g, pool) fut__group_init_inline(g, pool)
 #define fut_group_spawn(g, t, fn, arg) fut__group_spawn_inline(g, t, fn, arg)
 #define fut_group_wait(g) fut__group_wait_inline(g)
 
