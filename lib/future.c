@@ -149,7 +149,18 @@ fut_t *fut_retain(fut_t *f)
     return f;
 }
 
-static void destroy(fut_t *f)
+/* The block goes back, marked dead (see FUT__DEAD in internal.h). */
+static inline void free_block(fut_t *f)
+{
+    atomic_store_explicit(&f->refs, FUT__DEAD, memory_order_relaxed);
+#ifdef FUT_DEBUG
+    fut__quarantine(f);
+#else
+    fut__free(f, sizeof *f);
+#endif
+}
+
+static __attribute__((noinline)) void destroy_slow(fut_t *f)
 {
     if (fut__state_of(atomic_load_explicit(&f->word, memory_order_relaxed)) ==
             FUT_FULFILLED &&
@@ -174,12 +185,21 @@ static void destroy(fut_t *f)
     }
     if (f->flags & FF_EX_REF)
         fut__ex_release(f->ex);
-    atomic_store_explicit(&f->refs, FUT__DEAD, memory_order_relaxed);
-#ifdef FUT_DEBUG
-    fut__quarantine(f);
-#else
-    fut__free(f, sizeof *f);
-#endif
+    free_block(f);
+}
+
+/* The last release.  Inline for the common block (a task's or a promise's
+ * future with no pointer value, nothing borrowed, no executor reference):
+ * mark it dead and free it; everything else goes to destroy_slow. */
+static inline void destroy(fut_t *f)
+{
+    _Static_assert(FK_PLAIN == 0 && FK_ASYNC == 1, "kind <= FK_ASYNC below");
+    if (FUT__LIKELY(f->vkind != VK_PTR && f->owner == NULL &&
+                    f->kind <= FK_ASYNC && f->flags == 0)) {
+        free_block(f);
+        return;
+    }
+    destroy_slow(f);
 }
 
 /* Drops N references of F (N is 1, or 2 for a taken task's owed hold
@@ -807,13 +827,33 @@ void fut_task_run(fut_task_t *task)
  * thread touches the debt. */
 void fut__run_taken(fut_t *f)
 {
+    struct fut_tls *t = &fut__tls;
+
     if (FUT__LIKELY(!fut__closed(f))) { /* else cancelled before it ran */
-        fut_result_t r = call(f);
-        fut__settle(f, &r);
+        /* call(), minus what the take already guarantees: this thread
+         * runs a task of F's executor (fut_wait checked f->ex == cur_ex),
+         * so cur_ex stays as it is. */
+        fut_t *pfut = t->cur_fut;
+        t->cur_fut = f;
+        fut_result_t r =
+            f->kind == FK_ASYNC
+                ? f->u.call.fn.task(f->u.call.arg)
+                : f->u.call.fn.then(f->u.call.arg, f->u.call.src);
+        t->cur_fut = pfut;
+        pay_owed(t); /* debts made inside F's task, or an earlier one */
+        /* fut__settle's common case, inline: a value, nothing attached,
+         * nobody claiming (word 0); acq_rel as in close_cas.  Anything
+         * else (fut__settle writes the value again, the same). */
+        uintptr_t w0 = 0;
+        if (!write_value(f, &r) ||
+            !atomic_compare_exchange_strong_explicit(
+                &f->word, &w0, W_SETTLED(FUT_FULFILLED, 0),
+                memory_order_acq_rel, memory_order_relaxed))
+            fut__settle(f, &r);
+    } else {
+        pay_owed(t);
     }
     drop_src(f);
-    struct fut_tls *t = &fut__tls;
-    pay_owed(t);
     t->owed = f;
 }
 

@@ -232,7 +232,8 @@ bool fut__drain_deferred_one(void);
 void fut__dispose(fut_result_t r);
 void fut__on_cancel(fut_t *f); /* kind-specific clean-up: timers */
 /* Runs F's task, which this thread took back from its executor (ops->take)
- * while waiting for F: fork-join's fast path. */
+ * while waiting for F, from inside a task of that same executor
+ * (fut__tls.cur_ex == F->ex): fork-join's fast path. */
 void fut__run_taken(fut_t *f);
 
 /* ---- executors (executor.c) --------------------------------------------- */
