@@ -693,6 +693,68 @@ static void test_group_interleaved_groups(void **state)
     }
 }
 
+/* fut_group_init on a worker names which pool the children run on: its
+ * own (NULL or its handle: children on its deque) or another pool (an
+ * off-worker group there).  Children check where they run by making a
+ * group of their own for the other pool: only on that pool's workers is
+ * it worker-owned (owner_, a private field, is set). */
+struct cross {
+    fut_executor_t *other;
+    atomic_int ran, on_other;
+    fut_group_task_t t[64];
+};
+
+static void cross_child(void *arg)
+{
+    struct cross *c = arg;
+    fut_group_t probe;
+
+    if (fut_group_init(&probe, c->other) == 0 && probe.owner_ != NULL)
+        atomic_fetch_add(&c->on_other, 1);
+    atomic_fetch_add(&c->ran, 1);
+}
+
+static fut_result_t cross_task(void *arg)
+{
+    struct cross *c = arg;
+    fut_group_t g, own, named, bad;
+    int64_t r = 0;
+
+    if (fut_group_init(&g, c->other) != 0 || g.owner_ != NULL)
+        r |= 1; /* not this worker's group: an off-worker one there */
+    if (fut_group_init(&own, NULL) != 0 || own.owner_ == NULL ||
+        fut_group_init(&named, fut_executor_current()) != 0 ||
+        named.owner_ != own.owner_)
+        r |= 2; /* this worker's own pool, by NULL or by handle */
+    if (fut_group_init(&bad, fut_inline()) != FUT_EINVAL)
+        r |= 4;
+    for (int i = 0; i < 64; i++)
+        fut_group_spawn(&g, &c->t[i], cross_child, c);
+    fut_group_wait(&g);
+    fut_group_wait(&own); /* empty groups return at once */
+    fut_group_wait(&named);
+    return fut_ok_i64(r);
+}
+
+static void test_group_init_names_the_pool(void **state)
+{
+    fut_executor_t *a = make_pool(1, 0), *b = make_pool(2, 0);
+    static struct cross c;
+
+    (void)state;
+    c.other = b;
+    atomic_store(&c.ran, 0);
+    atomic_store(&c.on_other, 0);
+    fut_t *f = fut_async(a, cross_task, &c);
+    assert_int_equal(fut_wait(f, -1), 0);
+    assert_int_equal(fut_value_i64(f), 0);
+    fut_release(f);
+    assert_int_equal(atomic_load(&c.ran), 64);
+    assert_int_equal(atomic_load(&c.on_other), 64);
+    assert_int_equal(fut_executor_destroy(a), 0);
+    assert_int_equal(fut_executor_destroy(b), 0);
+}
+
 static void test_group_init_rejects_non_pool(void **state)
 {
     fut_group_t g;
@@ -727,6 +789,7 @@ int main(void)
         cmocka_unit_test(test_group_overflow_and_steals),
         cmocka_unit_test(test_group_tree_runs_each_child_once),
         cmocka_unit_test(test_group_interleaved_groups),
+        cmocka_unit_test(test_group_init_names_the_pool),
         cmocka_unit_test(test_group_init_rejects_non_pool),
     };
 
