@@ -60,6 +60,47 @@
 
 #include <fcntl.h>
 
+#include "internal.h" /* fut__promise_on_cancel: the core's cancel hook */
+
+/* ---- waiter blocks ------------------------------------------------------
+ * A chain step makes and frees one waiter; on the loop thread they come
+ * from, and go back to, a small loop-owned free list instead of malloc.
+ * Other threads (fut_fd_ready from outside, destroy) use the allocator. */
+
+#define WFREE_MAX 64
+
+static struct fdw *fdw_new(struct loop *l)
+{
+    struct fdw *w;
+    if (fut__loop_tl == l && (w = l->wfree)) { /* loop-thread state */
+        l->wfree = w->next;
+        l->wfree_n--;
+        return w;
+    }
+    return xalloc(sizeof *w);
+}
+
+static void fdw_free(struct loop *l, struct fdw *w)
+{
+    if (fut__loop_tl == l && l->wfree_n < WFREE_MAX) {
+        w->next = l->wfree;
+        l->wfree = w;
+        l->wfree_n++;
+        return;
+    }
+    xfree(w);
+}
+
+void fut__loop_fdw_free_all(struct loop *l)
+{
+    while (l->wfree) {
+        struct fdw *w = l->wfree;
+        l->wfree = w->next;
+        xfree(w);
+    }
+    l->wfree_n = 0;
+}
+
 /* ---- fd readiness (loop thread) ----------------------------------------- */
 
 static void wl_append(struct wlist *ws, struct fdw *w)
@@ -118,6 +159,13 @@ static int grow_fds(struct loop *l, int fd)
  * on_fd_cancel frees it. */
 static void settle_list(struct loop *l, struct fdw *m)
 {
+    /* This thread is the loop's own while it settles: the continuations it
+     * hands to the loop then skip the core's guard for foreign threads
+     * (lib/executor.c, enter: two locked instructions per step).  Callbacks
+     * run inline from here set their own executor (future.c, call). */
+    struct fut_tls *t = &fut__tls;
+    fut_executor_t *pex = t->cur_ex;
+    t->cur_ex = l->ex;
     fut__loop_time_begin(l);
     while (m) {
         struct fdw *w = m;
@@ -125,13 +173,14 @@ static void settle_list(struct loop *l, struct fdw *m)
         int rc = fut_promise_settle(w->p, w->res);
         w->p = NULL;
         if (rc == 0) {
-            xfree(w);
+            fdw_free(l, w);
         } else {
             w->where = W_ORPHAN;
             wl_append(&l->orphans, w);
         }
         fut__loop_time_end(l, NULL);
     }
+    t->cur_ex = pex;
 }
 
 #define VALIDATE_ROUNDS 64 /* trust a registration this many rounds */
@@ -312,7 +361,7 @@ void fut__loop_fd_validate(struct loop *l)
 static void register_here(struct loop *l, struct fdw *w)
 {
     if (w->cancelled) { /* cancelled on its way here */
-        xfree(w);
+        fdw_free(l, w);
         return;
     }
     if (grow_fds(l, w->fd)) {
@@ -427,13 +476,14 @@ bool fut__loop_dispatch(struct loop *l, uint64_t tag, uint32_t e)
     return true;
 }
 
-/* The cancel hook: a fut_catch on the loop.  Runs on the loop thread for
- * every rejection or cancel of the readiness future; only a cancel (which
- * the loop never settles with) means W is still ours to look at. */
+/* The cancel hook (fut__promise_on_cancel, lib/future.c): runs as a task
+ * on the loop thread, once, when the application cancelled the readiness
+ * future before the loop settled it (a settle that lost the race put W on
+ * the orphan list to wait for us).  Never runs once the loop is shut down:
+ * destroy frees W then. */
 static fut_result_t on_fd_cancel(void *arg, fut_t *src)
 {
-    if (fut_error(src) != FUT_ECANCELED)
-        return fut_ok(NULL); /* we settled it: W is gone */
+    (void)src;
     struct fdw *w = arg;
     struct loop *l = w->l;
     w->cancelled = true;
@@ -446,7 +496,7 @@ static fut_result_t on_fd_cancel(void *arg, fut_t *src)
     bool on_fd = w->where == W_FD;
     wl_unlink(home_of(l, w), w);
     int fd = w->fd;
-    xfree(w);
+    fdw_free(l, w);
     struct fdrec *r = on_fd ? &l->fds[fd] : NULL;
     if (r && !r->ws.head && r->kmask) {
         epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
@@ -461,22 +511,23 @@ fut_t *fut_fd_ready(fut_executor_t *ex, int fd, unsigned events)
     struct loop *l = fut_executor_impl(ex, &fut__loop_ops);
     if (!l || fd < 0 || !events || (events & ~(FUT_READABLE | FUT_WRITABLE)))
         return fut_ready(fut_fail(FUT_EINVAL));
-    struct fdw *w = xzalloc(sizeof *w);
+    struct fdw *w = fdw_new(l);
     if (!w)
         return fut_ready(fut_fail(FUT_ENOMEM));
     fut_t *f = fut_promise_new(&w->p);
     if (!w->p) {
-        xfree(w);
+        fdw_free(l, w);
         return f;
     }
+    w->next = w->prev = NULL;
     w->l = l;
     w->fd = fd;
     w->events = events;
     w->where = W_REMOTE;
-    /* The cancel hook, attached before the loop can see W.  If this attach
-     * fails (no memory) a cancel only stops being noticed early: the
-     * waiter goes when the fd fires or the loop is destroyed. */
-    fut_release(fut_catch(fut_retain(f), ex, on_fd_cancel, w));
+    w->cancelled = false;
+    /* The cancel hook, set before anyone can see F or the loop W.  It
+     * cannot fail here (a fresh promise, a live EX). */
+    fut__promise_on_cancel(w->p, ex, on_fd_cancel, w);
     if (fut__loop_tl == l) {
         register_here(l, w);
         return f;

@@ -105,6 +105,8 @@ struct loop {
     uint64_t round; /* poll rounds (loop_fd.c's persistence rules) */
     int *vq;        /* fds kept on trust, to verify (loop_fd.c) */
     size_t vn, vcap;
+    struct fdw *wfree; /* spare waiter blocks (loop_fd.c) */
+    unsigned wfree_n;
 
     /* Counters: written by the loop thread only. */
     _Atomic uint64_t n_tasks, n_submitted, n_timers, n_fd, n_wakeups, n_longest,
@@ -224,5 +226,6 @@ bool fut__loop_dispatch(struct loop *l, uint64_t tag, uint32_t events);
 void fut__loop_fd_shutdown(struct loop *l);
 void fut__loop_fd_prepoll(struct loop *l);
 void fut__loop_fd_validate(struct loop *l);
+void fut__loop_fdw_free_all(struct loop *l);
 
 #endif

@@ -805,6 +805,8 @@ void fut_task_run(fut_task_t *task)
     if (FUT__LIKELY(!fut__closed(f))) { /* else cancelled before it started */
         fut_result_t r = call(f);
         fut__settle(f, &r);
+    } else if (FUT__UNLIKELY(f->kind == FK_PLAIN && (f->flags & FF_HOOK))) {
+        fut__hook_run(f); /* a cancelled promise's hook (the end section) */
     }
     drop_src(f);
     fut_release(f); /* the executor's hold */
@@ -1002,6 +1004,10 @@ int fut_cancel(fut_t *f)
     if (!fut__settle_err(f, FUT_CANCELLED, FUT_ECANCELED))
         return FUT_EALREADY;
     fut__on_cancel(f);
+    /* A promise's flags are written only before it is shared (a call
+     * kind's change as its continuation fires: look at the kind first). */
+    if (FUT__UNLIKELY(f->kind == FK_PLAIN && (f->flags & FF_HOOK)))
+        fut__hook_fire(f); /* the end section */
     return 0;
 }
 
@@ -1009,4 +1015,63 @@ bool fut_cancel_requested(void)
 {
     fut_t *f = fut__tls.cur_fut;
     return f && fut__closed(f);
+}
+
+/* ---- promise cancel hooks -----------------------------------------------
+ * An executor that settles promises of its own (the loop's fut_fd_ready)
+ * must learn when the application cancels one, to let go of what the
+ * promise stands for (an fd registration).  A fut_catch per promise did
+ * that at the price of a second future, an attach and a settle per
+ * promise; a hook costs a flag and three fields of the promise's own
+ * block, which a promise (FK_PLAIN) leaves unused: ex, u.call.fn.then,
+ * u.call.arg.  Set once, before the future is shared, by the thread that
+ * made it (so later readers see them through whatever shares the future).
+ *
+ * fut_cancel that wins on a hooked future (the only way a future becomes
+ * FUT_CANCELLED; at most one caller wins) calls fut__hook_fire: it hands
+ * the future's own embedded task to EX, holding a reference for it, as a
+ * continuation's task is handed over.  fut_task_run finds the future
+ * closed and, seeing FF_HOOK, calls fut__hook_run instead of the task.  If
+ * EX refuses (shut down), the hook never runs, like a refused
+ * continuation.  The block holds a reference on EX (FF_EX_REF) from the
+ * hook's setting to its last release, so a late cancel finds EX's struct
+ * alive and asks its gate.  A promise settled first never fires its
+ * hook. */
+
+int fut__promise_on_cancel(fut_promise_t *p, fut_executor_t *ex, fut_then_fn fn,
+                           void *arg)
+{
+    fut_t *f = (fut_t *)p;
+    if (!f || f == &g_enomem || !ex || !fn || f->kind != FK_PLAIN ||
+        (f->flags & FF_HOOK) ||
+        /* Relaxed: the setter made F and shares it with nobody yet. */
+        atomic_load_explicit(&f->hold, memory_order_relaxed) != 1)
+        return FUT_EINVAL;
+    f->ex = ex;
+    f->u.call.fn.then = fn;
+    f->u.call.arg = arg;
+    fut__ex_retain(ex);
+    f->flags |= FF_HOOK | FF_EX_REF;
+    return 0;
+}
+
+void fut__hook_fire(fut_t *f)
+{
+    fut_retain(f); /* the executor's hold on the task */
+    if (fut__ex_submit(f->ex, &f->task) != 0)
+        fut_release(f); /* EX is gone: the hook never runs */
+}
+
+void fut__hook_run(fut_t *f)
+{
+    struct fut_tls *t = &fut__tls;
+    fut_executor_t *pex = t->cur_ex;
+    fut_t *pfut = t->cur_fut;
+    t->cur_ex = f->ex;
+    t->cur_fut = f;
+    fut__dispose(f->u.call.fn.then(f->u.call.arg, f));
+    t->cur_ex = pex;
+    t->cur_fut = pfut;
+    if (FUT__UNLIKELY(t->owed != NULL))
+        pay_owed(t); /* as in call() */
 }

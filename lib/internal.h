@@ -84,7 +84,8 @@ enum {
 
 /* Flags (fut.flags), written by one thread at a time. */
 enum {
-    FF_EX_REF = 1u << 0 /* holds a reference on ex */
+    FF_EX_REF = 1u << 0, /* holds a reference on ex */
+    FF_HOOK = 1u << 1    /* a promise's cancel hook: future.c, at the end */
 };
 
 struct fut_comb;
@@ -235,6 +236,16 @@ void fut__on_cancel(fut_t *f); /* kind-specific clean-up: timers */
  * while waiting for F, from inside a task of that same executor
  * (fut__tls.cur_ex == F->ex): fork-join's fast path. */
 void fut__run_taken(fut_t *f);
+/* Promise cancel hooks (future.c, the last section): FN(ARG, F) runs once,
+ * as a task on EX, if and only if F (P's future) is cancelled before P
+ * settles it and EX still takes work then.  Call right after
+ * fut_promise_new, before F is shared.  0, or FUT_EINVAL (P consumed or
+ * hooked already, EX or FN NULL).  Executors use it instead of a fut_catch
+ * per promise (loop_fd.c: deregister a cancelled fd). */
+int fut__promise_on_cancel(fut_promise_t *p, fut_executor_t *ex, fut_then_fn fn,
+                           void *arg);
+void fut__hook_fire(fut_t *f); /* fut_cancel won on hooked F */
+void fut__hook_run(fut_t *f);  /* F's hook task runs (fut_task_run) */
 
 /* ---- executors (executor.c) --------------------------------------------- */
 int fut__ex_submit(fut_executor_t *ex, fut_task_t *t);

@@ -293,6 +293,89 @@ static void test_fd_registered_from_another_thread(void **state)
     assert_int_equal(fut_executor_destroy(loop), 0);
 }
 
+/* A cancel from another thread while the loop runs reaches the loop (the
+ * promise's cancel hook) and deregisters the fd: no event after it. */
+static void *cancel_from_thread(void *arg)
+{
+    fut_cancel(arg);
+    return NULL;
+}
+
+static void test_fd_cancel_from_another_thread_deregisters(void **state)
+{
+    (void)state;
+    fut_executor_t *loop = new_loop();
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    fut_t *r = fut_fd_ready(loop, p[0], FUT_READABLE);
+    run_for(loop, 1 * MS);
+    pthread_t th;
+    pthread_create(&th, NULL, cancel_from_thread, r);
+    pthread_join(th, NULL);
+    run_for(loop, 2 * MS);
+    fut_stats_t a, b;
+    fut_executor_stats(loop, &a);
+    assert_int_equal(write(p[1], "z", 1), 1);
+    run_for(loop, 5 * MS);
+    fut_executor_stats(loop, &b);
+    assert_int_equal(b.fd_events, a.fd_events);
+    assert_int_equal(fut_error(r), FUT_ECANCELED);
+    fut_release(r);
+    close(p[0]), close(p[1]);
+    assert_int_equal(fut_executor_destroy(loop), 0);
+}
+
+/* Two fds ready in one poll; each readiness future's inline continuation
+ * cancels the other's.  The first settled cancels the second while the
+ * loop is about to settle it: the loop's settle loses (the waiter waits
+ * for the cancel hook as an orphan), exactly one fulfils, nothing leaks,
+ * and the cancelled fd works again afterwards. */
+struct duel {
+    fut_t *other;
+    int fired;
+};
+
+static fut_result_t duel_step(void *arg, fut_t *src)
+{
+    struct duel *d = arg;
+    (void)src;
+    d->fired++;
+    fut_cancel(d->other);
+    return fut_ok(NULL);
+}
+
+static void test_fd_cancel_while_the_loop_settles(void **state)
+{
+    (void)state;
+    fut_executor_t *loop = new_loop();
+    int a[2], b[2];
+    assert_int_equal(pipe(a), 0);
+    assert_int_equal(pipe(b), 0);
+    assert_int_equal(write(a[1], "a", 1), 1);
+    assert_int_equal(write(b[1], "b", 1), 1);
+    fut_t *ra = fut_fd_ready(loop, a[0], FUT_READABLE);
+    fut_t *rb = fut_fd_ready(loop, b[0], FUT_READABLE);
+    struct duel da = {rb, 0}, db = {ra, 0};
+    fut_t *ca = fut_then(fut_retain(ra), fut_inline(), duel_step, &da);
+    fut_t *cb = fut_then(fut_retain(rb), fut_inline(), duel_step, &db);
+    run_for(loop, 5 * MS);
+    assert_int_equal(da.fired + db.fired, 1);
+    int ok =
+        (fut_state(ra) == FUT_FULFILLED) + (fut_state(rb) == FUT_FULFILLED);
+    int cancelled =
+        (fut_error(ra) == FUT_ECANCELED) + (fut_error(rb) == FUT_ECANCELED);
+    assert_int_equal(ok, 1);
+    assert_int_equal(cancelled, 1);
+    int fd = fut_state(ra) == FUT_CANCELLED ? a[0] : b[0];
+    fut_t *again = fut_fd_ready(loop, fd, FUT_READABLE);
+    run_until(loop, again);
+    assert_int_equal(fut_value_i64(again), FUT_READABLE);
+    fut_release(again);
+    fut_release(ca), fut_release(cb), fut_release(ra), fut_release(rb);
+    close(a[0]), close(a[1]), close(b[0]), close(b[1]);
+    assert_int_equal(fut_executor_destroy(loop), 0);
+}
+
 /* The loop keeps an fd registered from one readiness future to the next
  * (loop_fd.c).  These close the fd in a callback and get its number back
  * at once as another socket, the case a kept registration must survive:
@@ -408,6 +491,8 @@ int main(void)
         cmocka_unit_test(test_fd_socketpair_peer_close),
         cmocka_unit_test(test_fd_many_futures_on_many_fds),
         cmocka_unit_test(test_fd_cancel_deregisters),
+        cmocka_unit_test(test_fd_cancel_from_another_thread_deregisters),
+        cmocka_unit_test(test_fd_cancel_while_the_loop_settles),
         cmocka_unit_test(test_fd_regular_file_is_eperm),
         cmocka_unit_test(test_fd_chain_with_peer_thread),
         cmocka_unit_test(test_fd_registered_from_another_thread),
