@@ -214,6 +214,132 @@ static void test_pool_external_submission_from_four_threads(void **state)
     assert_int_equal(fut_executor_destroy(ex), 0);
 }
 
+/* An outside submit is published by the time fut_async returns (the
+ * injection stack's CAS): nothing sits in a buffer waiting for its
+ * submitter to flush it.  The submitter here never calls into libfut
+ * again before the task has run: it watches a flag the task sets.  spin = 1
+ * makes workers park at once, so each submit races a worker going to
+ * sleep (the Dekker argument in pool.c's protocol). */
+static fut_result_t flag_task(void *arg)
+{
+    atomic_store((atomic_int *)arg, 1);
+    return fut_ok(NULL);
+}
+
+static void test_pool_outside_submit_is_published_at_once(void **state)
+{
+    fut_executor_t *ex = make_pool(2, 1);
+    uint64_t seed = 777;
+    int i, stuck = 0;
+
+    (void)state;
+    for (i = 0; i < 300 && !stuck; i++) {
+        atomic_int flag = 0;
+        struct timespec gap = {0, (long)(dag_rand(&seed) % 200000)};
+        uint64_t t0;
+        fut_t *f;
+
+        nanosleep(&gap, NULL);
+        f = fut_async(ex, flag_task, &flag);
+        t0 = fut_now_ns();
+        /* A liveness bound, not a timing test. */
+        while (atomic_load(&flag) == 0 && !stuck)
+            if (fut_now_ns() - t0 > 5000000000ull)
+                stuck = 1;
+            else
+                sched_yield();
+        if (!stuck)
+            assert_int_equal(fut_wait(f, -1), 0);
+        fut_release(f);
+    }
+    assert_int_equal(stuck, 0);
+    assert_int_equal(fut_executor_destroy(ex), 0);
+}
+
+/* A backlog from outside: with the only worker held by a gate task, four
+ * submitters pile up 160000 tasks (many times the deque's capacity, so the
+ * batch the worker then takes overflows its deque into its private chain).
+ * Every task still runs exactly once. */
+#define SPILL_THREADS 4
+#define SPILL_PER_THREAD 40000 /* 160000 in all */
+
+struct spill {
+    fut_executor_t *ex;
+    _Atomic uint32_t *hits;
+    fut_t **f;
+};
+
+struct spiller {
+    struct spill *sp;
+    int k;
+};
+
+static fut_result_t hit_task(void *arg)
+{
+    _Atomic uint32_t *h = arg;
+
+    atomic_fetch_add(h, 1);
+    return fut_ok(NULL);
+}
+
+static fut_result_t gate_task(void *arg)
+{
+    while (atomic_load((atomic_int *)arg) == 0)
+        sched_yield();
+    return fut_ok(NULL);
+}
+
+static void *spill_submit(void *arg)
+{
+    struct spiller *s = arg;
+    int i;
+
+    for (i = s->k; i < SPILL_THREADS * SPILL_PER_THREAD; i += SPILL_THREADS)
+        s->sp->f[i] = fut_async(s->sp->ex, hit_task, &s->sp->hits[i]);
+    return NULL;
+}
+
+static void test_pool_outside_backlog_keeps_every_task(void **state)
+{
+    enum { N = SPILL_THREADS * SPILL_PER_THREAD };
+    fut_executor_t *ex = make_pool(1, 0);
+    struct spill sp = {.ex = ex};
+    struct spiller s[SPILL_THREADS];
+    pthread_t t[SPILL_THREADS];
+    atomic_int open = 0;
+    fut_stats_t st;
+    fut_t *gate;
+    int i, bad = 0;
+
+    (void)state;
+    sp.hits = calloc(N, sizeof *sp.hits);
+    sp.f = calloc(N, sizeof *sp.f);
+    assert_non_null(sp.hits);
+    assert_non_null(sp.f);
+    gate = fut_async(ex, gate_task, &open);
+    for (i = 0; i < SPILL_THREADS; i++) {
+        s[i].sp = &sp;
+        s[i].k = i;
+        assert_int_equal(pthread_create(&t[i], NULL, spill_submit, &s[i]), 0);
+    }
+    for (i = 0; i < SPILL_THREADS; i++)
+        pthread_join(t[i], NULL);
+    atomic_store(&open, 1);
+    assert_int_equal(fut_wait(gate, -1), 0);
+    fut_release(gate);
+    for (i = 0; i < N; i++) {
+        if (fut_wait(sp.f[i], -1) != 0 || atomic_load(&sp.hits[i]) != 1)
+            bad++;
+        fut_release(sp.f[i]);
+    }
+    assert_int_equal(bad, 0);
+    assert_int_equal(fut_executor_stats(ex, &st), 0);
+    assert_true(st.tasks_submitted >= (uint64_t)N + 1);
+    assert_int_equal(fut_executor_destroy(ex), 0);
+    free(sp.hits);
+    free(sp.f);
+}
+
 /* ---- destroy ------------------------------------------------------------ */
 
 static fut_result_t busy_task(void *arg)
@@ -778,6 +904,8 @@ int main(void)
         cmocka_unit_test(test_pool_random_dags_match_oracle),
         cmocka_unit_test(test_pool_random_dags_on_one_worker),
         cmocka_unit_test(test_pool_external_submission_from_four_threads),
+        cmocka_unit_test(test_pool_outside_submit_is_published_at_once),
+        cmocka_unit_test(test_pool_outside_backlog_keeps_every_task),
         cmocka_unit_test(test_pool_destroy_finishes_queued_work),
         cmocka_unit_test(test_pool_destroy_races_submitters),
         cmocka_unit_test(test_pool_no_lost_wakeups),

@@ -4,7 +4,8 @@
  *   skynet  10^6 leaves, fan-out 10, a future per node (and a group);
  *   submit  one outside thread submits 10^6 trivial tasks, then waits.
  * At 1 and 2 workers; median and min-max of --runs N (default 5).
- * Output: see bench_common.h.  --quick: small sizes, one run (smoke). */
+ * Output: see bench_common.h.  --quick: small sizes, one run (smoke).
+ * --only fib|skynet|submit: that benchmark alone (for profiling). */
 #include <stdatomic.h>
 
 #include <fut.h>
@@ -239,9 +240,26 @@ static double seq_ms_submit(long n, int runs)
     return bench_summarize(ms, runs).median;
 }
 
+/* --only NAME: run just that benchmark (NULL: all). */
+static const char *only_arg(int argc, char **argv)
+{
+    int i;
+
+    for (i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--only") == 0)
+            return argv[i + 1];
+    return NULL;
+}
+
+static int wanted(const char *only, const char *name)
+{
+    return only == NULL || strcmp(only, name) == 0;
+}
+
 int main(int argc, char **argv)
 {
     int quick, runs = bench_runs(argc, argv, &quick);
+    const char *only = only_arg(argc, argv);
     int fibs[2] = {30, 32}, nfib = quick ? 1 : 2, i, r;
     int64_t sky_size = quick ? 10000 : 1000000;
     long nsubmit = quick ? 10000 : 1000000;
@@ -255,7 +273,7 @@ int main(int argc, char **argv)
 
         if (fut_pool_create(&g_ex, &o) != 0)
             return 1;
-        for (i = 0; i < nfib; i++) {
+        for (i = 0; i < (wanted(only, "fib") ? nfib : 0); i++) {
             int n = fibs[i];
             int64_t want = seq_fib(n);
             struct gfib gf;
@@ -273,7 +291,7 @@ int main(int argc, char **argv)
             bench_print("fib", n, "libfut-group", workers, runs,
                         bench_summarize(ms, runs), seq, fib_tasks(n));
         }
-        {
+        if (wanted(only, "skynet")) {
             int64_t want = seq_skynet(0, sky_size);
             double tasks = 0;
             int64_t s;
@@ -298,12 +316,14 @@ int main(int argc, char **argv)
             bench_print("skynet", (long)sky_size, "libfut-group", workers, runs,
                         bench_summarize(ms, runs), seq, tasks);
         }
-        seq = seq_ms_submit(nsubmit, runs);
-        run_submit(nsubmit); /* warm the allocator's free lists */
-        for (r = 0; r < runs; r++)
-            ms[r] = run_submit(nsubmit);
-        bench_print("submit", nsubmit, "libfut-async", workers, runs,
-                    bench_summarize(ms, runs), seq, (double)nsubmit);
+        if (wanted(only, "submit")) {
+            seq = seq_ms_submit(nsubmit, runs);
+            run_submit(nsubmit); /* warm the allocator's free lists */
+            for (r = 0; r < runs; r++)
+                ms[r] = run_submit(nsubmit);
+            bench_print("submit", nsubmit, "libfut-async", workers, runs,
+                        bench_summarize(ms, runs), seq, (double)nsubmit);
+        }
         fut_executor_destroy(g_ex);
     }
     return 0;
