@@ -382,9 +382,9 @@ static void test_blocks_outliving_their_thread_are_returned(void **state)
 }
 
 /* Remote frees do not make a home grow without bound: a thread that frees
- * many blocks made here leaves about REMOTE_MAX (alloc.c: 32768) plus a
+ * many blocks made here leaves about REMOTE_MAX (alloc.c: 262144) plus a
  * batch on this thread's home and returns the rest when it exits. */
-enum { REMOTE_MAX = 32768, MANY = REMOTE_MAX + 8192 };
+enum { REMOTE_MAX = 262144, MANY = REMOTE_MAX + 8192 };
 
 static void *free_many_thread(void *arg)
 {

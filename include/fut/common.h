@@ -92,12 +92,12 @@ FUT_API void fut_log_emit(const fut_log_event_t *ev);
  * malloc and free; either one NULL also means malloc and free).  Futures and
  * other small records come from per-thread caches of 128-byte blocks taken
  * from the allocator; a block freed on another thread goes back to the
- * thread that made it.  A thread caches at most about 8 MiB (what it had
- * live at once, as the allocator's own free lists would hold) and returns
- * it when it exits.  Blocks cached by the calling thread, and blocks freed
- * by other threads that wait to go home, are returned to the previous
- * allocator first.  Threads: call it only while no libfut object is alive
- * and no executor thread runs (at start-up, or in a test between
+ * thread that made it.  A thread caches at most what it had live at once
+ * (as the allocator's own free lists would hold), and never more than about
+ * 64 MiB, and returns it when it exits.  Blocks cached by the calling thread,
+ * and blocks freed by other threads that wait to go home, are returned to the
+ * previous allocator first.  Threads: call it only while no libfut object is
+ * alive and no executor thread runs (at start-up, or in a test between
  * scenarios). */
 FUT_API void fut_set_allocator(void *(*alloc)(size_t), void (*dealloc)(void *));
 
