@@ -3,7 +3,8 @@
  *           and the same with a task group (fut_group_t);
  *   skynet  10^6 leaves, fan-out 10, a future per node (and a group);
  *   submit  one outside thread submits 10^6 trivial tasks, then waits.
- * At 1 and 2 workers; median and min-max of --runs N (default 5).
+ * At 1 and 2 workers, interleaved round by round with the sequential twin
+ * (see measure()); median and min-max of --runs N (default 5).
  * Output: see bench_common.h.  --quick: small sizes, one run (smoke).
  * --only fib|skynet|submit: that benchmark alone (for profiling). */
 #include <stdatomic.h>
@@ -195,49 +196,100 @@ static double run_submit(long n)
     return (bench_now_ns() - t0) / 1e6;
 }
 
-static double seq_ms_fib(int n, int runs)
+/* One run of each sequential twin, in ms. */
+static double seq_once_fib(int n)
 {
-    double ms[BENCH_MAXRUNS];
-    int r;
+    uint64_t t0 = bench_now_ns();
 
-    for (r = 0; r < runs; r++) {
-        uint64_t t0 = bench_now_ns();
-
-        g_sink = (long)seq_fib(n);
-        ms[r] = (bench_now_ns() - t0) / 1e6;
-    }
-    return bench_summarize(ms, runs).median;
+    g_sink = (long)seq_fib(n);
+    return (bench_now_ns() - t0) / 1e6;
 }
 
-static double seq_ms_sky(int64_t size, int runs)
+static double seq_once_sky(int64_t size)
 {
-    double ms[BENCH_MAXRUNS];
-    int r;
+    uint64_t t0 = bench_now_ns();
 
-    for (r = 0; r < runs; r++) {
-        uint64_t t0 = bench_now_ns();
-
-        g_sink = (long)seq_skynet(0, size);
-        ms[r] = (bench_now_ns() - t0) / 1e6;
-    }
-    return bench_summarize(ms, runs).median;
+    g_sink = (long)seq_skynet(0, size);
+    return (bench_now_ns() - t0) / 1e6;
 }
 
-static double seq_ms_submit(long n, int runs)
+static double seq_once_submit(long n)
 {
-    double ms[BENCH_MAXRUNS];
     void (*volatile body)(void *) = submit_seq_body;
-    int r;
+    uint64_t t0 = bench_now_ns();
     long i;
 
-    for (r = 0; r < runs; r++) {
-        uint64_t t0 = bench_now_ns();
+    for (i = 0; i < n; i++)
+        body(NULL);
+    return (bench_now_ns() - t0) / 1e6;
+}
 
-        for (i = 0; i < n; i++)
-            body(NULL);
-        ms[r] = (bench_now_ns() - t0) / 1e6;
+/* What one benchmark runs, once, on g_ex (or sequentially). */
+enum what { FIB_ASYNC, FIB_GROUP, SKY_ASYNC, SKY_GROUP, SUBMIT };
+
+static double seq_once(enum what k, long n)
+{
+    switch (k) {
+    case FIB_ASYNC:
+    case FIB_GROUP:
+        return seq_once_fib((int)n);
+    case SKY_ASYNC:
+    case SKY_GROUP:
+        return seq_once_sky(n);
+    default:
+        return seq_once_submit(n);
     }
-    return bench_summarize(ms, runs).median;
+}
+
+static double run_once(enum what k, long n)
+{
+    struct gfib gf = {(int)n, 0};
+    struct sky sk = {0, n, 0};
+
+    switch (k) {
+    case FIB_ASYNC:
+        return run_pool_task(fib_task, (void *)(intptr_t)n, seq_fib((int)n));
+    case FIB_GROUP:
+        return run_pool_task(fib_group_task, &gf, seq_fib((int)n));
+    case SKY_ASYNC:
+        return run_pool_task(sky_async, &sk, seq_skynet(0, n));
+    case SKY_GROUP:
+        return run_pool_task(sky_group_task, &sk, seq_skynet(0, n));
+    default:
+        return run_submit(n);
+    }
+}
+
+/* Runs benchmark K at 1 and 2 workers and its sequential twin, interleaved
+ * round by round (twin, 1 worker, 2 workers), so that all three sample the
+ * same minutes of a VM whose speed drifts by 2x from one minute to the
+ * next; prints both lines.  The 2-worker line also carries the median of
+ * the rounds' own speedups (speedup_paired), which bench/run shows. */
+static void measure(fut_executor_t *pools[2], enum what k, const char *bench,
+                    const char *impl, long n, double tasks, int runs)
+{
+    double seq[BENCH_MAXRUNS], ms[2][BENCH_MAXRUNS], sp[BENCH_MAXRUNS];
+    double seq_med;
+    int r, w;
+
+    for (w = 0; w < 2; w++) { /* warm: caches, the allocator's lists */
+        g_ex = pools[w];
+        run_once(k, n);
+    }
+    for (r = 0; r < runs; r++) {
+        seq[r] = seq_once(k, n);
+        for (w = 0; w < 2; w++) {
+            g_ex = pools[w];
+            ms[w][r] = run_once(k, n);
+        }
+        sp[r] = ms[0][r] / ms[1][r];
+    }
+    seq_med = bench_summarize(seq, runs).median;
+    bench_print(bench, n, impl, 1, runs, bench_summarize(ms[0], runs), seq_med,
+                tasks);
+    printf("speedup_paired=%.2f ", bench_summarize(sp, runs).median);
+    bench_print(bench, n, impl, 2, runs, bench_summarize(ms[1], runs), seq_med,
+                tasks);
 }
 
 /* --only NAME: run just that benchmark (NULL: all). */
@@ -260,71 +312,39 @@ int main(int argc, char **argv)
 {
     int quick, runs = bench_runs(argc, argv, &quick);
     const char *only = only_arg(argc, argv);
-    int fibs[2] = {30, 32}, nfib = quick ? 1 : 2, i, r;
-    int64_t sky_size = quick ? 10000 : 1000000;
+    int fibs[2] = {30, 32}, nfib = quick ? 1 : 2, i;
+    int64_t sky_size = quick ? 10000 : 1000000, s;
     long nsubmit = quick ? 10000 : 1000000;
-    unsigned workers;
+    fut_executor_t *pools[2];
+    double sky_tasks = 0;
 
     if (quick)
         fibs[0] = 20;
-    for (workers = 1; workers <= 2; workers++) {
-        fut_pool_opts_t o = {.threads = workers};
-        double ms[BENCH_MAXRUNS], seq;
+    for (i = 0; i < 2; i++) {
+        fut_pool_opts_t o = {.threads = (unsigned)i + 1};
 
-        if (fut_pool_create(&g_ex, &o) != 0)
+        if (fut_pool_create(&pools[i], &o) != 0)
             return 1;
-        for (i = 0; i < (wanted(only, "fib") ? nfib : 0); i++) {
-            int n = fibs[i];
-            int64_t want = seq_fib(n);
-            struct gfib gf;
-
-            seq = seq_ms_fib(n, runs);
-            run_pool_task(fib_task, (void *)(intptr_t)n, want); /* warm */
-            for (r = 0; r < runs; r++)
-                ms[r] = run_pool_task(fib_task, (void *)(intptr_t)n, want);
-            bench_print("fib", n, "libfut-async", workers, runs,
-                        bench_summarize(ms, runs), seq, fib_tasks(n));
-            for (r = 0; r < runs; r++) {
-                gf.n = n;
-                ms[r] = run_pool_task(fib_group_task, &gf, want);
-            }
-            bench_print("fib", n, "libfut-group", workers, runs,
-                        bench_summarize(ms, runs), seq, fib_tasks(n));
-        }
-        if (wanted(only, "skynet")) {
-            int64_t want = seq_skynet(0, sky_size);
-            double tasks = 0;
-            int64_t s;
-            struct sky sk;
-
-            for (s = sky_size; s >= 1; s /= 10)
-                tasks += (double)(sky_size / s);
-            tasks -= 1; /* the root is not spawned */
-            seq = seq_ms_sky(sky_size, runs);
-            for (r = 0; r < runs; r++) {
-                struct sky root = {0, sky_size, 0};
-
-                ms[r] = run_pool_task(sky_async, &root, want);
-            }
-            bench_print("skynet", (long)sky_size, "libfut-async", workers, runs,
-                        bench_summarize(ms, runs), seq, tasks);
-            for (r = 0; r < runs; r++) {
-                sk.num = 0;
-                sk.size = sky_size;
-                ms[r] = run_pool_task(sky_group_task, &sk, want);
-            }
-            bench_print("skynet", (long)sky_size, "libfut-group", workers, runs,
-                        bench_summarize(ms, runs), seq, tasks);
-        }
-        if (wanted(only, "submit")) {
-            seq = seq_ms_submit(nsubmit, runs);
-            run_submit(nsubmit); /* warm the allocator's free lists */
-            for (r = 0; r < runs; r++)
-                ms[r] = run_submit(nsubmit);
-            bench_print("submit", nsubmit, "libfut-async", workers, runs,
-                        bench_summarize(ms, runs), seq, (double)nsubmit);
-        }
-        fut_executor_destroy(g_ex);
     }
+    for (s = sky_size; s >= 1; s /= 10)
+        sky_tasks += (double)(sky_size / s);
+    sky_tasks -= 1; /* the root is not spawned */
+    for (i = 0; i < (wanted(only, "fib") ? nfib : 0); i++) {
+        measure(pools, FIB_ASYNC, "fib", "libfut-async", fibs[i],
+                fib_tasks(fibs[i]), runs);
+        measure(pools, FIB_GROUP, "fib", "libfut-group", fibs[i],
+                fib_tasks(fibs[i]), runs);
+    }
+    if (wanted(only, "skynet")) {
+        measure(pools, SKY_ASYNC, "skynet", "libfut-async", (long)sky_size,
+                sky_tasks, runs);
+        measure(pools, SKY_GROUP, "skynet", "libfut-group", (long)sky_size,
+                sky_tasks, runs);
+    }
+    if (wanted(only, "submit"))
+        measure(pools, SUBMIT, "submit", "libfut-async", nsubmit,
+                (double)nsubmit, runs);
+    for (i = 0; i < 2; i++)
+        fut_executor_destroy(pools[i]);
     return 0;
 }
