@@ -87,15 +87,16 @@
 #include "internal.h"
 
 enum {
-    SLAB_MAX = 1024,    /* blocks on a thread's local list */
-    REMOTE_MAX = 262144, /* about how many blocks wait on a home's stack */
-    BATCH_MAX = 32      /* blocks a freeing thread gathers for one home */
+    SLAB_MAX = FUT__SLAB_MAX, /* blocks on a thread's local list */
+    REMOTE_MAX = 262144,      /* about how many blocks wait on a home's stack */
+    BATCH_MAX = 32            /* blocks a freeing thread gathers for one home */
 };
 
 /* Requests of up to STAMPED bytes get a slab block, stamped in its last
- * pointer; larger ones go straight to the allocator. */
-#define STAMPED (FUT__BLOCK - sizeof(void *))
-#define STAMP(b) (((struct fut_home **)(b))[FUT__BLOCK / sizeof(void *) - 1])
+ * pointer; larger ones go straight to the allocator.  (internal.h, for the
+ * inline fast paths of fut__alloc and fut__free.) */
+#define STAMPED FUT__STAMPED
+#define STAMP(b) FUT__STAMP(b)
 
 _Static_assert(sizeof(struct fut) <= STAMPED,
                "a future must leave the block's last pointer to its stamp");
@@ -323,11 +324,7 @@ static void key_init(void)
  * the allocator at once, so a use after release is reported exactly and
  * LeakSanitizer (which does not look inside poisoned blocks) sees every
  * live pointer. */
-#ifdef FUT_ASAN
-#define SLABS_ON 0
-#else
-#define SLABS_ON 1
-#endif
+#define SLABS_ON FUT__SLABS_ON /* internal.h */
 
 /* Makes this thread return what it caches when it exits.  False if that
  * cannot be arranged (no key): then the thread must cache nothing. */
@@ -373,17 +370,10 @@ static __attribute__((noinline)) void *alloc_slow(struct fut_tls *t,
     return b;
 }
 
-void *fut__alloc(size_t size)
+/* fut__alloc's fast path is inline (internal.h). */
+void *fut__alloc_slow(size_t size)
 {
-    struct fut_tls *t = &fut__tls;
-    void **b = t->slab; /* always NULL without SLABS_ON */
-    if (FUT__LIKELY(size <= STAMPED && b)) {
-        t->slab = *b;
-        t->slab_n--;
-        STAMP(b) = t->home;
-        return b;
-    }
-    return alloc_slow(t, size);
+    return alloc_slow(&fut__tls, size);
 }
 
 /* Everything but a block of this thread's home going on a list with room:
@@ -425,22 +415,10 @@ static __attribute__((noinline)) void free_slow(struct fut_tls *t, void *p,
         batch_send(t);
 }
 
-void fut__free(void *p, size_t size)
+/* fut__free's fast path is inline (internal.h). */
+void fut__free_slow(void *p, size_t size)
 {
-    struct fut_tls *t = &fut__tls;
-    /* A thread with a home is never slab_off (home_get, slab_thread_exit),
-     * so a block stamped with this thread's home may go on its list. */
-    if (FUT__LIKELY(SLABS_ON && p && size <= STAMPED)) {
-        void **b = p;
-        struct fut_home *h = STAMP(b);
-        if (FUT__LIKELY(h == t->home && h && t->slab_n < SLAB_MAX)) {
-            *b = t->slab;
-            t->slab = b;
-            t->slab_n++;
-            return;
-        }
-    }
-    free_slow(t, p, size);
+    free_slow(&fut__tls, p, size);
 }
 
 void fut_set_allocator(void *(*alloc)(size_t), void (*dealloc)(void *))

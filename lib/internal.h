@@ -174,11 +174,56 @@ struct fut_tls {
 extern _Thread_local struct fut_tls fut__tls
     __attribute__((tls_model("initial-exec")));
 
-/* ---- allocation (alloc.c) ----------------------------------------------- */
+/* ---- allocation (alloc.c) -----------------------------------------------
+ * The two fast paths are inline (every future is one of each); alloc.c has
+ * the rest and the protocol.  A block of up to FUT__STAMPED bytes comes
+ * from the thread's list and carries its home in its last pointer. */
 struct fut_home;
+#define FUT__STAMPED (FUT__BLOCK - sizeof(void *))
+#define FUT__STAMP(b)                                                          \
+    (((struct fut_home **)(b))[FUT__BLOCK / sizeof(void *) - 1])
+#define FUT__SLAB_MAX 1024 /* blocks on a thread's own list */
+/* Under AddressSanitizer the lists are off (alloc.c says why). */
+#ifdef FUT_ASAN
+#define FUT__SLABS_ON 0
+#else
+#define FUT__SLABS_ON 1
+#endif
+void *fut__alloc_slow(size_t size);
+void fut__free_slow(void *p, size_t size);
+
 /* NULL on failure.  Any thread; a block may be freed on another thread. */
-void *fut__alloc(size_t size);
-void fut__free(void *p, size_t size); /* SIZE as given to fut__alloc */
+static inline void *fut__alloc(size_t size)
+{
+    struct fut_tls *t = &fut__tls;
+    void **b = (void **)t->slab; /* always NULL without FUT__SLABS_ON */
+    if (FUT__LIKELY(size <= FUT__STAMPED && b)) {
+        t->slab = *b;
+        t->slab_n--;
+        FUT__STAMP(b) = t->home;
+        return b;
+    }
+    return fut__alloc_slow(size);
+}
+
+/* SIZE as given to fut__alloc.  A thread with a home is never slab_off
+ * (alloc.c), so a block stamped with this thread's home may go on its
+ * list. */
+static inline void fut__free(void *p, size_t size)
+{
+    struct fut_tls *t = &fut__tls;
+    if (FUT__LIKELY(FUT__SLABS_ON && p && size <= FUT__STAMPED)) {
+        void **b = (void **)p;
+        struct fut_home *h = FUT__STAMP(b);
+        if (FUT__LIKELY(h == t->home && h && t->slab_n < FUT__SLAB_MAX)) {
+            *b = t->slab;
+            t->slab = b;
+            t->slab_n++;
+            return;
+        }
+    }
+    fut__free_slow(p, size);
+}
 void *fut__sys_alloc(size_t size);    /* the installed allocator, no cache */
 void fut__sys_free(void *p);
 
