@@ -189,13 +189,16 @@ static __attribute__((noinline)) void destroy_slow(fut_t *f)
 }
 
 /* The last release.  Inline for the common block (a task's or a promise's
- * future with no pointer value, nothing borrowed, no executor reference):
- * mark it dead and free it; everything else goes to destroy_slow. */
+ * future with no destructor to run, nothing borrowed, no executor
+ * reference): mark it dead and free it; everything else goes to
+ * destroy_slow.  (A dtor is set only with a pointer value, and dropped if
+ * the value lost to a cancel: fut__settle.) */
 static inline void destroy(fut_t *f)
 {
     _Static_assert(FK_PLAIN == 0 && FK_ASYNC == 1, "kind <= FK_ASYNC below");
-    if (FUT__LIKELY(f->vkind != VK_PTR && f->owner == NULL &&
-                    f->kind <= FK_ASYNC && f->flags == 0)) {
+    if (FUT__LIKELY((f->vkind != VK_PTR || f->dtor == NULL) &&
+                    f->owner == NULL && f->kind <= FK_ASYNC &&
+                    f->flags == 0)) {
         free_block(f);
         return;
     }
