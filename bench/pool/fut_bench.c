@@ -263,34 +263,26 @@ static double run_once(enum what k, long n)
 /* Runs benchmark K at 1 and 2 workers and its sequential twin, interleaved
  * round by round (twin, 1 worker, 2 workers), so that all three sample the
  * same minutes of a VM whose speed drifts by 2x from one minute to the
- * next; prints both lines.  The 2-worker line also carries the median of
+ * next; prints both lines.  Each timed run comes right after an untimed
+ * one on the same pool, so it starts with its workers awake (spinning), as
+ * in a steady stream of work: waking a parked vCPU here can take longer
+ * than a whole skynet run.  The 2-worker line also carries the median of
  * the rounds' own speedups (speedup_paired), which bench/run shows. */
-static void measure(enum what k, const char *bench, const char *impl, long n,
-                    double tasks, int runs)
+static void measure(fut_executor_t *pools[2], enum what k, const char *bench,
+                    const char *impl, long n, double tasks, int runs)
 {
     double seq[BENCH_MAXRUNS], ms[2][BENCH_MAXRUNS], sp[BENCH_MAXRUNS];
     double seq_med;
     int r, w;
 
-    for (r = -1; r < runs; r++) { /* round -1 warms caches and lists */
-        if (r >= 0)
-            seq[r] = seq_once(k, n);
+    for (r = 0; r < runs; r++) {
+        seq[r] = seq_once(k, n);
         for (w = 0; w < 2; w++) {
-            /* A fresh pool per run: every run starts alike (workers
-             * just started, placed by the scheduler), whichever pool ran
-             * before it; creating it is not timed. */
-            fut_pool_opts_t o = {.threads = (unsigned)w + 1};
-            double t;
-
-            if (fut_pool_create(&g_ex, &o) != 0)
-                exit(1);
-            t = run_once(k, n);
-            fut_executor_destroy(g_ex);
-            if (r >= 0)
-                ms[w][r] = t;
+            g_ex = pools[w];
+            run_once(k, n); /* warm: workers awake, lists filled */
+            ms[w][r] = run_once(k, n);
         }
-        if (r >= 0)
-            sp[r] = ms[0][r] / ms[1][r];
+        sp[r] = ms[0][r] / ms[1][r];
     }
     seq_med = bench_summarize(seq, runs).median;
     bench_print(bench, n, impl, 1, runs, bench_summarize(ms[0], runs), seq_med,
@@ -324,26 +316,35 @@ int main(int argc, char **argv)
     int64_t sky_size = quick ? 10000 : 1000000, s;
     long nsubmit = quick ? 10000 : 1000000;
     double sky_tasks = 0;
+    fut_executor_t *pools[2];
 
     if (quick)
         fibs[0] = 20;
+    for (i = 0; i < 2; i++) {
+        fut_pool_opts_t o = {.threads = (unsigned)i + 1};
+
+        if (fut_pool_create(&pools[i], &o) != 0)
+            return 1;
+    }
     for (s = sky_size; s >= 1; s /= 10)
         sky_tasks += (double)(sky_size / s);
     sky_tasks -= 1; /* the root is not spawned */
     for (i = 0; i < (wanted(only, "fib") ? nfib : 0); i++) {
-        measure(FIB_ASYNC, "fib", "libfut-async", fibs[i], fib_tasks(fibs[i]),
-                runs);
-        measure(FIB_GROUP, "fib", "libfut-group", fibs[i], fib_tasks(fibs[i]),
-                runs);
+        measure(pools, FIB_ASYNC, "fib", "libfut-async", fibs[i],
+                fib_tasks(fibs[i]), runs);
+        measure(pools, FIB_GROUP, "fib", "libfut-group", fibs[i],
+                fib_tasks(fibs[i]), runs);
     }
     if (wanted(only, "skynet")) {
-        measure(SKY_ASYNC, "skynet", "libfut-async", (long)sky_size, sky_tasks,
-                runs);
-        measure(SKY_GROUP, "skynet", "libfut-group", (long)sky_size, sky_tasks,
-                runs);
+        measure(pools, SKY_ASYNC, "skynet", "libfut-async", (long)sky_size,
+                sky_tasks, runs);
+        measure(pools, SKY_GROUP, "skynet", "libfut-group", (long)sky_size,
+                sky_tasks, runs);
     }
     if (wanted(only, "submit"))
-        measure(SUBMIT, "submit", "libfut-async", nsubmit, (double)nsubmit,
-                runs);
+        measure(pools, SUBMIT, "submit", "libfut-async", nsubmit,
+                (double)nsubmit, runs);
+    for (i = 0; i < 2; i++)
+        fut_executor_destroy(pools[i]);
     return 0;
 }
