@@ -115,8 +115,11 @@ static int scenario(counts_t *c)
     fut_t *a[3] = {fut_ready(fut_fail(USER_ERR)), fut_async(ex, task_owned, c),
                    fut_async(fut_inline(), task_owned, c)};
     in[6] = fut_any(a, 3);
-    /* a timeout that does fire (its input is cancelled), caught */
-    fut_t *dl2 = fut_delay(fut_inline(), 2 * MS);
+    /* a timeout that does fire (its input is cancelled), caught.  The
+     * input's delay is 200x the timeout's own margin: with 2 ms, a thread
+     * preempted between the two lines (TSan, a loaded machine) let the
+     * delay fire first, and the value check below failed (err 1). */
+    fut_t *dl2 = fut_delay(fut_inline(), 200 * MS);
     in[7] =
         fut_catch(fut_timeout(fut_retain(dl2), 1000), fut_inline(), cb_add, c);
     if (p)
