@@ -142,14 +142,14 @@ FUT_API int fut_group_wait(fut_group_t *g);
 
 /* ---- the inline fast path of init, spawn and wait (private) --------------
  * On the owner's worker, while the deque has room, nothing was stolen and
- * no thief asks for work, a spawn is five plain stores and a pop-back a
- * plain load and a call: what Lace's macros do.  A group counts only the
- * children that leave the private slots (out_), so this path keeps no
- * per-child count.  Everything else (thieves waiting, stolen children,
- * off-worker groups) goes to the functions above.  TSan builds take the
- * functions (the pool's atomics are invisible to TSan and annotated there).
- * fut_group_spawn_slow and fut_group_wait_slow are the out-of-line halves:
- * exported for the inline code, not for direct use. */
+ * no thief asks for work, a spawn is six plain stores (four into the task,
+ * the slot, the head) and a pop-back a plain load and a call: what Lace's
+ * macros do.  A group counts only the children that leave the private
+ * slots (out_), so this path keeps no per-child count.  Everything else
+ * (thieves waiting, stolen children, off-worker groups) goes to the functions
+ * above.  TSan builds take the functions (the pool's atomics are invisible to
+ * TSan and annotated there). fut_group_spawn_slow and fut_group_wait_slow are
+ * the out-of-line halves: exported for the inline code, not for direct use. */
 FUT_API void fut_group_spawn_slow(fut_group_t *g, fut_group_task_t *t);
 FUT_API int fut_group_wait_slow(fut_group_t *g);
 
