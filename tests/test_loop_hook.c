@@ -56,14 +56,21 @@ static void run_for(fut_executor_t *loop, uint64_t ns)
     fut_release(d);
 }
 
+/* A new promise on P whose cancel hook is on_cancel(H) on EX; its future. */
+static fut_t *hooked(fut_executor_t *ex, struct hook *h, fut_promise_t **p)
+{
+    fut_t *f = fut_promise_new(p);
+    assert_int_equal(fut__promise_on_cancel(*p, ex, on_cancel, h), 0);
+    return f;
+}
+
 static void test_hook_runs_once_on_its_executor_when_cancelled(void **state)
 {
     (void)state;
     fut_executor_t *loop = new_loop();
     struct hook h = {.ex = loop};
     fut_promise_t *p;
-    fut_t *f = fut_promise_new(&p);
-    assert_int_equal(fut__promise_on_cancel(p, loop, on_cancel, &h), 0);
+    fut_t *f = hooked(loop, &h, &p);
     assert_int_equal(fut_cancel(f), 0);
     assert_int_equal(atomic_load(&h.calls), 0); /* a task on the loop */
     assert_int_equal(fut_cancel(f), FUT_EALREADY);
@@ -87,8 +94,7 @@ static void test_hook_skipped_when_promise_settles_first(void **state)
     fut_executor_t *loop = new_loop();
     struct hook h = {.ex = loop};
     fut_promise_t *p;
-    fut_t *f = fut_promise_new(&p);
-    assert_int_equal(fut__promise_on_cancel(p, loop, on_cancel, &h), 0);
+    fut_t *f = hooked(loop, &h, &p);
     assert_int_equal(fut_promise_settle(p, fut_ok_i64(5)), 0);
     assert_int_equal(fut_cancel(f), FUT_EALREADY);
     run_for(loop, 1 * MS);
@@ -96,8 +102,7 @@ static void test_hook_skipped_when_promise_settles_first(void **state)
     assert_int_equal(fut_value_i64(f), 5);
     fut_release(f);
     /* A dropped promise rejects (FUT_EBROKEN): not a cancel either. */
-    f = fut_promise_new(&p);
-    assert_int_equal(fut__promise_on_cancel(p, loop, on_cancel, &h), 0);
+    f = hooked(loop, &h, &p);
     fut_promise_drop(p);
     assert_int_equal(fut_cancel(f), FUT_EALREADY);
     run_for(loop, 1 * MS);
@@ -113,13 +118,11 @@ static void test_hook_never_runs_after_executor_shutdown(void **state)
     fut_executor_t *loop = new_loop();
     struct hook h = {.ex = loop};
     fut_promise_t *p;
-    fut_t *f = fut_promise_new(&p);
-    assert_int_equal(fut__promise_on_cancel(p, loop, on_cancel, &h), 0);
+    fut_t *f = hooked(loop, &h, &p);
     /* Cancelled, hook queued on the loop, then the loop is destroyed
      * before it runs: the queued hook is dropped, not run. */
     fut_promise_t *p2;
-    fut_t *f2 = fut_promise_new(&p2);
-    assert_int_equal(fut__promise_on_cancel(p2, loop, on_cancel, &h), 0);
+    fut_t *f2 = hooked(loop, &h, &p2);
     assert_int_equal(fut_cancel(f2), 0);
     assert_int_equal(fut_executor_destroy(loop), 0);
     /* Cancelled after the destroy: the future holds the executor's handle
@@ -138,8 +141,7 @@ static void test_hook_on_the_inline_executor_runs_in_cancel(void **state)
     (void)state;
     struct hook h = {.ex = fut_inline()};
     fut_promise_t *p;
-    fut_t *f = fut_promise_new(&p);
-    assert_int_equal(fut__promise_on_cancel(p, fut_inline(), on_cancel, &h), 0);
+    fut_t *f = hooked(fut_inline(), &h, &p);
     assert_int_equal(fut_cancel(f), 0);
     assert_int_equal(atomic_load(&h.calls), 1);
     assert_int_equal(atomic_load(&h.on_ex), 1);
@@ -200,8 +202,7 @@ static void test_hook_runs_on_the_loop_when_cancelled_elsewhere(void **state)
     fut_executor_t *loop = new_loop();
     struct hook h = {.ex = loop, .stop = true};
     fut_promise_t *p;
-    fut_t *f = fut_promise_new(&p);
-    assert_int_equal(fut__promise_on_cancel(p, loop, on_cancel, &h), 0);
+    fut_t *f = hooked(loop, &h, &p);
     struct cross c = {f};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, cancel_from_thread, &c), 0);
