@@ -20,9 +20,13 @@
 
 /* ---- libfut ------------------------------------------------------------- */
 
+/* RAN is the loop's, N and LOOP the producer's: on separate cache lines,
+ * or every task would bounce the line between the two threads (a harness
+ * cost that is neither implementation's; the same for uctx). */
 struct fctx {
     fut_executor_t *loop;
-    long n, ran;
+    long n;
+    _Alignas(64) long ran;
 };
 
 static fut_result_t task(void *arg)
@@ -36,8 +40,10 @@ static fut_result_t task(void *arg)
 static void *fut_producer(void *arg)
 {
     struct fctx *c = arg;
-    for (long i = 0; i < c->n; i++)
-        fut_release(fut_async(c->loop, task, c));
+    fut_executor_t *loop = c->loop;
+    long n = c->n; /* not re-read from C's line after every call */
+    for (long i = 0; i < n; i++)
+        fut_release(fut_async(loop, task, c));
     return NULL;
 }
 
@@ -74,7 +80,8 @@ struct uctx {
     uv_async_t async;
     pthread_mutex_t mu;
     struct node *head, *tail;
-    long n, ran;
+    long n;
+    _Alignas(64) long ran;
 };
 
 static void uv_task(void *arg)
@@ -102,7 +109,8 @@ static void on_async(uv_async_t *a)
 static void *uv_producer(void *arg)
 {
     struct uctx *c = arg;
-    for (long i = 0; i < c->n; i++) {
+    long n = c->n;
+    for (long i = 0; i < n; i++) {
         struct node *nd = malloc(sizeof *nd);
         nd->next = NULL;
         nd->fn = uv_task;
