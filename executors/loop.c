@@ -82,6 +82,8 @@
  * own gate (users/closed, the same seq_cst pattern as lib/executor.c). */
 #include "loop_impl.h"
 
+#include "internal.h" /* fut__ex_bias_begin/end: biased counting */
+
 _Thread_local struct loop *fut__loop_tl;
 
 /* ---- stall detection ---------------------------------------------------- */
@@ -662,6 +664,11 @@ int fut_loop_run(fut_executor_t *ex, fut_t *until)
     pthread_mutex_unlock(&l->mu);
     if (rc)
         return rc;
+    /* This thread counts the handle's references while it runs the loop
+     * (lib/executor.c, biased counting): a chain step's continuation and
+     * cancel hook then take and drop theirs with no locked instruction.
+     * Ended last, below: the end may free EX's struct. */
+    bool biased = fut__ex_bias_begin(ex);
     struct loop *prev = fut__loop_tl;
     fut__loop_tl = l;
     l->round += 3; /* no fd registration is trusted across runs (loop_fd.c) */
@@ -692,6 +699,8 @@ int fut_loop_run(fut_executor_t *ex, fut_t *until)
         shutdown_drain(l);
         free_loop(l);
     }
+    if (biased)
+        fut__ex_bias_end(ex);
     return 0;
 }
 

@@ -109,6 +109,8 @@
 #include "deque.h"
 #include "split.h"
 
+#include "internal.h" /* fut__ex_bias_begin/end: biased counting */
+
 /* Memory comes from fut_alloc/fut_free (the application's allocator), so
  * fut_set_allocator and failure injection cover the pool too. */
 #define DEFAULT_CAPACITY 4096u
@@ -518,6 +520,9 @@ static void *worker_main(void *arg)
 
     me = w;
     fut_group_self_ = &w->split.o;
+    /* Count the handle's references here while we live (lib/executor.c,
+     * biased counting): no shared counter per continuation. */
+    bool biased = fut__ex_bias_begin(w->pool->handle);
     for (;;) {
         void *e = find_work(w);
 
@@ -532,6 +537,8 @@ static void *worker_main(void *arg)
     }
     me = NULL;
     fut_group_self_ = NULL;
+    if (biased)
+        fut__ex_bias_end(w->pool->handle);
     return NULL;
 }
 

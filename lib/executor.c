@@ -20,7 +20,33 @@
  * and by futures that may still call in (pending continuations, timers), so
  * a late caller finds closed set and settles FUT_ESHUTDOWN instead of
  * touching freed memory.  The inflight counter is shared, but only foreign
- * threads touch it: a pool's own workers (the hot path) never do. */
+ * threads touch it: a pool's own workers (the hot path) never do.
+ *
+ * BIASED COUNTING (the struct's references without a shared counter on the
+ * hot path).  Every pending continuation on EX holds a reference on EX's
+ * struct, and most are made and fired by EX's own threads (a loop's chain
+ * steps, a pool's continuations): one locked add and one locked sub per
+ * continuation on a line every such thread shares.  Instead, a thread that
+ * runs EX's work says so (fut__ex_bias_begin: the loop's run, a pool
+ * worker's life) and counts EX's references in thread-local bias_n with
+ * plain adds; other threads use the atomic REFS.  A reference may be taken
+ * on one side and dropped on the other, so neither count alone is the
+ * truth; the sum of REFS and every biased thread's bias_n is.  To keep
+ * REFS from reaching 0 while a biased thread may hold references it counts
+ * locally, each biased thread adds BIAS to REFS when it begins and folds
+ * (bias_n - BIAS) into it when it ends; the fold that brings REFS to 0
+ * frees the struct, as a last release would.
+ *
+ *     begin:    refs += BIAS (relaxed: the caller holds a reference)
+ *     retain:   biased thread: bias_n += 1    others: refs += 1
+ *     release:  biased thread: bias_n -= 1    others: refs -= 1 (acq_rel;
+ *                                             0: free)
+ *     end:      refs += bias_n - BIAS (acq_rel; 0: free)
+ *
+ * While a biased thread is between begin and end, REFS >= BIAS minus the
+ * references it took locally that others dropped (far fewer than BIAS), so
+ * no release frees early; once every biased thread has ended, REFS is the
+ * exact count again.  bias_n is touched by its own thread only. */
 #include <sched.h>
 #include <string.h>
 
@@ -59,19 +85,38 @@ void *fut_executor_impl(const fut_executor_t *ex, const fut_executor_ops_t *ops)
     return ex->impl;
 }
 
-void fut__ex_retain(fut_executor_t *ex)
+#define BIAS ((int64_t)1 << 40) /* per biased thread; see the protocol */
+
+void fut__ex_release_shared(fut_executor_t *ex)
 {
-    if (!ex->is_static)
-        /* Relaxed: the caller holds a reference already. */
-        atomic_fetch_add_explicit(&ex->refs, 1, memory_order_relaxed);
+    /* acq_rel as for futures: the last one frees after everyone's use
+     * (pairs with every other release and with the folds in bias_end). */
+    if (atomic_fetch_sub_explicit(&ex->refs, 1, memory_order_acq_rel) == 1)
+        fut__sys_free(ex);
 }
 
-void fut__ex_release(fut_executor_t *ex)
+bool fut__ex_bias_begin(fut_executor_t *ex)
 {
-    if (ex->is_static)
-        return;
-    /* acq_rel as for futures: the last one frees after everyone's use. */
-    if (atomic_fetch_sub_explicit(&ex->refs, 1, memory_order_acq_rel) == 1)
+    struct fut_tls *t = &fut__tls;
+    if (t->bias_ex || ex->is_static)
+        return false;
+    /* Relaxed: the caller holds a reference (as in a retain). */
+    atomic_fetch_add_explicit(&ex->refs, BIAS, memory_order_relaxed);
+    t->bias_ex = ex;
+    t->bias_n = 0;
+    return true;
+}
+
+void fut__ex_bias_end(fut_executor_t *ex)
+{
+    struct fut_tls *t = &fut__tls;
+    int64_t n = t->bias_n;
+    t->bias_ex = NULL;
+    t->bias_n = 0;
+    /* acq_rel: the fold is this thread's release of everything it counted
+     * locally, paired like the shared release above. */
+    if (atomic_fetch_add_explicit(&ex->refs, n - BIAS, memory_order_acq_rel) ==
+        BIAS - n)
         fut__sys_free(ex);
 }
 

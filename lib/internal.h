@@ -133,7 +133,8 @@ _Static_assert(sizeof(uintptr_t) == 8, "the state word packs err in 64 bits");
 struct fut_executor {
     const fut_executor_ops_t *ops;
     void *impl;
-    _Atomic uint32_t refs;     /* handle + pending continuations + timers */
+    _Atomic int64_t refs;      /* handle + pending continuations + timers,
+                                  biased: executor.c */
     _Atomic uint32_t inflight; /* foreign-thread calls into ops: executor.c */
     _Atomic uint32_t closed;   /* set once by fut_executor_destroy */
     _Atomic uint32_t gone;     /* IMPL freed: fut_executor_impl says NULL */
@@ -147,17 +148,20 @@ struct fut_executor {
 
 /* ---- per-thread context ------------------------------------------------- */
 struct fut_tls {
-    fut_executor_t *cur_ex; /* executor whose task this thread runs */
-    fut_t *cur_fut;         /* the future of that task or callback */
-    fut_t *owed;            /* a taken task's hold not yet released:
-                               future.c, fut__run_taken */
-    fut_t *claiming;        /* future this thread claimed and acts for */
-    int firing;             /* inside run_conts: defer nested lists */
-    fut_t *active;          /* the future whose list is being fired */
-    fut_cont_t *alist;      /* what is left of that list */
-    fut_t *dhead, *dtail;   /* deferred completions (FIFO) */
-    void *slab;             /* free 128-byte blocks: alloc.c */
-    int slab_n;             /* about how many (may dip below 0) */
+    fut_executor_t *cur_ex;  /* executor whose task this thread runs */
+    fut_t *cur_fut;          /* the future of that task or callback */
+    fut_t *owed;             /* a taken task's hold not yet released:
+                                future.c, fut__run_taken */
+    fut_t *claiming;         /* future this thread claimed and acts for */
+    fut_executor_t *bias_ex; /* executor whose references this thread counts
+                                in bias_n: executor.c, biased counting */
+    int64_t bias_n;
+    int firing;           /* inside run_conts: defer nested lists */
+    fut_t *active;        /* the future whose list is being fired */
+    fut_cont_t *alist;    /* what is left of that list */
+    fut_t *dhead, *dtail; /* deferred completions (FIFO) */
+    void *slab;           /* free 128-byte blocks: alloc.c */
+    int slab_n;           /* about how many (may dip below 0) */
     int slab_registered;
     int slab_off;          /* this thread frees straight to the allocator */
     struct fut_home *home; /* where blocks made here go back: alloc.c */
@@ -224,7 +228,7 @@ static inline void fut__free(void *p, size_t size)
     }
     fut__free_slow(p, size);
 }
-void *fut__sys_alloc(size_t size);    /* the installed allocator, no cache */
+void *fut__sys_alloc(size_t size); /* the installed allocator, no cache */
 void fut__sys_free(void *p);
 
 /* ---- misuse: a released future is marked dead ----------------------------
@@ -294,8 +298,33 @@ void fut__hook_run(fut_t *f);  /* F's hook task runs (fut_task_run) */
 
 /* ---- executors (executor.c) --------------------------------------------- */
 int fut__ex_submit(fut_executor_t *ex, fut_task_t *t);
-void fut__ex_retain(fut_executor_t *ex);
-void fut__ex_release(fut_executor_t *ex);
+/* References on an executor's struct.  A thread that runs the executor's
+ * own work (the loop's run, a pool's worker) counts them in plain
+ * thread-local memory (executor.c, biased counting); others atomically. */
+void fut__ex_release_shared(fut_executor_t *ex);
+static inline void fut__ex_retain(fut_executor_t *ex)
+{
+    struct fut_tls *t = &fut__tls;
+    if (t->bias_ex == ex)
+        t->bias_n++;
+    else if (!ex->is_static)
+        /* Relaxed: the caller holds a reference already. */
+        atomic_fetch_add_explicit(&ex->refs, 1, memory_order_relaxed);
+}
+static inline void fut__ex_release(fut_executor_t *ex)
+{
+    struct fut_tls *t = &fut__tls;
+    if (t->bias_ex == ex)
+        t->bias_n--;
+    else if (!ex->is_static)
+        fut__ex_release_shared(ex);
+}
+/* This thread starts (true) counting EX's references locally, unless it
+ * counts another executor's already or EX is static (false).  The caller
+ * holds a reference on EX; end with fut__ex_bias_end, on this thread,
+ * which may free EX's struct (it must be this thread's last use). */
+bool fut__ex_bias_begin(fut_executor_t *ex);
+void fut__ex_bias_end(fut_executor_t *ex);
 int fut__ex_timer_start(fut_executor_t *ex, fut_timer_t *t);
 void fut__ex_timer_cancel(fut_executor_t *ex, fut_timer_t *t);
 extern fut_executor_t fut__timer_service;
