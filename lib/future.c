@@ -197,8 +197,7 @@ static inline void destroy(fut_t *f)
 {
     _Static_assert(FK_PLAIN == 0 && FK_ASYNC == 1, "kind <= FK_ASYNC below");
     if (FUT__LIKELY((f->vkind != VK_PTR || f->dtor == NULL) &&
-                    f->owner == NULL && f->kind <= FK_ASYNC &&
-                    f->flags == 0)) {
+                    f->owner == NULL && f->kind <= FK_ASYNC && f->flags == 0)) {
         free_block(f);
         return;
     }
@@ -606,11 +605,13 @@ int fut__settle(fut_t *f, const fut_result_t *r)
                                                                 : FUT_EALREADY;
         }
     /* The common case, inline: nothing attached, nobody claiming (word 0).
-     * acq_rel as in close_cas; on failure close_cas looks again. */
-    uintptr_t w0 = 0;
-    if (FUT__LIKELY(atomic_compare_exchange_strong_explicit(
-            &f->word, &w0, W_SETTLED(FUT_FULFILLED, 0), memory_order_acq_rel,
-            memory_order_relaxed)))
+     * acq_rel as in close_cas; on failure close_cas looks again.  Looked
+     * at first (relaxed, only a guess): a CAS bound to fail (a promise
+     * with its continuation attached) is a locked instruction wasted. */
+    uintptr_t w0 = atomic_load_explicit(&f->word, memory_order_relaxed);
+    if (FUT__LIKELY(w0 == 0 && atomic_compare_exchange_strong_explicit(
+                                   &f->word, &w0, W_SETTLED(FUT_FULFILLED, 0),
+                                   memory_order_acq_rel, memory_order_relaxed)))
         return 0;
     if (close_cas(f, W_SETTLED(FUT_FULFILLED, 0)))
         return 0;
@@ -840,10 +841,9 @@ void fut__run_taken(fut_t *f)
          * so cur_ex stays as it is. */
         fut_t *pfut = t->cur_fut;
         t->cur_fut = f;
-        fut_result_t r =
-            f->kind == FK_ASYNC
-                ? f->u.call.fn.task(f->u.call.arg)
-                : f->u.call.fn.then(f->u.call.arg, f->u.call.src);
+        fut_result_t r = f->kind == FK_ASYNC
+                             ? f->u.call.fn.task(f->u.call.arg)
+                             : f->u.call.fn.then(f->u.call.arg, f->u.call.src);
         t->cur_fut = pfut;
         pay_owed(t); /* debts made inside F's task, or an earlier one */
         /* fut__settle's common case, inline: a value, nothing attached,
