@@ -111,12 +111,10 @@ static inline fut_t *new_fut(enum fut_kind kind, uint32_t refs)
     f->vkind = VK_NONE;
     f->flags = 0;
     atomic_init(&f->hold, 0);
-    f->dtor = NULL;
-    f->owner = NULL;
     f->ex = NULL;
-    f->dnext = NULL;
-    f->dlist = NULL;
     f->u.call.src = NULL;
+    /* Not the second line (internal.h): dtor and owner are written with
+     * VK_PTR_OWNS, cont when attached, dnext and dlist when queued. */
     return f;
 }
 
@@ -162,12 +160,14 @@ static inline void free_block(fut_t *f)
 
 static __attribute__((noinline)) void destroy_slow(fut_t *f)
 {
-    if (fut__state_of(atomic_load_explicit(&f->word, memory_order_relaxed)) ==
-            FUT_FULFILLED &&
-        f->vkind == VK_PTR && f->dtor)
-        f->dtor(f->val.ptr);
-    if (f->owner)
-        fut_release(f->owner);
+    if (f->vkind == VK_PTR_OWNS) {
+        if (fut__state_of(atomic_load_explicit(
+                &f->word, memory_order_relaxed)) == FUT_FULFILLED &&
+            f->dtor)
+            f->dtor(f->val.ptr);
+        if (f->owner)
+            fut_release(f->owner);
+    }
     switch (f->kind) {
     case FK_THEN:
     case FK_CATCH:
@@ -196,8 +196,8 @@ static __attribute__((noinline)) void destroy_slow(fut_t *f)
 static inline void destroy(fut_t *f)
 {
     _Static_assert(FK_PLAIN == 0 && FK_ASYNC == 1, "kind <= FK_ASYNC below");
-    if (FUT__LIKELY((f->vkind != VK_PTR || f->dtor == NULL) &&
-                    f->owner == NULL && f->kind <= FK_ASYNC && f->flags == 0)) {
+    if (FUT__LIKELY(f->vkind != VK_PTR_OWNS && f->kind <= FK_ASYNC &&
+                    f->flags == 0)) {
         free_block(f);
         return;
     }
@@ -509,17 +509,12 @@ bool fut__settle_err(fut_t *f, fut_state_t state, int err)
  * one alive through F->owner. */
 static void copy_value(fut_t *f, fut_t *src)
 {
-    f->vkind = src->vkind;
     f->val = src->val;
-    f->dtor = NULL;
-    if (src->vkind == VK_PTR && (src->dtor || src->owner)) {
-        fut_t *o = src->owner ? src->owner : src;
-        if (o != f->owner) {
-            fut_t *old = f->owner;
-            f->owner = fut_retain(o);
-            fut_release(old);
-        }
+    if (src->vkind == VK_PTR_OWNS) { /* F pending: no owner of its own yet */
+        f->dtor = NULL;
+        f->owner = fut_retain(src->owner ? src->owner : src);
     }
+    f->vkind = src->vkind;
 }
 
 bool fut__settle_like(fut_t *f, fut_t *src)
@@ -566,10 +561,14 @@ static inline bool write_value(fut_t *f, const fut_result_t *r)
 {
     switch (r->kind_) {
     case RK_OK:
-    case RK_OWNED:
         f->vkind = VK_PTR;
         f->val.ptr = r->u_.ptr;
-        f->dtor = r->kind_ == RK_OWNED ? r->dtor_ : NULL;
+        return true;
+    case RK_OWNED: /* always with a dtor: fut_ok_owned */
+        f->vkind = VK_PTR_OWNS;
+        f->val.ptr = r->u_.ptr;
+        f->dtor = r->dtor_;
+        f->owner = NULL;
         return true;
     case RK_I64:
         f->vkind = VK_I64;
@@ -990,7 +989,7 @@ void *fut_value(const fut_t *f)
 {
     if (!f || fut__state_of(load_word(f)) != FUT_FULFILLED)
         return NULL;
-    return f->vkind == VK_PTR ? f->val.ptr : NULL;
+    return f->vkind == VK_PTR || f->vkind == VK_PTR_OWNS ? f->val.ptr : NULL;
 }
 
 int64_t fut_value_i64(const fut_t *f)

@@ -60,8 +60,10 @@ enum fut_kind {
     FK_TIMEOUT    /* follows an input unless its timer fires first */
 };
 
-/* Value kinds. */
-enum { VK_NONE = 0, VK_PTR = 1, VK_I64 = 2 };
+/* Value kinds.  VK_PTR_OWNS: a pointer that comes with work for the last
+ * release, a destructor (dtor) or a borrow (owner); only then are those two
+ * fields valid (written), so a plain value's life never touches them. */
+enum { VK_NONE = 0, VK_PTR = 1, VK_I64 = 2, VK_PTR_OWNS = 3 };
 
 /* Result kinds (fut_result_t.kind_). */
 enum {
@@ -90,6 +92,11 @@ enum {
 
 struct fut_comb;
 
+/* The first cache line holds everything a task's life touches (made,
+ * handed over, run, settled with a plain value, released): a task handed
+ * to another thread (the loop's hand-off, a stolen pool task) moves one
+ * line there and, when freed, one line back.  The second holds what only
+ * other kinds or values need; new_fut does not write it. */
 struct fut {
     _Atomic uintptr_t word; /* state + continuation list: future.c */
     _Atomic uint32_t refs;
@@ -101,13 +108,8 @@ struct fut {
         void *ptr;
         int64_t i64;
     } val;
-    void (*dtor)(void *); /* runs on val.ptr at the last release */
-    fut_t *owner;         /* future whose value this one borrows */
-    fut_executor_t *ex;   /* where the task runs / the timer lives */
-    fut_task_t task;      /* handed to ex */
-    fut_cont_t cont;      /* this future's node on its source's list */
-    fut_t *dnext;         /* deferred-completion queue: future.c */
-    fut_cont_t *dlist;
+    fut_executor_t *ex; /* where the task runs / the timer lives */
+    fut_task_t task;    /* handed to ex */
     union {
         struct {
             fut_t *src; /* THEN/CATCH/FINALLY source; TIMEOUT input */
@@ -123,10 +125,20 @@ struct fut {
         } tm;
         struct fut_comb *comb; /* COMBINE */
     } u;
+    /* The second line. */
+    void (*dtor)(void *); /* VK_PTR_OWNS: runs on val.ptr at the last release */
+    fut_t *owner;         /* VK_PTR_OWNS: future whose value this one borrows */
+    fut_cont_t cont;      /* this future's node on its source's list */
+    fut_t *dnext;         /* deferred-completion queue: future.c; valid while */
+    fut_cont_t *dlist;    /* queued, or in the FUT_DEBUG quarantine (dnext) */
 };
 
 _Static_assert(sizeof(struct fut) <= FUT__BLOCK,
                "a future plus its task must fit in two cache lines");
+_Static_assert(sizeof(struct fut) <= FUT__BLOCK - sizeof(void *),
+               "and leaves the block's last pointer to the allocator");
+_Static_assert(offsetof(struct fut, u.call.arg) + sizeof(void *) <= 64,
+               "a task's life stays in the first cache line");
 _Static_assert(sizeof(uintptr_t) == 8, "the state word packs err in 64 bits");
 
 /* ---- executors ---------------------------------------------------------- */
@@ -204,7 +216,11 @@ static inline void *fut__alloc(size_t size)
     if (FUT__LIKELY(size <= FUT__STAMPED && b)) {
         t->slab = *b;
         t->slab_n--;
-        FUT__STAMP(b) = t->home;
+        /* Written only if it changed: most blocks come back to the home
+         * they left, and a store would take the block's last line from
+         * the thread that freed it (future.h: struct fut's lines). */
+        if (FUT__UNLIKELY(FUT__STAMP(b) != t->home))
+            FUT__STAMP(b) = t->home;
         return b;
     }
     return fut__alloc_slow(size);
