@@ -218,7 +218,7 @@ static inline void *fut__alloc(size_t size)
         t->slab_n--;
         /* Written only if it changed: most blocks come back to the home
          * they left, and a store would take the block's last line from
-         * the thread that freed it (future.h: struct fut's lines). */
+         * the thread that freed it (struct fut's lines, above). */
         if (FUT__UNLIKELY(FUT__STAMP(b) != t->home))
             FUT__STAMP(b) = t->home;
         return b;
