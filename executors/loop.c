@@ -67,7 +67,7 @@
  * promise.  Registrations are level-triggered and kept from one readiness
  * future to the next while a chain goes on, with the rules for closed and
  * reused fd numbers at the top of loop_fd.c.  A cancel reaches the loop as
- * the promise's cancel hook (fut__promise_on_cancel, lib/future.c), a task
+ * the promise's cancel hook (fut__promise_on_cancel, lib/promise.c), a task
  * on the loop that runs on_fd_cancel.  Ownership of a waiter: the loop
  * frees it when it settles the promise itself; when a cancel won the race
  * (settle returns FUT_EALREADY), on_fd_cancel is coming, so the waiter waits

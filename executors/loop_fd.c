@@ -482,7 +482,7 @@ bool fut__loop_dispatch(struct loop *l, uint64_t tag, uint32_t e)
     return true;
 }
 
-/* The cancel hook (fut__promise_on_cancel, lib/future.c): runs as a task
+/* The cancel hook (fut__promise_on_cancel, lib/promise.c): runs as a task
  * on the loop thread, once, when the application cancelled the readiness
  * future before the loop settled it (a settle that lost the race put W on
  * the orphan list to wait for us).  Never runs once the loop is shut down:

@@ -1,4 +1,5 @@
-/* libfut — the work-stealing thread pool executor, and its task groups.
+/* libfut — the work-stealing thread pool executor (its task groups are in
+ * group.c, the definitions both share in pool_impl.h).
  *
  * PROTOCOL
  *
@@ -19,7 +20,7 @@
  * the Chase–Lev deque.  Group children spawned off-worker (or when the split
  * deque is full) use a second stack, ginject.  An entry in the Chase–Lev
  * deque is a fut_task_t *, or a fut_group_task_t * with bit 0 set (task
- * groups, at the end of this file).
+ * groups: group.c, whose essay covers their counting).
  *
  * Sleeping.  A worker that found nothing becomes a *spinner* (nspinning+1)
  * and polls for SPIN rounds; then it stops spinning and parks on an event
@@ -106,8 +107,7 @@
 
 #include "fut.h"
 
-#include "deque.h"
-#include "split.h"
+#include "pool_impl.h"
 
 #include "internal.h" /* fut__ex_bias_begin/end: biased counting */
 
@@ -117,61 +117,12 @@
 #define DEFAULT_SPIN 1000u
 #define MAX_THREADS 4096u
 #define MAX_CAPACITY (1u << 30)
-#define GROUP_TAG ((uintptr_t)1)
-#define FUT__LIKELY_POOL(x) __builtin_expect(!!(x), 1)
-#define FUT__UNLIKELY_POOL(x) __builtin_expect(!!(x), 0)
 
-struct counters {
-    uint64_t run, submitted, steals, steal_failures, parks, wakeups, batches;
-};
-
-struct worker {
-    fut__deque_t dq;    /* first: cache-line aligned */
-    fut__split_t split; /* group children spawned here (split.h) */
-    struct pool *pool;
-    ck_stack_entry_t *chain;  /* rest of the last injection batch (owner) */
-    ck_stack_entry_t *gchain; /* same for group children (tagged) */
-    uint64_t rng;
-    unsigned index;
-    pthread_t thread;
-    void **slots;
-    fut_group_task_t **gslots; /* the split deque's slots */
-    struct counters c;         /* written by this worker only */
-} CK_CC_ALIGN(FUT__CACHELINE);
-
-struct pool {
-    /* Pushed to by outside threads (CAS), popped by workers (xchg). */
-    ck_stack_t inject CK_CC_ALIGN(FUT__CACHELINE);
-    ck_stack_t ginject; /* group children spawned off-worker or overflowed */
-    char pad0_[FUT__CACHELINE - 2 * sizeof(ck_stack_t)];
-    /* Written when workers go idle or wake; read (plain) by every push. */
-    unsigned nspinning;
-    unsigned nsleepers;
-    unsigned wake_pending; /* a wake-up is on its way (see wake()) */
-    char pad1_[FUT__CACHELINE - 3 * sizeof(unsigned)];
-    struct ck_ec32 ec;
-    char pad2_[FUT__CACHELINE - sizeof(struct ck_ec32)];
-    /* Wake-ups sent by threads that are not workers (rare: only when a
-     * worker sleeps and none spins). */
-    uint64_t ext_wakeups;
-    char pad3_[FUT__CACHELINE - sizeof(uint64_t)];
-    /* Read-mostly. */
-    int stopping;
-    bool membarrier;
-    unsigned nworkers;
-    unsigned started; /* threads running (joined by destroy) */
-    unsigned spin;
-    size_t capacity;
-    struct worker *workers;
-    void *workers_mem;
-    void *mem;              /* this struct's allocation (unaligned) */
-    fut_executor_t *handle; /* our executor handle (group_init's check) */
-    char name[16];
-};
-
-static _Thread_local struct worker *me
+/* The worker this thread is, or NULL (pool_impl.h). */
+_Thread_local struct worker *fut__pool_me
     __attribute__((tls_model("initial-exec")));
-/* &me->split.o while me is set (<fut/pool.h>'s inline fut_group_init). */
+/* &fut__pool_me->split.o while that is set (<fut/pool.h>'s inline
+ * fut_group_init). */
 __thread fut__gq_t *fut_group_self_ __attribute__((tls_model("initial-exec")));
 
 /* ---- ck_ec platform ops: futex and CLOCK_MONOTONIC --------------------- */
@@ -212,13 +163,6 @@ static const struct ck_ec_mode ec_mode = {
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static inline void count(uint64_t *c)
-{
-    /* Single writer; the ck_pr store keeps readers from seeing a torn
-     * value.  Pairs with the loads in add_counters. */
-    ck_pr_store_64(c, *c + 1);
-}
-
 static uint64_t next_rand(uint64_t *s)
 {
     uint64_t x = *s;
@@ -252,7 +196,7 @@ static void full_barrier_everywhere(struct pool *p)
  * leaves through the re-check never clears), and clearing before reading
  * v (two workers can both read v after B, find nothing, and sleep while
  * the flag stays set, so every later submit skips its wake-up). */
-static void wake(struct pool *p, uint64_t *counter)
+void fut__pool_wake(struct pool *p, uint64_t *counter)
 {
     if (ck_pr_load_uint(&p->wake_pending) != 0 ||
         !ck_pr_cas_uint(&p->wake_pending, 0, 1))
@@ -268,33 +212,6 @@ static void wake(struct pool *p, uint64_t *counter)
 static void wake_all(struct pool *p)
 {
     ck_ec32_inc(&p->ec, &ec_mode); /* pairs with ck_ec32_wait */
-}
-
-/* After a publication: wake a sleeper only if nobody is spinning.  Plain
- * loads: the sleeping side orders itself (see the protocol above). */
-static inline void maybe_wake(struct pool *p, uint64_t *counter)
-{
-    if (ck_pr_load_uint(&p->nspinning) == 0 &&
-        ck_pr_load_uint(&p->nsleepers) != 0)
-        wake(p, counter);
-}
-
-/* ck_stack_push_upmc.  Under TSan, the same loop with a release before
- * each CAS (after the last write of E->next), since TSan cannot see the
- * CAS.  Pairs with the acquire after the batch pop in take_stack. */
-static void stack_push(ck_stack_t *st, ck_stack_entry_t *e)
-{
-#ifdef FUT__DQ_TSAN
-    ck_stack_entry_t *h = ck_pr_load_ptr(&st->head);
-
-    do {
-        e->next = h;
-        ck_pr_fence_store();
-        FUT__DQ_RELEASE(st);
-    } while (!ck_pr_cas_ptr_value(&st->head, h, e, &h));
-#else
-    ck_stack_push_upmc(st, e);
-#endif
 }
 
 static void inject_push(struct pool *p, fut_task_t *t)
@@ -315,17 +232,6 @@ static bool inject_nonempty(struct pool *p)
 }
 
 /* ---- running ------------------------------------------------------------ */
-
-static inline void group_run(struct worker *w, fut_group_task_t *t);
-
-static inline void run_entry(struct worker *w, void *e)
-{
-    if (((uintptr_t)e & GROUP_TAG) != 0)
-        group_run(w, (fut_group_task_t *)((uintptr_t)e - GROUP_TAG));
-    else
-        fut_task_run((fut_task_t *)e);
-    count(&w->c.run);
-}
 
 /* Moves a private chain into the deque while it has room; TAG marks group
  * children.  The link is read before the push: once pushed, a thief may run
@@ -420,7 +326,7 @@ static void *steal_any(struct worker *w)
 }
 
 /* One look everywhere, cheapest first.  Owner of W only. */
-static void *find_work(struct worker *w)
+void *fut__pool_find_work(struct worker *w)
 {
     void *e = fut__deque_pop(&w->dq);
 
@@ -468,7 +374,7 @@ static void *spin_for_work(struct worker *w)
      * submitter leaves the wake-up to us. */
     ck_pr_inc_uint(&p->nspinning);
     for (i = 0; i < p->spin && e == NULL; i++) {
-        e = find_work(w);
+        e = fut__pool_find_work(w);
         if (e == NULL)
             ck_pr_stall();
     }
@@ -476,7 +382,7 @@ static void *spin_for_work(struct worker *w)
      * the submitters' plain load of nspinning in maybe_wake. */
     if (ck_pr_faa_uint(&p->nspinning, (unsigned)-1) == 1 && e != NULL &&
         ck_pr_load_uint(&p->nsleepers) != 0)
-        wake(p, &w->c.wakeups); /* last spinner got work: ramp up */
+        fut__pool_wake(p, &w->c.wakeups); /* last spinner got work: ramp up */
     return e;
 }
 
@@ -488,10 +394,10 @@ static bool park(struct worker *w)
     uint32_t v;
 
     v = ck_ec32_value(&p->ec); /* acquire; before the re-check */
-    /* Re-arm wake-ups (see wake()), only now that V is read: a wake-up
-     * skipped because the flag was still set was sent before this point,
-     * so V already counts it... and any submit after the clear bumps the
-     * count past V.  The locked increment of nsleepers below makes this
+    /* Re-arm wake-ups (see fut__pool_wake()), only now that V is read: a
+     * wake-up skipped because the flag was still set was sent before this
+     * point, so V already counts it... and any submit after the clear bumps
+     * the count past V.  The locked increment of nsleepers below makes this
      * store visible before the re-check. */
     ck_pr_store_uint(&p->wake_pending, 0);
 
@@ -518,13 +424,13 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
 
-    me = w;
+    fut__pool_me = w;
     fut_group_self_ = &w->split.o;
     /* Count the handle's references here while we live (lib/executor.c,
      * biased counting): no shared counter per continuation. */
     bool biased = fut__ex_bias_begin(w->pool->handle);
     for (;;) {
-        void *e = find_work(w);
+        void *e = fut__pool_find_work(w);
 
         if (e == NULL)
             e = spin_for_work(w);
@@ -535,7 +441,7 @@ static void *worker_main(void *arg)
         if (!park(w))
             break;
     }
-    me = NULL;
+    fut__pool_me = NULL;
     fut_group_self_ = NULL;
     if (biased)
         fut__ex_bias_end(w->pool->handle);
@@ -547,7 +453,7 @@ static void *worker_main(void *arg)
 static int pool_submit(void *impl, fut_task_t *task)
 {
     struct pool *p = impl;
-    struct worker *w = me;
+    struct worker *w = fut__pool_me;
 
     if (w != NULL && w->pool == p) {
         if (fut__deque_push(&w->dq, task)) {
@@ -569,12 +475,12 @@ static int pool_submit(void *impl, fut_task_t *task)
 
 static bool pool_try_run_one(void *impl)
 {
-    struct worker *w = me;
+    struct worker *w = fut__pool_me;
     void *e;
 
     if (w == NULL || w->pool != impl)
         return false;
-    e = find_work(w);
+    e = fut__pool_find_work(w);
     if (e == NULL)
         return false;
     run_entry(w, e);
@@ -588,7 +494,7 @@ static bool pool_try_run_one(void *impl)
  * core runs the task; it counts as run here. */
 static bool pool_take(void *impl, fut_task_t *task)
 {
-    struct worker *w = me;
+    struct worker *w = fut__pool_me;
 
     if (w == NULL || w->pool != impl || !fut__deque_owns_top(&w->dq, task) ||
         fut__deque_pop(&w->dq) == NULL)
@@ -662,7 +568,7 @@ static void pool_destroy(void *impl)
     pool_free(p);
 }
 
-static const fut_executor_ops_t pool_ops = {
+const fut_executor_ops_t fut__pool_ops = {
     .name = "pool",
     .flags = 0,
     .submit = pool_submit,
@@ -774,7 +680,7 @@ int fut_pool_create(fut_executor_t **out, const fut_pool_opts_t *opts)
         syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0,
                 0) == 0;
     if ((rc = init_workers(p, cap)) != 0 ||
-        (rc = fut_executor_create(out, &pool_ops, p)) != 0) {
+        (rc = fut_executor_create(out, &fut__pool_ops, p)) != 0) {
         pool_free(p);
         return rc;
     }
@@ -796,7 +702,7 @@ int fut_pool_create(fut_executor_t **out, const fut_pool_opts_t *opts)
 int fut_pool_worker_stats(const fut_executor_t *pool, unsigned worker,
                           fut_stats_t *out)
 {
-    struct pool *p = fut_executor_impl(pool, &pool_ops);
+    struct pool *p = fut_executor_impl(pool, &fut__pool_ops);
 
     if (p == NULL || out == NULL || worker >= p->nworkers)
         return FUT_EINVAL;
@@ -805,196 +711,4 @@ int fut_pool_worker_stats(const fut_executor_t *pool, unsigned worker,
     out->tasks_run += ck_pr_load_64(&p->workers[worker].split.o.run_local);
     out->workers = 1;
     return 0;
-}
-
-/* ---- task groups ---------------------------------------------------------
- *
- * A group belongs to one thread.  Its children go to the worker's split
- * deque (split.h): pushed and popped back by the owner with plain stores
- * while they are private, and run right there, uncounted.  Only a child
- * that leaves the private slots is counted, in out_ (a plain field of the
- * owner thread): one that spawn had to spill (off-worker, or the split deque
- * full), counted at the spill; one a thief took, counted when the owner pops
- * its stolen slot.  Such a child ends with done_local_ += 1 if the owner
- * thread ran it (a spilled child it took back through its own queues), or
- * with a locked increment of done_remote_ elsewhere, which is the child's
- * last touch of the group or its storage (the waiter may return and pop the
- * frame that holds them right after).  The group is done when every slot
- * down to base_ was popped and done_local_ + done_remote_ == out_ (with
- * out_ == 0 the inline wait returns without reading done_remote_ at all:
- * every child ran on this thread).  The waiter's load of done_remote_ is
- * followed by a load fence (pairs with that locked increment), so the
- * children's writes are visible once the counts add up.
- *
- * The wait first pops every slot pushed since the group's init (base_,
- * lowered by a spawn that finds the deque lower than that):
- * its own children and, if groups were interleaved, those of groups made
- * after it on this thread, which it runs for them (a stolen one is counted
- * in its own group's out_, so nothing is lost).  Popping down to base_
- * before returning keeps a dead frame's task out of the deque.  Children
- * that cannot go to the split deque (off-worker spawns, overflow) go to the
- * pool's second injection stack, ginject, linked through next_; workers tag
- * them when they move them into a deque. */
-
-/* Runs T, a child that left its owner's private slots (run_entry: a
- * spilled child from a deque, or one stolen from a split deque). */
-static inline void group_run(struct worker *w, fut_group_task_t *t)
-{
-    fut_group_t *g = t->group_;
-
-    t->fn_(t->arg_);
-    if (g->owner_ == (void *)w) {
-        g->done_local_++;
-    } else {
-        FUT__DQ_RELEASE(g); /* pairs with the acquire in group_done */
-        ck_pr_inc_32(&g->done_remote_);
-    }
-}
-
-static bool group_done(fut_group_t *g)
-{
-    /* Pairs with the locked increment of done_remote_ in group_run. */
-    if (g->done_local_ + ck_pr_load_32(&g->done_remote_) != g->out_)
-        return false;
-    ck_pr_fence_load(); /* pairs with the locked inc in group_run */
-    FUT__DQ_ACQUIRE(g);
-    return true;
-}
-
-static int group_init_slow(fut_group_t *g, fut_executor_t *pool)
-{
-    struct worker *w = me;
-    struct pool *p = pool != NULL ? fut_executor_impl(pool, &pool_ops) : NULL;
-
-    if (g == NULL || p == NULL)
-        return FUT_EINVAL;
-    g->pool_ = p;
-    g->owner_ = w != NULL && w->pool == p ? w : NULL;
-    g->q_ = g->owner_ != NULL ? &w->split.o : NULL;
-    g->out_ = 0;
-    g->done_local_ = 0;
-    g->done_remote_ = 0;
-    g->base_ = g->owner_ != NULL ? w->split.o.head : 0;
-    return 0;
-}
-
-#undef fut_group_init
-
-/* The header's inline init covers a worker's own pool (and calls this for
- * the rest); this is the whole of it, for TSan builds and for callers that
- * bind by name. */
-int fut_group_init(fut_group_t *g, fut_executor_t *pool)
-{
-    struct worker *w = me;
-
-    if (FUT__LIKELY_POOL(w != NULL && g != NULL &&
-                         (pool == NULL || pool == w->pool->handle))) {
-        g->pool_ = w->pool;
-        g->owner_ = w;
-        g->q_ = &w->split.o;
-        g->out_ = 0;
-        g->done_local_ = 0;
-        g->done_remote_ = 0;
-        g->base_ = w->split.o.head;
-        return 0;
-    }
-    return group_init_slow(g, pool);
-}
-
-/* What the inline spawn (<fut/pool.h>) leaves to us: T is filled in; the
- * deque is full, not all private, or below G's base, or we are off a
- * worker. */
-void fut_group_spawn_slow(fut_group_t *g, fut_group_task_t *t)
-{
-    struct worker *w = g->owner_;
-    struct pool *p = g->pool_;
-
-    if (w != NULL) {
-        int r;
-
-        /* Groups used out of nesting order (init A, init B, wait A, spawn
-         * into B) may place a child below where the group began. */
-        if (FUT__UNLIKELY_POOL(w->split.o.head < g->base_))
-            g->base_ = w->split.o.head;
-        r = fut__split_push(&w->split, t);
-
-        if (r == 0)
-            return; /* private: the common case, no fence, no wake-up */
-        if (r > 0) {
-            /* Published for thieves (a CAS or a store after a fence). */
-            maybe_wake(p, &w->c.wakeups);
-            return;
-        }
-    }
-    /* Off-worker, or the split deque is full. */
-    g->out_++;
-    stack_push(&p->ginject, (ck_stack_entry_t *)(void *)t);
-    ck_pr_fence_atomic_load(); /* as in inject_push */
-    maybe_wake(p, NULL);
-}
-
-/* Off a worker: naps (1 us doubling to 1 ms) until the children are done. */
-static void group_wait_outside(fut_group_t *g)
-{
-    long nap = 1000;
-
-    while (!group_done(g)) {
-        struct timespec ts = {0, nap};
-
-        nanosleep(&ts, NULL);
-        nap = nap < 1000000 ? nap * 2 : nap;
-    }
-}
-
-int fut_group_wait_slow(fut_group_t *g)
-{
-    struct worker *w = g->owner_;
-
-    if (w == NULL) {
-        group_wait_outside(g);
-    } else {
-        /* Our own children, newest first: run the private ones here (the
-         * fast path: plain loads and stores), skip the stolen ones. */
-        while (w->split.o.head > g->base_) {
-            fut_group_task_t *t;
-            bool published = false;
-
-            if (fut__split_pop(&w->split, &t, &published) == FUT__SPLIT_LOCAL) {
-                t->fn_(t->arg_); /* never left: uncounted */
-                count(&w->c.run);
-            } else {
-                t->group_->out_++; /* ours, or an interleaved group's */
-            }
-            if (published)
-                maybe_wake(w->pool, &w->c.wakeups);
-        }
-        /* Only stolen ones remain: help with anything until they are done. */
-        while (!group_done(g)) {
-            void *e = find_work(w);
-
-            if (e != NULL)
-                run_entry(w, e);
-            else
-                ck_pr_stall();
-        }
-    }
-    g->out_ = g->done_local_ = 0;
-    ck_pr_store_32(&g->done_remote_, 0); /* every child is done with g */
-    return 0;
-}
-
-/* The exported functions behind the header's inline spawn and wait, for
- * callers that take their address or bind by name. */
-#undef fut_group_spawn
-#undef fut_group_wait
-
-void fut_group_spawn(fut_group_t *g, fut_group_task_t *t, fut_group_fn fn,
-                     void *arg)
-{
-    fut__group_spawn_inline(g, t, fn, arg);
-}
-
-int fut_group_wait(fut_group_t *g)
-{
-    return fut__group_wait_inline(g);
 }

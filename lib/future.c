@@ -1,5 +1,6 @@
 /* libfut — the future state machine: settling, continuations, references,
- * promises, tasks and chaining.
+ * tasks and chaining.  Promises (and their cancel hooks) are in promise.c,
+ * the exported result constructors in result.c.
  *
  * THE STATE WORD
  *
@@ -74,7 +75,7 @@ _Thread_local struct fut_tls fut__tls
 
 /* The one future a failed allocation can still return: settled FUT_ENOMEM,
  * never freed (retain and release skip it). */
-static fut_t g_enomem = {
+fut_t fut__enomem = {
     .word = W_SETTLED(FUT_REJECTED, FUT_ENOMEM),
     .refs = 1,
 };
@@ -98,36 +99,16 @@ static uintptr_t load_word(const fut_t *f)
 
 /* ---- allocation and references ----------------------------------------- */
 
-static inline fut_t *new_fut(enum fut_kind kind, uint32_t refs)
-{
-    fut_t *f = fut__alloc(sizeof *f);
-    if (FUT__UNLIKELY(!f))
-        return NULL;
-    /* Field by field: a memset of the whole block costs more (rep stos)
-     * on the hot path than the stores that matter. */
-    atomic_init(&f->word, 0);
-    atomic_init(&f->refs, refs);
-    f->kind = (uint8_t)kind;
-    f->vkind = VK_NONE;
-    f->flags = 0;
-    atomic_init(&f->hold, 0);
-    f->ex = NULL;
-    f->u.call.src = NULL;
-    /* Not the second line (internal.h): dtor and owner are written with
-     * VK_PTR_OWNS, cont when attached, dnext and dlist when queued. */
-    return f;
-}
-
 fut_t *fut__new(enum fut_kind kind, uint32_t refs)
 {
-    return new_fut(kind, refs);
+    return fut__new_block(kind, refs);
 }
 
 fut_t *fut__rejected(int err)
 {
     fut_t *f = fut__new(FK_PLAIN, 1);
     if (!f)
-        return &g_enomem;
+        return &fut__enomem;
     /* Relaxed: F is not yet shared; whoever receives it does so through
      * some synchronisation (the return, a queue) that orders this store. */
     atomic_store_explicit(&f->word, W_SETTLED(FUT_REJECTED, err),
@@ -137,7 +118,7 @@ fut_t *fut__rejected(int err)
 
 fut_t *fut_retain(fut_t *f)
 {
-    if (f && f != &g_enomem) {
+    if (f && f != &fut__enomem) {
         /* Relaxed: the caller already holds a reference, so nothing is
          * published by taking another (as in every refcount). */
         uint32_t r =
@@ -247,9 +228,15 @@ static __attribute__((noinline)) void release_owing(struct fut_tls *t, fut_t *f)
     release_n(f, 1);
 }
 
+/* pay_owed for promise.c (fut__hook_run). */
+void fut__pay_owed(struct fut_tls *t)
+{
+    pay_owed(t);
+}
+
 void fut_release(fut_t *f)
 {
-    if (!f || f == &g_enomem)
+    if (!f || f == &fut__enomem)
         return;
     struct fut_tls *t = &fut__tls;
     if (FUT__UNLIKELY(t->owed != NULL)) {
@@ -257,61 +244,6 @@ void fut_release(fut_t *f)
         return;
     }
     release_n(f, 1);
-}
-
-/* ---- results ------------------------------------------------------------
- * The header makes these inline (macros over fut__result_*); the exported
- * functions remain for callers that take their address or bind by name. */
-#undef fut_ok
-#undef fut_ok_owned
-#undef fut_ok_i64
-#undef fut_fail
-#undef fut_forward
-#undef fut_adopt
-
-fut_result_t fut_ok(void *value)
-{
-    fut_result_t r = {.kind_ = RK_OK, .u_.ptr = value};
-    return r;
-}
-
-fut_result_t fut_ok_owned(void *value, void (*dtor)(void *))
-{
-    fut_result_t r = {
-        .kind_ = dtor ? RK_OWNED : RK_OK, .u_.ptr = value, .dtor_ = dtor};
-    return r;
-}
-
-fut_result_t fut_ok_i64(int64_t v)
-{
-    fut_result_t r = {.kind_ = RK_I64, .u_.i64 = v};
-    return r;
-}
-
-fut_result_t fut_fail(int err)
-{
-    fut_result_t r = {.kind_ = RK_FAIL, .err_ = err < 0 ? err : FUT_EINVAL};
-    return r;
-}
-
-fut_result_t fut_forward(fut_t *src)
-{
-    fut_result_t r = {.kind_ = RK_FORWARD, .u_.fut = src};
-    return r;
-}
-
-fut_result_t fut_adopt(fut_t *other)
-{
-    fut_result_t r = {.kind_ = RK_ADOPT, .u_.fut = other};
-    return r;
-}
-
-void fut__dispose(fut_result_t r)
-{
-    if (r.kind_ == RK_OWNED && r.dtor_)
-        r.dtor_(r.u_.ptr);
-    else if (r.kind_ == RK_ADOPT)
-        fut_release(r.u_.fut);
 }
 
 /* ---- firing continuations ---------------------------------------------- */
@@ -629,60 +561,10 @@ fut_t *fut_ready(fut_result_t r)
     fut_t *f = fut__new(FK_PLAIN, 1);
     if (!f) {
         fut__dispose(r);
-        return &g_enomem;
+        return &fut__enomem;
     }
     fut__settle(f, &r);
     return f;
-}
-
-fut_t *fut_promise_new(fut_promise_t **promise)
-{
-    if (!promise)
-        return fut__rejected(FUT_EINVAL);
-    fut_t *f = fut__new(FK_PLAIN, 2); /* the caller's and the promise's */
-    if (!f) {
-        *promise = NULL;
-        return &g_enomem;
-    }
-    atomic_store_explicit(&f->hold, 1, memory_order_relaxed);
-    *promise = (fut_promise_t *)f;
-    return f;
-}
-
-/* Takes the promise handle's right to settle; false if it was consumed
- * already (a double settle or drop while the future is still alive). */
-static bool promise_take(fut_t *f)
-{
-    FUT__CHECK_LIVE(atomic_load_explicit(&f->refs, memory_order_relaxed), f,
-                    "a promise handle's use");
-    /* Relaxed: only decides who consumes the handle; the settle itself is
-     * ordered by the state word. */
-    return atomic_exchange_explicit(&f->hold, 0, memory_order_relaxed) == 1;
-}
-
-int fut_promise_settle(fut_promise_t *p, fut_result_t r)
-{
-    fut_t *f = (fut_t *)p;
-    if (!f || f == &g_enomem) {
-        fut__dispose(r);
-        return FUT_EINVAL;
-    }
-    if (!promise_take(f)) {
-        fut__dispose(r);
-        return FUT_EALREADY;
-    }
-    int rc = fut__settle(f, &r);
-    fut_release(f);
-    return rc;
-}
-
-void fut_promise_drop(fut_promise_t *p)
-{
-    fut_t *f = (fut_t *)p;
-    if (!f || f == &g_enomem || !promise_take(f))
-        return;
-    fut__settle_err(f, FUT_REJECTED, FUT_EBROKEN);
-    fut_release(f);
 }
 
 /* ---- the private fast path ---------------------------------------------
@@ -761,18 +643,19 @@ fut_t *fut_async(fut_executor_t *ex, fut_task_fn fn, void *arg)
     if (!ex || !fn)
         return fut__rejected(FUT_EINVAL);
     if (can_run_private(ex)) {
-        fut_t *f = new_fut(FK_ASYNC, 1);
+        fut_t *f = fut__new_block(FK_ASYNC, 1);
         if (!f)
-            return &g_enomem;
+            return &fut__enomem;
         f->ex = ex;
         f->u.call.fn.task = fn;
         f->u.call.arg = arg;
         run_private(f);
         return f;
     }
-    fut_t *f = new_fut(FK_ASYNC, 2); /* the caller's and the executor's */
+    fut_t *f =
+        fut__new_block(FK_ASYNC, 2); /* the caller's and the executor's */
     if (!f)
-        return &g_enomem;
+        return &fut__enomem;
     f->ex = ex;
     f->u.call.fn.task = fn;
     f->u.call.arg = arg;
@@ -809,7 +692,7 @@ void fut_task_run(fut_task_t *task)
         fut_result_t r = call(f);
         fut__settle(f, &r);
     } else if (FUT__UNLIKELY(f->kind == FK_PLAIN && (f->flags & FF_HOOK))) {
-        fut__hook_run(f); /* a cancelled promise's hook (the end section) */
+        fut__hook_run(f); /* a cancelled promise's hook (promise.c) */
     }
     drop_src(f);
     fut_release(f); /* the executor's hold */
@@ -933,7 +816,7 @@ static fut_t *chain(fut_t *f, fut_executor_t *ex, fut_then_fn fn, void *arg,
     fut_t *d = fut__new(kind, private ? 1 : 2); /* the caller's, the node's */
     if (!d) {
         fut_release(f);
-        return &g_enomem;
+        return &fut__enomem;
     }
     d->ex = ex;
     d->u.call.src = f; /* the caller's reference, consumed */
@@ -1009,7 +892,7 @@ int fut_cancel(fut_t *f)
     /* A promise's flags are written only before it is shared (a call
      * kind's change as its continuation fires: look at the kind first). */
     if (FUT__UNLIKELY(f->kind == FK_PLAIN && (f->flags & FF_HOOK)))
-        fut__hook_fire(f); /* the end section */
+        fut__hook_fire(f); /* promise.c */
     return 0;
 }
 
@@ -1017,63 +900,4 @@ bool fut_cancel_requested(void)
 {
     fut_t *f = fut__tls.cur_fut;
     return f && fut__closed(f);
-}
-
-/* ---- promise cancel hooks -----------------------------------------------
- * An executor that settles promises of its own (the loop's fut_fd_ready)
- * must learn when the application cancels one, to let go of what the
- * promise stands for (an fd registration).  A fut_catch per promise did
- * that at the price of a second future, an attach and a settle per
- * promise; a hook costs a flag and three fields of the promise's own
- * block, which a promise (FK_PLAIN) leaves unused: ex, u.call.fn.then,
- * u.call.arg.  Set once, before the future is shared, by the thread that
- * made it (so later readers see them through whatever shares the future).
- *
- * fut_cancel that wins on a hooked future (the only way a future becomes
- * FUT_CANCELLED; at most one caller wins) calls fut__hook_fire: it hands
- * the future's own embedded task to EX, holding a reference for it, as a
- * continuation's task is handed over.  fut_task_run finds the future
- * closed and, seeing FF_HOOK, calls fut__hook_run instead of the task.  If
- * EX refuses (shut down), the hook never runs, like a refused
- * continuation.  The block holds a reference on EX (FF_EX_REF) from the
- * hook's setting to its last release, so a late cancel finds EX's struct
- * alive and asks its gate.  A promise settled first never fires its
- * hook. */
-
-int fut__promise_on_cancel(fut_promise_t *p, fut_executor_t *ex, fut_then_fn fn,
-                           void *arg)
-{
-    fut_t *f = (fut_t *)p;
-    if (!f || f == &g_enomem || !ex || !fn || f->kind != FK_PLAIN ||
-        (f->flags & FF_HOOK) ||
-        /* Relaxed: the setter made F and shares it with nobody yet. */
-        atomic_load_explicit(&f->hold, memory_order_relaxed) != 1)
-        return FUT_EINVAL;
-    f->ex = ex;
-    f->u.call.fn.then = fn;
-    f->u.call.arg = arg;
-    fut__ex_retain(ex);
-    f->flags |= FF_HOOK | FF_EX_REF;
-    return 0;
-}
-
-void fut__hook_fire(fut_t *f)
-{
-    fut_retain(f); /* the executor's hold on the task */
-    if (fut__ex_submit(f->ex, &f->task) != 0)
-        fut_release(f); /* EX is gone: the hook never runs */
-}
-
-void fut__hook_run(fut_t *f)
-{
-    struct fut_tls *t = &fut__tls;
-    fut_executor_t *pex = t->cur_ex;
-    fut_t *pfut = t->cur_fut;
-    t->cur_ex = f->ex;
-    t->cur_fut = f;
-    fut__dispose(f->u.call.fn.then(f->u.call.arg, f));
-    t->cur_ex = pex;
-    t->cur_fut = pfut;
-    if (FUT__UNLIKELY(t->owed != NULL))
-        pay_owed(t); /* as in call() */
 }

@@ -96,7 +96,7 @@ struct fut_comb;
  * handed over, run, settled with a plain value, released): a task handed
  * to another thread (the loop's hand-off, a stolen pool task) moves one
  * line there and, when freed, one line back.  The second holds what only
- * other kinds or values need; new_fut does not write it. */
+ * other kinds or values need; fut__new_block does not write it. */
 struct fut {
     _Atomic uintptr_t word; /* state + continuation list: future.c */
     _Atomic uint32_t refs;
@@ -266,6 +266,28 @@ void fut__misuse(const char *what, const void *f) __attribute__((noreturn));
     } while (0)
 
 /* ---- futures (future.c) ------------------------------------------------- */
+/* A new future of KIND with REFS references, or NULL on no memory.  Inline
+ * for the hot makers (fut_async, fut_promise_new); fut__new for the rest. */
+static inline fut_t *fut__new_block(enum fut_kind kind, uint32_t refs)
+{
+    fut_t *f = fut__alloc(sizeof *f);
+    if (FUT__UNLIKELY(!f))
+        return NULL;
+    /* Field by field: a memset of the whole block costs more (rep stos)
+     * on the hot path than the stores that matter. */
+    atomic_init(&f->word, 0);
+    atomic_init(&f->refs, refs);
+    f->kind = (uint8_t)kind;
+    f->vkind = VK_NONE;
+    f->flags = 0;
+    atomic_init(&f->hold, 0);
+    f->ex = NULL;
+    f->u.call.src = NULL;
+    /* Not the second line (internal.h): dtor and owner are written with
+     * VK_PTR_OWNS, cont when attached, dnext and dlist when queued. */
+    return f;
+}
+
 fut_t *fut__new(enum fut_kind kind, uint32_t refs); /* NULL on no memory */
 fut_t *fut__rejected(int err); /* a settled-rejected future, or a
                                   shared static one if no memory */
@@ -295,13 +317,14 @@ void fut__close_claimed_err(fut_t *f, fut_state_t state, int err);
 void fut__attach(fut_t *f, fut_cont_t *c);
 /* Fires one deferred completion of this thread, if any (helping waits). */
 bool fut__drain_deferred_one(void);
+/* Drops what R owns (a value with a dtor, an adopted future): result.c. */
 void fut__dispose(fut_result_t r);
 void fut__on_cancel(fut_t *f); /* kind-specific clean-up: timers */
 /* Runs F's task, which this thread took back from its executor (ops->take)
  * while waiting for F, from inside a task of that same executor
  * (fut__tls.cur_ex == F->ex): fork-join's fast path. */
 void fut__run_taken(fut_t *f);
-/* Promise cancel hooks (future.c, the last section): FN(ARG, F) runs once,
+/* Promise cancel hooks (promise.c): FN(ARG, F) runs once,
  * as a task on EX, if and only if F (P's future) is cancelled before P
  * settles it and EX still takes work then.  Call right after
  * fut_promise_new, before F is shared.  0, or FUT_EINVAL (P consumed or
@@ -311,6 +334,11 @@ int fut__promise_on_cancel(fut_promise_t *p, fut_executor_t *ex, fut_then_fn fn,
                            void *arg);
 void fut__hook_fire(fut_t *f); /* fut_cancel won on hooked F */
 void fut__hook_run(fut_t *f);  /* F's hook task runs (fut_task_run) */
+/* The one future a failed allocation can still return: settled FUT_ENOMEM,
+ * never freed (future.c; promise.c compares against it). */
+extern fut_t fut__enomem;
+/* Releases the hold this thread owes (future.c; promise.c's hook run). */
+void fut__pay_owed(struct fut_tls *t);
 
 /* ---- executors (executor.c) --------------------------------------------- */
 int fut__ex_submit(fut_executor_t *ex, fut_task_t *t);

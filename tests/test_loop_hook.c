@@ -1,4 +1,4 @@
-/* The core's promise cancel hook (lib/future.c, fut__promise_on_cancel),
+/* The core's promise cancel hook (lib/promise.c, fut__promise_on_cancel),
  * which the loop's fut_fd_ready uses instead of a fut_catch per waiter:
  * it runs once, on its executor, only for a cancel that beats the
  * promise, never after the executor shut down, and refuses bad calls. */

@@ -39,7 +39,7 @@
  *                         (README.md); pool.c now clears it after.
  *   BROKEN_CLEAR_ON_EXIT  wake_pending is cleared when a sleeper leaves the
  *                         wait, not when a worker enters park() (the bug
- *                         pool.c's comment on wake() describes).
+ *                         pool.c's comment on fut__pool_wake() describes).
  *   BROKEN_NO_MEMBARRIER  (with -DTSO) no membarrier in park: the worker's
  *                         buffered push may be missed by the re-check; the
  *                         essay claims this only costs parallelism, since
@@ -62,7 +62,7 @@ byte buf[W];        /* TSO: pushes still in worker i's store buffer */
 byte nspinning = 0;
 byte nsleepers = 0;
 byte ec = 0;        /* event count value */
-bool wake_pending = false; /* a wake-up is on its way (pool.c wake()) */
+bool wake_pending = false; /* a wake-up is on its way (pool.c fut__pool_wake()) */
 byte done = 0;      /* tasks run */
 bool spawned = false;
 
@@ -94,9 +94,10 @@ inline find_work()
     }
 }
 
-/* wake(): only the submitter that flips wake_pending 0 -> 1 bumps the
- * event count (a burst of submits sends one wake-up); every worker clears
- * the flag in park(), right after it reads the event count. */
+/* wake() (pool.c's fut__pool_wake): only the submitter that flips
+ * wake_pending 0 -> 1 bumps the event count (a burst of submits sends one
+ * wake-up); every worker clears the flag in park(), right after it reads
+ * the event count. */
 inline wake()
 {
     if
