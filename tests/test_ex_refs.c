@@ -125,24 +125,22 @@ static void *loop_main(void *arg)
 
 static pthread_t loop_thread;
 
+static int make_loop(fut_executor_t **ex)
+{
+    int rc = fut_loop_create(ex, NULL);
+    return rc ? rc : pthread_create(&loop_thread, NULL, loop_main, *ex);
+}
+
 static void join_loop(void)
 {
     /* Destroy stopped the run; the thread's last act is its fold. */
     pthread_join(loop_thread, NULL);
 }
 
-static void
-test_loop_handle_outlives_destroy_until_its_last_reference(void **state)
+static int make_pool(fut_executor_t **ex)
 {
-    (void)state;
-    fut_set_allocator(rec_alloc, rec_free);
-    atomic_store(&watched_frees, 0);
-    struct refs_case c = {0};
-    assert_int_equal(fut_loop_create(&c.ex, NULL), 0);
-    atomic_store(&watched, c.ex);
-    assert_int_equal(pthread_create(&loop_thread, NULL, loop_main, c.ex), 0);
-    run_case(&c, join_loop);
-    fut_set_allocator(NULL, NULL);
+    fut_pool_opts_t po = {.threads = 2};
+    return fut_pool_create(ex, &po);
 }
 
 static void workers_joined(void)
@@ -150,18 +148,31 @@ static void workers_joined(void)
     /* Destroy joined the workers, each folding its count as it left. */
 }
 
+/* Makes EX with MAKE under the watching allocator and runs the case. */
+static void watched_case(int (*make)(fut_executor_t **),
+                         void (*after_destroy)(void))
+{
+    fut_set_allocator(rec_alloc, rec_free);
+    atomic_store(&watched_frees, 0);
+    struct refs_case c = {0};
+    assert_int_equal(make(&c.ex), 0);
+    atomic_store(&watched, c.ex);
+    run_case(&c, after_destroy);
+    fut_set_allocator(NULL, NULL);
+}
+
+static void
+test_loop_handle_outlives_destroy_until_its_last_reference(void **state)
+{
+    (void)state;
+    watched_case(make_loop, join_loop);
+}
+
 static void
 test_pool_handle_outlives_destroy_until_its_last_reference(void **state)
 {
     (void)state;
-    fut_set_allocator(rec_alloc, rec_free);
-    atomic_store(&watched_frees, 0);
-    struct refs_case c = {0};
-    fut_pool_opts_t po = {.threads = 2};
-    assert_int_equal(fut_pool_create(&c.ex, &po), 0);
-    atomic_store(&watched, c.ex);
-    run_case(&c, workers_joined);
-    fut_set_allocator(NULL, NULL);
+    watched_case(make_pool, workers_joined);
 }
 
 int main(void)
