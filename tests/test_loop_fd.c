@@ -248,7 +248,7 @@ static void test_fd_chain_with_peer_thread(void **state)
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     pthread_t th;
-    pthread_create(&th, NULL, echo_peer, &sv[1]);
+    assert_int_equal(pthread_create(&th, NULL, echo_peer, &sv[1]), 0);
     struct pong p = {loop, sv[0], 1000};
     assert_int_equal(write(sv[0], "a", 1), 1);
     fut_t *f =
@@ -261,6 +261,14 @@ static void test_fd_chain_with_peer_thread(void **state)
     pthread_join(th, NULL);
     close(sv[0]), close(sv[1]);
     assert_int_equal(fut_executor_destroy(loop), 0);
+}
+
+/* Runs FN(ARG) on a thread of its own and waits for it. */
+static void on_other_thread(void *(*fn)(void *), void *arg)
+{
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, fn, arg), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
 }
 
 struct cross {
@@ -283,9 +291,7 @@ static void test_fd_registered_from_another_thread(void **state)
     int p[2];
     assert_int_equal(pipe(p), 0);
     struct cross c = {loop, p[1], NULL};
-    pthread_t th;
-    pthread_create(&th, NULL, register_from_thread, &c);
-    pthread_join(th, NULL);
+    on_other_thread(register_from_thread, &c);
     run_until(loop, c.f);
     assert_int_equal(fut_value_i64(c.f), FUT_WRITABLE);
     fut_release(c.f);
@@ -309,9 +315,7 @@ static void test_fd_cancel_from_another_thread_deregisters(void **state)
     assert_int_equal(pipe(p), 0);
     fut_t *r = fut_fd_ready(loop, p[0], FUT_READABLE);
     run_for(loop, 1 * MS);
-    pthread_t th;
-    pthread_create(&th, NULL, cancel_from_thread, r);
-    pthread_join(th, NULL);
+    on_other_thread(cancel_from_thread, r);
     run_for(loop, 2 * MS);
     fut_stats_t a, b;
     fut_executor_stats(loop, &a);
