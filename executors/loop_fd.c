@@ -53,7 +53,12 @@
  *     case where a readiness future may fulfil spuriously (a number closed
  *     and reused within one round while a dup of the old file lives).
  *   - A cancel that leaves an fd without waiters deletes its registration
- *     at once (test_fd_cancel_deregisters: no event after a cancel).
+ *     at once (test_fd_cancel_deregisters: no event after a cancel); one
+ *     that leaves waiters validates it, since the hook runs after the
+ *     callback that cancelled, which may have closed the number, got it
+ *     back and waited on it again (test_fd_reused_after_*).
+ *   - A number beyond the fd table is shown to the kernel (fcntl) before
+ *     the table grows for it: a bad fd costs one syscall, no memory.
  *   - A waiter still pending when its fd is closed is the application's
  *     error, as with any epoll loop (cancel it first): it never fires. */
 #include "loop_impl.h"
@@ -138,10 +143,18 @@ static uint32_t to_epoll(unsigned events)
            ((events & FUT_WRITABLE) ? EPOLLOUT : 0u);
 }
 
+/* Makes room for FD in the fd table: 0, -EBADF for a number that is not
+ * an open fd, or FUT_ENOMEM.  The table grows with the largest fd seen, so
+ * a number beyond it is first shown to the kernel (one fcntl): a bad
+ * number (10^8 never opened, INT_MAX) costs that syscall and nothing
+ * more, and an open one is below RLIMIT_NOFILE, which bounds the table as
+ * it bounds the kernel's own. */
 static int grow_fds(struct loop *l, int fd)
 {
     if ((size_t)fd < l->nfds)
         return 0;
+    if (fcntl(fd, F_GETFD) < 0)
+        return -errno;
     size_t n = l->nfds ? l->nfds : 64;
     while (n <= (size_t)fd)
         n *= 2;
@@ -318,6 +331,17 @@ static void rebuild_epoll(struct loop *l)
     settle_list(l, m);
 }
 
+/* FD has no waiter left: delete its registration (test_fd_cancel_deregisters:
+ * no event after a cancel). */
+static void forget(struct loop *l, int fd)
+{
+    struct fdrec *r = &l->fds[fd];
+    if (r->kmask)
+        epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+    r->kmask = 0;
+    r->trust_round = 0;
+}
+
 /* Validates (EPOLL_CTL_MOD, ENOENT -> ADD) trusted fd R; failures reject
  * its waiters. */
 static void validate(struct loop *l, int fd)
@@ -370,8 +394,9 @@ static void register_here(struct loop *l, struct fdw *w)
         fdw_free(l, w);
         return;
     }
-    if (grow_fds(l, w->fd)) {
-        w->res = fut_fail(FUT_ENOMEM);
+    int err = grow_fds(l, w->fd);
+    if (err) {
+        w->res = fut_fail(err);
         w->next = NULL;
         settle_list(l, w);
         return;
@@ -503,12 +528,16 @@ static fut_result_t on_fd_cancel(void *arg, fut_t *src)
     wl_unlink(home_of(l, w), w);
     int fd = w->fd;
     fdw_free(l, w);
-    struct fdrec *r = on_fd ? &l->fds[fd] : NULL;
-    if (r && !r->ws.head && r->kmask) {
-        epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
-        r->kmask = 0;
-        r->trust_round = 0;
-    }
+    if (!on_fd)
+        return fut_ok(NULL);
+    /* The waiters left wait on what the cancelled one saw: if the number
+     * was closed and reused since (within this round, or the hook would
+     * have come first), that entry is dead, so look again (MOD, ENOENT ->
+     * ADD).  A cancel that leaves no waiter deletes the registration. */
+    if (l->fds[fd].ws.head)
+        validate(l, fd);
+    else
+        forget(l, fd);
     return fut_ok(NULL);
 }
 

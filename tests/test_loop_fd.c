@@ -9,6 +9,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -488,6 +490,163 @@ static void test_fd_number_reused_while_a_dup_lives(void **state)
     reuse_case(true);
 }
 
+/* ---- bad fd numbers cost nothing (issue 12, item 4) ---------------------
+ * An allocator that records the largest request and refuses anything over
+ * a megabyte: a loop that sized its fd table by the number asked for would
+ * ask for gigabytes (and get FUT_ENOMEM here instead of a stall). */
+static _Atomic size_t largest;
+
+static void *capped_alloc(size_t n)
+{
+    size_t l = atomic_load(&largest);
+    while (n > l && !atomic_compare_exchange_weak(&largest, &l, n))
+        ;
+    return n > (1u << 20) ? NULL : malloc(n);
+}
+
+static void bad_number_case(int fd)
+{
+    fut_set_allocator(capped_alloc, free);
+    atomic_store(&largest, 0);
+    fut_executor_t *loop = new_loop();
+    fut_t *f = fut_fd_ready(loop, fd, FUT_READABLE);
+    run_until(loop, f);
+    assert_int_equal(fut_state(f), FUT_REJECTED);
+    assert_int_equal(fut_error(f), -EBADF);
+    fut_release(f);
+    assert_int_equal(fut_executor_destroy(loop), 0);
+    fut_set_allocator(NULL, NULL);
+    assert_true(atomic_load(&largest) <= (1u << 20));
+}
+
+static void test_fd_never_opened_large_number_is_ebadf(void **state)
+{
+    (void)state;
+    bad_number_case(100000000);
+}
+
+static void test_fd_int_max_is_ebadf(void **state)
+{
+    (void)state;
+    bad_number_case(INT_MAX);
+}
+
+/* An open fd above the table's current size still works (the table grows
+ * once the kernel knows the number). */
+static void test_fd_open_number_above_the_table_works(void **state)
+{
+    (void)state;
+    fut_executor_t *loop = new_loop();
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    int hi = fcntl(p[0], F_DUPFD_CLOEXEC, 900);
+    assert_true(hi >= 900);
+    assert_int_equal(write(p[1], "x", 1), 1);
+    fut_t *f = fut_fd_ready(loop, hi, FUT_READABLE);
+    run_until(loop, f);
+    assert_int_equal(fut_value_i64(f), FUT_READABLE);
+    fut_release(f);
+    close(hi), close(p[0]), close(p[1]);
+    assert_int_equal(fut_executor_destroy(loop), 0);
+}
+
+/* ---- a number reused right after a cancel (issue 12, item 7) ------------
+ * Inside one loop callback: a pending readiness future on FD (registered
+ * with the kernel in an earlier round) is cancelled, FD is closed, its
+ * number comes back as a new pipe's read end with a byte in it, and a new
+ * readiness future waits on it, the cancel taking each place among the
+ * other steps.  The new future must fulfil, whatever the order. */
+enum { CANCEL_FIRST, CANCEL_AFTER_CLOSE, CANCEL_AFTER_REUSE, CANCEL_LAST };
+
+struct recycle {
+    fut_executor_t *loop;
+    int order;
+    int fd, wr;  /* the old pipe: read end (the number reused), write end */
+    int nwr;     /* the new pipe's write end; its read end takes FD */
+    fut_t *old;  /* pending on the old pipe, cancelled in the callback */
+    fut_t *neu;  /* the new wait */
+    int err;     /* a step that failed: -errno */
+};
+
+static void recycle_reuse(struct recycle *c)
+{
+    int p[2];
+    if (pipe(p) != 0) {
+        c->err = -errno;
+        return;
+    }
+    if (p[0] != c->fd) { /* a lower number was free: move it */
+        if (dup2(p[0], c->fd) < 0)
+            c->err = -errno;
+        close(p[0]);
+    }
+    c->nwr = p[1];
+    if (write(c->nwr, "n", 1) != 1)
+        c->err = -EIO;
+}
+
+static fut_result_t recycle_step(void *arg)
+{
+    struct recycle *c = arg;
+    if (c->order == CANCEL_FIRST)
+        fut_cancel(c->old);
+    close(c->fd);
+    if (c->order == CANCEL_AFTER_CLOSE)
+        fut_cancel(c->old);
+    recycle_reuse(c);
+    if (c->order == CANCEL_AFTER_REUSE)
+        fut_cancel(c->old);
+    c->neu = fut_fd_ready(c->loop, c->fd, FUT_READABLE);
+    if (c->order == CANCEL_LAST)
+        fut_cancel(c->old);
+    return fut_ok(NULL);
+}
+
+static void recycle_case(int order)
+{
+    fut_executor_t *loop = new_loop();
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    struct recycle c = {loop, order, p[0], p[1], -1, NULL, NULL, 0};
+    c.old = fut_fd_ready(loop, p[0], FUT_READABLE);
+    run_for(loop, 1 * MS); /* registered with the kernel */
+    fut_t *step = fut_async(loop, recycle_step, &c);
+    run_until(loop, step);
+    fut_release(step);
+    assert_int_equal(c.err, 0);
+    assert_non_null(c.neu);
+    run_until(loop, c.neu);
+    assert_int_equal(fut_value_i64(c.neu), FUT_READABLE);
+    assert_int_equal(fut_error(c.old), FUT_ECANCELED);
+    fut_release(c.neu), fut_release(c.old);
+    assert_int_equal(fut_executor_destroy(loop), 0);
+    close(c.fd), close(c.wr), close(c.nwr);
+}
+
+static void test_fd_reused_after_cancel_close_reuse_wait(void **state)
+{
+    (void)state;
+    recycle_case(CANCEL_FIRST);
+}
+
+static void test_fd_reused_after_close_cancel_reuse_wait(void **state)
+{
+    (void)state;
+    recycle_case(CANCEL_AFTER_CLOSE);
+}
+
+static void test_fd_reused_after_close_reuse_cancel_wait(void **state)
+{
+    (void)state;
+    recycle_case(CANCEL_AFTER_REUSE);
+}
+
+static void test_fd_reused_after_close_reuse_wait_cancel(void **state)
+{
+    (void)state;
+    recycle_case(CANCEL_LAST);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -503,6 +662,13 @@ int main(void)
         cmocka_unit_test(test_fd_registered_from_another_thread),
         cmocka_unit_test(test_fd_number_reused_in_a_callback),
         cmocka_unit_test(test_fd_number_reused_while_a_dup_lives),
+        cmocka_unit_test(test_fd_never_opened_large_number_is_ebadf),
+        cmocka_unit_test(test_fd_int_max_is_ebadf),
+        cmocka_unit_test(test_fd_open_number_above_the_table_works),
+        cmocka_unit_test(test_fd_reused_after_cancel_close_reuse_wait),
+        cmocka_unit_test(test_fd_reused_after_close_cancel_reuse_wait),
+        cmocka_unit_test(test_fd_reused_after_close_reuse_cancel_wait),
+        cmocka_unit_test(test_fd_reused_after_close_reuse_wait_cancel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

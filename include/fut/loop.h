@@ -56,8 +56,12 @@ FUT_API void fut_loop_stop(fut_executor_t *loop);
  * Ownership: returns a new reference; FD is borrowed: close it only once no
  * future on it is pending (or after cancelling them).
  * Returns: never NULL; FUT_EINVAL (not a loop, FD < 0, EVENTS empty or
- *   unknown), FUT_ENOMEM, FUT_ESHUTDOWN (destroyed while pending), -errno
- *   of epoll_ctl (EPERM: FD is a regular file).
+ *   unknown), FUT_ENOMEM, FUT_ESHUTDOWN (destroyed while pending), -EBADF
+ *   for a number that is not an open fd (any number up to INT_MAX: the
+ *   kernel is asked before the loop keeps anything for it), -errno of
+ *   epoll_ctl (EPERM: FD is a regular file).  A number closed and reused
+ *   (even within one callback, after cancelling the futures on it) is
+ *   watched as the new file.
  * Threads: any; from another thread than the loop's, the fd is registered
  * when the loop next wakes (it is woken). */
 FUT_API fut_t *fut_fd_ready(fut_executor_t *loop, int fd, unsigned events);
