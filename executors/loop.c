@@ -553,21 +553,30 @@ static bool remote_pending(struct loop *l)
  * (it copies the timespec, sets up a timeout and a signal mask; perf on
  * bench/loop/pingpong put it at ~0.3 us per round trip).  epoll_pwait2
  * only where its nanosecond timeout matters: a timer's deadline. */
+/* Set once epoll_pwait2 said ENOSYS: a kernel before 5.11, or valgrind
+ * (3.19 does not know syscall 441 and prints a warning at every call), so
+ * the process asks once and every loop then uses epoll_wait with the
+ * timeout rounded up to milliseconds.  Relaxed, both sides: a thread that
+ * has not seen it yet asks once more. */
+static atomic_bool no_pwait2;
+
 static int wait_events(struct loop *l, struct epoll_event *evs,
                        int64_t timeout_ns)
 {
     if (timeout_ns <= 0)
         return epoll_wait(l->epfd, evs, MAX_EVENTS, timeout_ns < 0 ? -1 : 0);
-    struct timespec ts = {(time_t)(timeout_ns / 1000000000),
-                          (long)(timeout_ns % 1000000000)};
-    int n = epoll_pwait2(l->epfd, evs, MAX_EVENTS, &ts, NULL);
-    if (n < 0 && errno == ENOSYS) {
-        int ms = timeout_ns > (int64_t)INT_MAX * 1000000
-                     ? INT_MAX
-                     : (int)((timeout_ns + 999999) / 1000000);
-        n = epoll_wait(l->epfd, evs, MAX_EVENTS, ms);
+    if (!atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
+        struct timespec ts = {(time_t)(timeout_ns / 1000000000),
+                              (long)(timeout_ns % 1000000000)};
+        int n = epoll_pwait2(l->epfd, evs, MAX_EVENTS, &ts, NULL);
+        if (n >= 0 || errno != ENOSYS)
+            return n;
+        atomic_store_explicit(&no_pwait2, true, memory_order_relaxed);
     }
-    return n;
+    int ms = timeout_ns > (int64_t)INT_MAX * 1000000
+                 ? INT_MAX
+                 : (int)((timeout_ns + 999999) / 1000000);
+    return epoll_wait(l->epfd, evs, MAX_EVENTS, ms);
 }
 
 static void poll_io(struct loop *l, int64_t timeout_ns)

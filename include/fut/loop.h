@@ -6,7 +6,13 @@
  * thread inside fut_loop_run.  Any thread may hand it work; the loop thread
  * must never block: fut_wait there returns FUT_EDEADLK for a pending future,
  * and a callback that runs longer than stall_ns is reported through the log
- * hook (FUT_LOG_STALL). */
+ * hook (FUT_LOG_STALL).
+ *
+ * A loop sleeps until a timer's deadline with epoll_pwait2 (nanoseconds).
+ * Where that syscall is missing (kernels before 5.11; valgrind 3.19, which
+ * does not know syscall 441 and warns about it) the first ENOSYS makes
+ * every loop of the process use epoll_wait, its timeout rounded up to a
+ * millisecond: under valgrind, one warning per process. */
 #ifndef FUT_LOOP_H
 #define FUT_LOOP_H
 
