@@ -693,6 +693,9 @@ void fut_task_run(fut_task_t *task)
         fut__settle(f, &r);
     } else if (FUT__UNLIKELY(f->kind == FK_PLAIN && (f->flags & FF_HOOK))) {
         fut__hook_run(f); /* a cancelled promise's hook (promise.c) */
+    } else if (f->kind == FK_POST) {
+        fut__post_run(f); /* fut_post's work (post.c): frees F */
+        return;
     }
     drop_src(f);
     fut_release(f); /* the executor's hold */

@@ -57,7 +57,10 @@ enum fut_kind {
     FK_FINALLY,   /* ... on any outcome */
     FK_COMBINE,   /* all / all_settled / any / race */
     FK_DELAY,     /* fulfils when its timer fires */
-    FK_TIMEOUT    /* follows an input unless its timer fires first */
+    FK_TIMEOUT,   /* follows an input unless its timer fires first */
+    FK_POST       /* fut_post's work: call.fn.post(call.arg), no future
+                     (post.c); born closed, so fut_task_run's common path
+                     never sees it */
 };
 
 /* Value kinds.  VK_PTR_OWNS: a pointer that comes with work for the last
@@ -116,6 +119,7 @@ struct fut {
             union {
                 fut_task_fn task;
                 fut_then_fn then;
+                void (*post)(void *);
             } fn;
             void *arg;
         } call;
@@ -332,6 +336,9 @@ void fut__run_taken(fut_t *f);
  * per promise (loop_fd.c: deregister a cancelled fd). */
 int fut__promise_on_cancel(fut_promise_t *p, fut_executor_t *ex, fut_then_fn fn,
                            void *arg);
+/* Runs a fut_post block's function and frees the block (post.c); F is
+ * the block of the task fut_task_run was given. */
+void fut__post_run(fut_t *f);
 void fut__hook_fire(fut_t *f); /* fut_cancel won on hooked F */
 void fut__hook_run(fut_t *f);  /* F's hook task runs (fut_task_run) */
 /* The one future a failed allocation can still return: settled FUT_ENOMEM,

@@ -101,6 +101,22 @@ typedef struct fut_executor_ops {
  * never grow the stack.  Static: never destroyed.  Threads: any. */
 FUT_API fut_executor_t *fut_inline(void);
 
+/* Runs FN(ARG) on EX soon, with no future (as dispatch_async_f or
+ * g_main_context_invoke do): the cheapest way to hand work to an executor,
+ * from any thread.  FN runs once, on EX's thread as any task of EX does
+ * (fut_inline(): at once on this thread, trampolined), with
+ * fut_executor_current() == EX and fut_cancel_requested() false.
+ * Ownership: EX borrowed; ARG is passed to FN untouched.
+ * Returns: 0 once EX took the work; FUT_EINVAL (EX or FN NULL), FUT_ENOMEM
+ *   (no memory for the task), FUT_ESHUTDOWN (EX's destroy began), or what
+ *   a custom executor's submit refused with.  On an error FN is never
+ *   called.  Accepted work still queued when EX is destroyed runs if the
+ *   destroy finishes queued work (the pool) and is dropped, FN never
+ *   called, where it drops it (the loop): post before the destroy, or
+ *   free ARG some other way.
+ * Threads: any, concurrently. */
+FUT_API int fut_post(fut_executor_t *ex, void (*fn)(void *arg), void *arg);
+
 /* Wraps OPS (borrowed; must outlive the executor) and IMPL into an executor.
  * Returns: 0 and *OUT; FUT_EINVAL (OUT, OPS, submit or destroy NULL; or
  *   timer_start without timer_cancel); FUT_ENOMEM.  Threads: any. */
