@@ -47,6 +47,21 @@ static inline void print_line(const char *bench, long n, int runs,
     fflush(stdout);
 }
 
+/* The same with a case name, for a program that measures several ways of
+ * doing one thing against one baseline (bench/run shows bench/case). */
+static inline void print_case_line(const char *bench, const char *cas, long n,
+                                   int runs, const char *baseline, summary_t s,
+                                   summary_t b)
+{
+    printf("bench=loop_%s case=%s impl=fut baseline=%s n=%ld runs=%d "
+           "ns_per_op=%.1f min=%.1f max=%.1f "
+           "baseline_ns_per_op=%.1f baseline_min=%.1f baseline_max=%.1f "
+           "ratio=%.2f\n",
+           bench, cas, baseline, n, runs, s.median, s.min, s.max, b.median,
+           b.min, b.max, s.median / b.median);
+    fflush(stdout);
+}
+
 /* Parses "[n] [runs]" with defaults. */
 static inline int parse_args(int argc, char **argv, long *n, int *runs)
 {

@@ -2,19 +2,25 @@
  *
  *   loop_handoff [n] [runs]      defaults: n = 1000000, runs = 5
  *
- * impl=fut       the producer calls fut_release(fut_async(loop, task, c))
- *                N times; the loop runs them (one eventfd write per sleep
- *                of the loop, not per task)
- * baseline=libuv the producer mallocs a node, queues it under a mutex and
- *                calls uv_async_send (which coalesces too); the async
- *                callback takes the queue and runs the nodes
- * Time from the producer's start to the last task run, per task.  A second
- * line gives the loop's eventfd wake-ups (stats.wakeups) per run. */
+ * case=fut_async  the producer calls fut_release(fut_async(loop, task, c))
+ *                 N times; the loop runs them (one eventfd write per sleep
+ *                 of the loop, not per task)
+ * case=fut_post   the producer calls fut_post(loop, fn, c) N times: the
+ *                 same hand-off with no future
+ * baseline=libuv  the way an expert writes it with libuv: nodes
+ *                 preallocated by the caller (outside the timed part), a
+ *                 mutex-protected list and uv_async_send (which coalesces
+ *                 too); the async callback takes the list and runs the
+ *                 nodes
+ * The three are interleaved run by run.  Time from the producer's start to
+ * the last task run, per task.  A last line gives the loop's eventfd
+ * wake-ups (stats.wakeups) per fut_async run. */
 #define _GNU_SOURCE
 #include <fut.h>
 #include <uv.h>
 
 #include <pthread.h>
+#include <stdbool.h>
 
 #include "bench_util.h"
 
@@ -37,6 +43,13 @@ static fut_result_t task(void *arg)
     return fut_ok(NULL);
 }
 
+static void post_task(void *arg)
+{
+    struct fctx *c = arg;
+    if (++c->ran == c->n)
+        fut_loop_stop(c->loop);
+}
+
 static void *fut_producer(void *arg)
 {
     struct fctx *c = arg;
@@ -47,7 +60,19 @@ static void *fut_producer(void *arg)
     return NULL;
 }
 
-static double run_fut(long n, uint64_t *wakeups)
+static void *post_producer(void *arg)
+{
+    struct fctx *c = arg;
+    fut_executor_t *loop = c->loop;
+    long n = c->n;
+    for (long i = 0; i < n; i++)
+        if (fut_post(loop, post_task, c) != 0)
+            abort();
+    return NULL;
+}
+
+/* POST: fut_post, else fut_async. */
+static double run_fut(long n, bool post, uint64_t *wakeups)
 {
     fut_executor_t *loop;
     if (fut_loop_create(&loop, NULL))
@@ -55,7 +80,7 @@ static double run_fut(long n, uint64_t *wakeups)
     struct fctx c = {loop, n, 0};
     pthread_t th;
     double t0 = now_s();
-    pthread_create(&th, NULL, fut_producer, &c);
+    pthread_create(&th, NULL, post ? post_producer : fut_producer, &c);
     fut_loop_run(loop, NULL);
     double t = now_s() - t0;
     pthread_join(th, NULL);
@@ -80,6 +105,7 @@ struct uctx {
     uv_async_t async;
     pthread_mutex_t mu;
     struct node *head, *tail;
+    struct node *nodes; /* the caller's, one per task, made untimed */
     long n;
     _Alignas(64) long ran;
 };
@@ -99,9 +125,8 @@ static void on_async(uv_async_t *a)
     c->head = c->tail = NULL;
     pthread_mutex_unlock(&c->mu);
     while (q) {
-        struct node *next = q->next;
+        struct node *next = q->next; /* the caller's node: not freed here */
         q->fn(q->arg);
-        free(q);
         q = next;
     }
 }
@@ -110,8 +135,9 @@ static void *uv_producer(void *arg)
 {
     struct uctx *c = arg;
     long n = c->n;
+    struct node *nodes = c->nodes;
     for (long i = 0; i < n; i++) {
-        struct node *nd = malloc(sizeof *nd);
+        struct node *nd = &nodes[i];
         nd->next = NULL;
         nd->fn = uv_task;
         nd->arg = c;
@@ -131,7 +157,9 @@ static double run_uv(long n)
 {
     uv_loop_t loop;
     uv_loop_init(&loop);
-    struct uctx c = {.n = n};
+    struct uctx c = {.n = n, .nodes = calloc((size_t)n, sizeof(struct node))};
+    if (!c.nodes)
+        abort();
     pthread_mutex_init(&c.mu, NULL);
     uv_async_init(&loop, &c.async, on_async);
     c.async.data = &c;
@@ -145,6 +173,7 @@ static double run_uv(long n)
         abort();
     uv_loop_close(&loop);
     pthread_mutex_destroy(&c.mu);
+    free(c.nodes);
     return t;
 }
 
@@ -154,14 +183,18 @@ int main(int argc, char **argv)
     int runs = 5;
     if (parse_args(argc, argv, &n, &runs))
         return 2;
-    double f[MAX_RUNS], u[MAX_RUNS];
-    uint64_t wk[MAX_RUNS];
+    double fa[MAX_RUNS], fp[MAX_RUNS], u[MAX_RUNS];
+    uint64_t wk[MAX_RUNS], wkp;
     for (int r = 0; r < runs; r++) {
-        f[r] = run_fut(n, &wk[r]) / (double)n * 1e9;
+        fa[r] = run_fut(n, false, &wk[r]) / (double)n * 1e9;
+        fp[r] = run_fut(n, true, &wkp) / (double)n * 1e9;
         u[r] = run_uv(n) / (double)n * 1e9;
     }
-    print_line("handoff", n, runs, "libuv", summarize(f, runs),
-               summarize(u, runs));
+    summary_t us = summarize(u, runs);
+    print_case_line("handoff", "fut_async", n, runs, "libuv",
+                    summarize(fa, runs), us);
+    print_case_line("handoff", "fut_post", n, runs, "libuv",
+                    summarize(fp, runs), us);
     printf("bench=loop_handoff_wakeups impl=fut n=%ld runs=%d", n, runs);
     for (int r = 0; r < runs; r++)
         printf(" %llu", (unsigned long long)wk[r]);
