@@ -67,7 +67,7 @@
  * promise.  Registrations are level-triggered and kept from one readiness
  * future to the next while a chain goes on, with the rules for closed and
  * reused fd numbers at the top of loop_fd.c.  A cancel reaches the loop as
- * the promise's cancel hook (fut__promise_on_cancel, lib/promise.c), a task
+ * the promise's cancel hook (fut_promise_on_cancel, the executor kit), a task
  * on the loop that runs on_fd_cancel.  Ownership of a waiter: the loop
  * frees it when it settles the promise itself; when a cancel won the race
  * (settle returns FUT_EALREADY), on_fd_cancel is coming, so the waiter waits
@@ -81,8 +81,6 @@
  * close the fds.  fut_fd_ready and fut_loop_stop from other threads pass our
  * own gate (users/closed, the same seq_cst pattern as lib/executor.c). */
 #include "loop_impl.h"
-
-#include "internal.h" /* fut__ex_bias_begin/end: biased counting */
 
 _Thread_local struct loop *fut__loop_tl;
 
@@ -673,11 +671,15 @@ int fut_loop_run(fut_executor_t *ex, fut_t *until)
     pthread_mutex_unlock(&l->mu);
     if (rc)
         return rc;
-    /* This thread counts the handle's references while it runs the loop
-     * (lib/executor.c, biased counting): a chain step's continuation and
-     * cancel hook then take and drop theirs with no locked instruction.
-     * Ended last, below: the end may free EX's struct. */
-    bool biased = fut__ex_bias_begin(ex);
+    /* This thread runs the loop's work (the executor kit): it is the
+     * loop's own thread for the core (continuations and timers it hands
+     * the loop skip the guard for foreign threads; fut_wait here is
+     * FUT_EDEADLK), and it counts the handle's references while it runs
+     * (biased counting): a chain step's continuation and cancel hook then
+     * take and drop theirs with no locked instruction.  Ended last, below:
+     * the end may free EX's struct. */
+    fut_kit_run_t run;
+    fut_kit_run_begin(&run, ex);
     struct loop *prev = fut__loop_tl;
     fut__loop_tl = l;
     l->round += 3; /* no fd registration is trusted across runs (loop_fd.c) */
@@ -708,8 +710,7 @@ int fut_loop_run(fut_executor_t *ex, fut_t *until)
         shutdown_drain(l);
         free_loop(l);
     }
-    if (biased)
-        fut__ex_bias_end(ex);
+    fut_kit_run_end(&run);
     return 0;
 }
 

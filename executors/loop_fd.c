@@ -65,8 +65,6 @@
 
 #include <fcntl.h>
 
-#include "internal.h" /* fut__promise_on_cancel: the core's cancel hook */
-
 /* ---- waiter blocks ------------------------------------------------------
  * A chain step makes and frees one waiter; on the loop thread they come
  * from, and go back to, a small loop-owned free list instead of malloc.
@@ -172,13 +170,9 @@ static int grow_fds(struct loop *l, int fd)
  * on_fd_cancel frees it. */
 static void settle_list(struct loop *l, struct fdw *m)
 {
-    /* This thread is the loop's own while it settles: the continuations it
-     * hands to the loop then skip the core's guard for foreign threads
-     * (lib/executor.c, enter: two locked instructions per step).  Callbacks
-     * run inline from here set their own executor (future.c, call). */
-    struct fut_tls *t = &fut__tls;
-    fut_executor_t *pex = t->cur_ex;
-    t->cur_ex = l->ex;
+    /* Loop thread, inside fut_loop_run: its kit run marks this thread as
+     * the loop's own, so the continuations we hand the loop skip the
+     * core's guard for foreign threads (two locked instructions a step). */
     fut__loop_time_begin(l);
     while (m) {
         struct fdw *w = m;
@@ -193,7 +187,6 @@ static void settle_list(struct loop *l, struct fdw *m)
         }
         fut__loop_time_end(l, NULL);
     }
-    t->cur_ex = pex;
 }
 
 /* Trust a registration this many rounds.  The price of each bound: a busy
@@ -507,7 +500,7 @@ bool fut__loop_dispatch(struct loop *l, uint64_t tag, uint32_t e)
     return true;
 }
 
-/* The cancel hook (fut__promise_on_cancel, lib/promise.c): runs as a task
+/* The cancel hook (fut_promise_on_cancel, the executor kit): runs as a task
  * on the loop thread, once, when the application cancelled the readiness
  * future before the loop settled it (a settle that lost the race put W on
  * the orphan list to wait for us).  Never runs once the loop is shut down:
@@ -562,7 +555,7 @@ fut_t *fut_fd_ready(fut_executor_t *ex, int fd, unsigned events)
     w->cancelled = false;
     /* The cancel hook, set before anyone can see F or the loop W.  It
      * cannot fail here (a fresh promise, a live EX). */
-    fut__promise_on_cancel(w->p, ex, on_fd_cancel, w);
+    fut_promise_on_cancel(w->p, ex, on_fd_cancel, w);
     if (fut__loop_tl == l) {
         register_here(l, w);
         return f;

@@ -6,6 +6,7 @@
 #include "fut/common.h"
 #include "fut/future.h"
 #include "fut/executor.h"
+#include "fut/executor_kit.h"
 #include "fut/pool.h"
 #include "fut/loop.h"
 

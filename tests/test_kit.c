@@ -1,0 +1,294 @@
+/* The executor kit (<fut/executor_kit.h>): a thread's run of an executor's
+ * work (the current-executor mark, biased counting of the handle's
+ * references, nesting) and promise cancel hooks, on custom executors. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include <fut.h>
+
+#include "internal.h" /* to look at the handle's shared count */
+#include "testexec.h"
+
+static int64_t shared_refs(fut_executor_t *ex)
+{
+    return atomic_load(&ex->refs);
+}
+
+static void test_kit_run_marks_the_current_executor(void **state)
+{
+    (void)state;
+    testexec_t *a = testexec_new(NULL, NULL), *b = testexec_new(NULL, NULL);
+    fut_kit_run_t ra, rb;
+    assert_null(fut_executor_current());
+    fut_kit_run_begin(&ra, testexec_ex(a));
+    assert_ptr_equal(fut_executor_current(), testexec_ex(a));
+    fut_kit_run_begin(&rb, testexec_ex(b)); /* nested */
+    assert_ptr_equal(fut_executor_current(), testexec_ex(b));
+    fut_kit_run_end(&rb);
+    assert_ptr_equal(fut_executor_current(), testexec_ex(a));
+    fut_kit_run_end(&ra);
+    assert_null(fut_executor_current());
+    assert_int_equal(testexec_destroy(a, NULL, NULL), 0);
+    assert_int_equal(testexec_destroy(b, NULL, NULL), 0);
+}
+
+/* A run of no executor (NULL) marks none and counts nothing. */
+static void test_kit_run_of_null_marks_no_executor(void **state)
+{
+    (void)state;
+    testexec_t *a = testexec_new(NULL, NULL);
+    fut_kit_run_t ra, rn;
+    fut_kit_run_begin(&ra, testexec_ex(a));
+    fut_kit_run_begin(&rn, NULL);
+    assert_null(fut_executor_current());
+    fut_kit_run_end(&rn);
+    assert_ptr_equal(fut_executor_current(), testexec_ex(a));
+    fut_kit_run_end(&ra);
+    assert_int_equal(testexec_destroy(a, NULL, NULL), 0);
+}
+
+/* An executor with FUT_EXECUTOR_NO_BLOCK: waiting inside its run for a
+ * pending future is refused, as on the loop's thread. */
+static int nb_submit(void *impl, fut_task_t *t)
+{
+    (void)impl;
+    fut_task_drop(t);
+    return 0;
+}
+
+static void nb_destroy(void *impl)
+{
+    (void)impl;
+}
+
+static const fut_executor_ops_t nb_ops = {
+    .name = "noblock",
+    .flags = FUT_EXECUTOR_NO_BLOCK,
+    .submit = nb_submit,
+    .destroy = nb_destroy,
+};
+
+static void test_kit_run_on_a_no_block_executor_makes_waits_edeadlk(
+    void **state)
+{
+    (void)state;
+    fut_executor_t *ex;
+    assert_int_equal(fut_executor_create(&ex, &nb_ops, NULL), 0);
+    fut_promise_t *p;
+    fut_t *f = fut_promise_new(&p);
+    assert_int_equal(fut_wait(f, 0), FUT_ETIMEDOUT);
+    fut_kit_run_t run;
+    fut_kit_run_begin(&run, ex);
+    assert_int_equal(fut_wait(f, -1), FUT_EDEADLK);
+    fut_kit_run_end(&run);
+    assert_int_equal(fut_wait(f, 0), FUT_ETIMEDOUT);
+    fut_promise_drop(p);
+    fut_release(f);
+    assert_int_equal(fut_executor_destroy(ex), 0);
+}
+
+/* Inside a run, a continuation placed on the executor takes and drops
+ * its reference on the handle without touching the shared count. */
+static fut_result_t cb_none(void *arg, fut_t *src)
+{
+    (void)arg;
+    (void)src;
+    return fut_ok(NULL);
+}
+
+static void test_kit_run_counts_references_locally(void **state)
+{
+    (void)state;
+    testexec_t *tx = testexec_new(NULL, NULL);
+    fut_executor_t *ex = testexec_ex(tx);
+    fut_kit_run_t run;
+    fut_kit_run_begin(&run, ex);
+    int64_t before = shared_refs(ex);
+    fut_promise_t *p;
+    fut_t *f = fut_then(fut_promise_new(&p), ex, cb_none, NULL);
+    assert_int_equal(shared_refs(ex), before); /* counted here */
+    fut_promise_settle(p, fut_ok(NULL));
+    assert_int_equal(testexec_run_all(tx), 1);
+    assert_int_equal(fut_state(f), FUT_FULFILLED);
+    fut_release(f);
+    fut_kit_run_end(&run);
+    assert_int_equal(shared_refs(ex), 1); /* the handle's own, exact */
+    assert_int_equal(testexec_destroy(tx, NULL, NULL), 0);
+}
+
+/* A run nested in another executor's run only marks: the outer run keeps
+ * counting its own executor, and the inner one uses the shared count. */
+static void test_kit_run_nested_in_another_counts_shared(void **state)
+{
+    (void)state;
+    testexec_t *a = testexec_new(NULL, NULL), *b = testexec_new(NULL, NULL);
+    fut_executor_t *eb = testexec_ex(b);
+    fut_kit_run_t ra, rb;
+    fut_kit_run_begin(&ra, testexec_ex(a));
+    fut_kit_run_begin(&rb, eb);
+    fut_promise_t *p;
+    fut_t *f = fut_then(fut_promise_new(&p), eb, cb_none, NULL);
+    assert_int_equal(shared_refs(eb), 2); /* the handle's and F's */
+    fut_promise_drop(p);
+    assert_int_equal(testexec_run_all(b), 0); /* rejection passes through */
+    fut_release(f);
+    assert_int_equal(shared_refs(eb), 1);
+    fut_kit_run_end(&rb);
+    fut_kit_run_end(&ra);
+    assert_int_equal(testexec_destroy(a, NULL, NULL), 0);
+    assert_int_equal(testexec_destroy(b, NULL, NULL), 0);
+}
+
+/* Destroyed by another thread during the run: the handle's struct stays
+ * until the run ends, and the end frees it (ASan/LSan builds see a use
+ * after free or a leak if either is wrong). */
+static void *destroy_it(void *arg)
+{
+    fut_executor_destroy(arg);
+    return NULL;
+}
+
+static void test_kit_run_end_frees_an_executor_destroyed_during_the_run(
+    void **state)
+{
+    (void)state;
+    fut_executor_t *ex;
+    assert_int_equal(fut_executor_create(&ex, &nb_ops, NULL), 0);
+    fut_kit_run_t run;
+    fut_kit_run_begin(&run, ex);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, destroy_it, ex), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    /* Still readable: the run's count holds the struct. */
+    assert_string_equal(fut_executor_name(ex), "noblock");
+    fut_kit_run_end(&run); /* frees it */
+}
+
+/* ---- promise cancel hooks ----------------------------------------------- */
+
+struct hooked {
+    int calls;
+    fut_t *seen;
+    fut_state_t state;
+};
+
+static fut_result_t on_cancel(void *arg, fut_t *f)
+{
+    struct hooked *h = arg;
+    h->calls++;
+    h->seen = f;
+    h->state = fut_state(f);
+    return fut_ok(NULL);
+}
+
+static void test_promise_cancel_hook_runs_once_as_a_task(void **state)
+{
+    (void)state;
+    testexec_t *tx = testexec_new(NULL, NULL);
+    struct hooked h = {0};
+    fut_promise_t *p;
+    fut_t *f = fut_promise_new(&p);
+    assert_int_equal(fut_promise_on_cancel(p, testexec_ex(tx), on_cancel, &h),
+                     0);
+    assert_int_equal(fut_cancel(f), 0);
+    assert_int_equal(h.calls, 0); /* a task on the executor, not here */
+    assert_int_equal(testexec_run_all(tx), 1);
+    assert_int_equal(h.calls, 1);
+    assert_ptr_equal(h.seen, f);
+    assert_int_equal(h.state, FUT_CANCELLED);
+    assert_int_equal(fut_cancel(f), FUT_EALREADY);
+    assert_int_equal(testexec_run_all(tx), 0);
+    assert_int_equal(fut_promise_settle(p, fut_ok(NULL)), FUT_EALREADY);
+    fut_release(f);
+    assert_int_equal(testexec_destroy(tx, NULL, NULL), 0);
+    assert_int_equal(h.calls, 1);
+}
+
+static void test_promise_cancel_hook_never_runs_after_a_settle(void **state)
+{
+    (void)state;
+    testexec_t *tx = testexec_new(NULL, NULL);
+    struct hooked h = {0};
+    fut_promise_t *p;
+    fut_t *f = fut_promise_new(&p);
+    assert_int_equal(fut_promise_on_cancel(p, testexec_ex(tx), on_cancel, &h),
+                     0);
+    assert_int_equal(fut_promise_settle(p, fut_ok_i64(3)), 0);
+    assert_int_equal(fut_cancel(f), FUT_EALREADY);
+    assert_int_equal(testexec_run_all(tx), 0);
+    assert_int_equal(h.calls, 0);
+    fut_release(f);
+    assert_int_equal(testexec_destroy(tx, NULL, NULL), 0);
+}
+
+static void test_promise_cancel_hook_refused_by_a_shut_executor(void **state)
+{
+    (void)state;
+    testexec_t *tx = testexec_new(NULL, NULL);
+    struct hooked h = {0};
+    fut_promise_t *p;
+    fut_t *f = fut_promise_new(&p);
+    assert_int_equal(fut_promise_on_cancel(p, testexec_ex(tx), on_cancel, &h),
+                     0);
+    testexec_refuse(tx, FUT_ESHUTDOWN);
+    assert_int_equal(fut_cancel(f), 0);
+    assert_int_equal(testexec_pending(tx), 0);
+    assert_int_equal(h.calls, 0);
+    fut_promise_drop(p);
+    fut_release(f);
+    assert_int_equal(testexec_destroy(tx, NULL, NULL), 0);
+    assert_int_equal(h.calls, 0);
+}
+
+static void test_promise_cancel_hook_bad_args_are_einval(void **state)
+{
+    (void)state;
+    testexec_t *tx = testexec_new(NULL, NULL);
+    fut_executor_t *ex = testexec_ex(tx);
+    struct hooked h = {0};
+    fut_promise_t *p;
+    fut_t *f = fut_promise_new(&p);
+    assert_int_equal(fut_promise_on_cancel(NULL, ex, on_cancel, &h),
+                     FUT_EINVAL);
+    assert_int_equal(fut_promise_on_cancel(p, NULL, on_cancel, &h),
+                     FUT_EINVAL);
+    assert_int_equal(fut_promise_on_cancel(p, ex, NULL, &h), FUT_EINVAL);
+    assert_int_equal(fut_promise_on_cancel(p, ex, on_cancel, &h), 0);
+    assert_int_equal(fut_promise_on_cancel(p, ex, on_cancel, &h),
+                     FUT_EINVAL); /* hooked already */
+    fut_promise_drop(p);
+    fut_release(f);
+    /* A consumed promise whose future is still alive. */
+    f = fut_promise_new(&p);
+    assert_int_equal(fut_promise_settle(p, fut_ok(NULL)), 0);
+    assert_int_equal(fut_promise_on_cancel(p, ex, on_cancel, &h), FUT_EINVAL);
+    fut_release(f);
+    assert_int_equal(testexec_destroy(tx, NULL, NULL), 0);
+    assert_int_equal(h.calls, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kit_run_marks_the_current_executor),
+        cmocka_unit_test(test_kit_run_of_null_marks_no_executor),
+        cmocka_unit_test(
+            test_kit_run_on_a_no_block_executor_makes_waits_edeadlk),
+        cmocka_unit_test(test_kit_run_counts_references_locally),
+        cmocka_unit_test(test_kit_run_nested_in_another_counts_shared),
+        cmocka_unit_test(
+            test_kit_run_end_frees_an_executor_destroyed_during_the_run),
+        cmocka_unit_test(test_promise_cancel_hook_runs_once_as_a_task),
+        cmocka_unit_test(test_promise_cancel_hook_never_runs_after_a_settle),
+        cmocka_unit_test(test_promise_cancel_hook_refused_by_a_shut_executor),
+        cmocka_unit_test(test_promise_cancel_hook_bad_args_are_einval),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
