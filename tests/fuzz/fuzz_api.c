@@ -8,7 +8,9 @@
  * and its argument bytes; a missing byte reads as 0).  Operations make
  * futures (promise, ready, async, then/catch/finally, all/all_settled/any/
  * race, timeout, delay), settle promises (on this thread or a new one),
- * drop promises, cancel, release, run the deterministic test executors
+ * drop promises, cancel, release, post functions (fut_post: each runs once
+ * on its executor, or never if its test executor was destroyed first),
+ * run the deterministic test executors
  * (tests/testexec.c) one task or all, fire their timers, destroy them, and
  * wait.  Executors: inline, two testexecs (deterministic, with timers, run
  * only when the program says so) and, once executors/pool.c exists, a
@@ -75,7 +77,7 @@
 /* The pool, if it is linked in. */
 #pragma weak fut_pool_create
 
-enum { MAXN = 48, MAXT = 4, MAXOPS = 256, MAXIN = 4 };
+enum { MAXN = 48, MAXT = 4, MAXOPS = 256, MAXIN = 4, MAXPOSTS = 32 };
 #define HUGE_NS UINT64_MAX
 
 /* ---- owned values ---------------------------------------------------------
@@ -201,6 +203,13 @@ typedef struct prog {
     pthread_t th[MAXT];
     int nth;
     int disposed_min; /* values the library must have destroyed */
+    struct post {       /* fut_post calls: no future, so no node */
+        inst_t *in_ex;
+        int rc;            /* fut_post's return */
+        atomic_int calls;  /* the function's runs */
+        atomic_bool wrong; /* it ran with another current executor */
+    } posts[MAXPOSTS];
+    int npost;
 } prog_t;
 
 static prog_t *G; /* for callbacks: read-only while threads run */
@@ -906,6 +915,42 @@ static void op_destroy(prog_t *p)
     p->slot[s] = new_testexec(p);
 }
 
+/* fut_post: runs exactly once on its executor with it as the current
+ * one, or (its test executor destroyed first, dropping it) never; an
+ * executor that is alive takes it (0). */
+static void post_fn(void *arg)
+{
+    struct post *q = arg;
+    if (fut_executor_current() != q->in_ex->ex)
+        atomic_store(&q->wrong, true);
+    atomic_fetch_add(&q->calls, 1);
+}
+
+static void op_post(prog_t *p)
+{
+    if (p->npost >= MAXPOSTS)
+        return;
+    struct post *q = &p->posts[p->npost++];
+    q->in_ex = pick_ex(p, next(p), false);
+    q->rc = fut_post(q->in_ex->ex, post_fn, q);
+}
+
+/* After the tear-down: every executor is destroyed. */
+static void check_posts(prog_t *p)
+{
+    for (int i = 0; i < p->npost; i++) {
+        struct post *q = &p->posts[i];
+        int calls = atomic_load(&q->calls);
+        if (q->rc != 0)
+            fail(NULL, "post %d: fut_post returned %d", i, q->rc);
+        if (atomic_load(&q->wrong))
+            fail(NULL, "post %d ran with another current executor", i);
+        if (calls > 1 || (calls == 0 && !q->in_ex->destroyed))
+            fail(NULL, "post %d ran %d times (executor kind %d%s)", i, calls,
+                 q->in_ex->kind, q->in_ex->destroyed ? ", destroyed" : "");
+    }
+}
+
 static void op_wait(prog_t *p)
 {
     node_t *n = pick_held(p, next(p), -1);
@@ -1071,7 +1116,7 @@ static void run_program(const uint8_t *data, size_t size)
             op_wait(p);
             break;
         default:
-            op_promise(p);
+            op_post(p);
             break;
         }
     }
@@ -1096,6 +1141,7 @@ static void run_program(const uint8_t *data, size_t size)
         if (rc)
             fail(NULL, "executor destroy returned %d", rc);
     }
+    check_posts(p);
     for (int i = 0; i < p->nn; i++) {
         fut_release(p->n[i].f);
         fut_release(p->n[i].target_ref);
