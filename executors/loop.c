@@ -545,12 +545,6 @@ static bool remote_pending(struct loop *l)
            atomic_load_explicit(&l->rcancel, memory_order_seq_cst);
 }
 
-/* Waits for I/O at most TIMEOUT_NS (< 0: no limit) and dispatches it.
- * epoll_wait for "no limit" and "don't sleep", the busy loop's calls:
- * epoll_pwait2 costs more in the kernel even with a NULL or zero timeout
- * (it copies the timespec, sets up a timeout and a signal mask; perf on
- * bench/loop/pingpong put it at ~0.3 us per round trip).  epoll_pwait2
- * only where its nanosecond timeout matters: a timer's deadline. */
 /* Set once epoll_pwait2 said ENOSYS: a kernel before 5.11, or valgrind
  * (3.19 does not know syscall 441 and prints a warning at every call), so
  * the process asks once and every loop then uses epoll_wait with the
@@ -558,6 +552,12 @@ static bool remote_pending(struct loop *l)
  * has not seen it yet asks once more. */
 static atomic_bool no_pwait2;
 
+/* Waits for I/O at most TIMEOUT_NS (< 0: no limit) and dispatches it.
+ * epoll_wait for "no limit" and "don't sleep", the busy loop's calls:
+ * epoll_pwait2 costs more in the kernel even with a NULL or zero timeout
+ * (it copies the timespec, sets up a timeout and a signal mask; perf on
+ * bench/loop/pingpong put it at ~0.3 us per round trip).  epoll_pwait2
+ * only where its nanosecond timeout matters: a timer's deadline. */
 static int wait_events(struct loop *l, struct epoll_event *evs,
                        int64_t timeout_ns)
 {
