@@ -315,6 +315,10 @@ bool fut__settle_like(fut_t *f, fut_t *src);
 bool fut__claim(fut_t *f);
 void fut__close_claimed_err(fut_t *f, fut_state_t state, int err);
 void fut__attach(fut_t *f, fut_cont_t *c);
+/* Takes C, attached to F by this thread earlier, off F's list again: true
+ * if it did (C will never fire), false if F is settled or being settled
+ * (C has fired or will).  A timed wait that gave up calls it. */
+bool fut__detach(fut_t *f, fut_cont_t *c);
 /* Fires one deferred completion of this thread, if any (helping waits). */
 bool fut__drain_deferred_one(void);
 /* Drops what R owns (a value with a dtor, an adopted future): result.c. */
