@@ -151,12 +151,24 @@ struct fut_executor {
     _Atomic uint32_t closed;   /* set once by fut_executor_destroy */
     _Atomic uint32_t gone;     /* IMPL freed: fut_executor_impl says NULL */
     uint32_t is_static;        /* never destroyed (inline, timer service) */
+    _Atomic uint32_t forked;   /* the parent's, in a child: 1; destroyed: 2 */
+    fut_executor_t *reg_prev, *reg_next; /* the live list: fork.c */
 };
 
 #define FUT__EXECUTOR_STATIC(OPS, IMPL)                                        \
     {                                                                          \
-        (OPS), (IMPL), 1, 0, 0, 0, 1                                           \
+        (OPS), (IMPL), 1, 0, 0, 0, 1, 0, NULL, NULL                            \
     }
+
+/* ---- fork() (fork.c) ---------------------------------------------------- */
+enum fut_fork_phase { FUT_FORK_BEFORE, FUT_FORK_PARENT, FUT_FORK_CHILD };
+void fut__ex_register(fut_executor_t *ex);   /* fut_executor_create */
+void fut__ex_unregister(fut_executor_t *ex); /* fut_executor_destroy */
+/* fut_executor_destroy of an executor the parent created, in a child. */
+int fut__ex_destroy_forked(fut_executor_t *ex);
+/* The atfork handlers' parts: take, let go, or (child) reset the state. */
+void fut__timer_fork(enum fut_fork_phase phase);
+void fut__alloc_fork(enum fut_fork_phase phase);
 
 /* ---- per-thread context ------------------------------------------------- */
 struct fut_tls {
