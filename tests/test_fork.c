@@ -4,7 +4,13 @@
  * threads that the child does not have.  Each test forks a child that
  * records what it saw into a report sent back through a pipe; the parent
  * (the only thread cmocka runs on) asserts on it and on the exit status.
- * A child that hangs is ended by alarm() and fails the test. */
+ * A child that hangs is ended by alarm() and fails the test.
+ *
+ * Not built under ThreadSanitizer (tests/SConscript): gcc 12's TSan cannot
+ * follow a child of a multi-threaded parent that starts threads (it stops
+ * such a child, or, with die_after_fork=0, fails a check: "dup thread with
+ * used id", as glibc gives the child's new thread a dead parent thread's
+ * stack and so its pthread_t). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
