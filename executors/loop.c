@@ -827,6 +827,22 @@ static void loop_destroy(void *impl)
     free_loop(l);
 }
 
+/* In a child process, on the parent's loop: close our copies of the fds
+ * (the epoll set lives on in the parent, untouched: no epoll_ctl) and free
+ * the memory; the mutex may be held by a thread the child does not have,
+ * so it is not touched.  Tasks, timers and fd waits are the parent's. */
+static void loop_destroy_forked(void *impl)
+{
+    struct loop *l = impl;
+    close(l->epfd);
+    close(l->evfd);
+    xfree(l->heap);
+    xfree(l->fds);
+    xfree(l->vq);
+    fut__loop_fdw_free_all(l);
+    xfree(l);
+}
+
 const fut_executor_ops_t fut__loop_ops = {
     .name = "loop",
     .flags = FUT_EXECUTOR_NO_BLOCK,
@@ -835,6 +851,7 @@ const fut_executor_ops_t fut__loop_ops = {
     .stats = loop_stats,
     .timer_start = loop_timer_start,
     .timer_cancel = loop_timer_cancel,
+    .destroy_forked = loop_destroy_forked,
 };
 
 int fut_loop_create(fut_executor_t **out, const fut_loop_opts_t *opts)

@@ -568,6 +568,13 @@ static void pool_destroy(void *impl)
     pool_free(p);
 }
 
+/* In a child process, on the parent's pool: its workers are not there, so
+ * only the memory goes (the tasks in the deques are the parent's). */
+static void pool_destroy_forked(void *impl)
+{
+    pool_free(impl);
+}
+
 const fut_executor_ops_t fut__pool_ops = {
     .name = "pool",
     .flags = 0,
@@ -576,6 +583,7 @@ const fut_executor_ops_t fut__pool_ops = {
     .take = pool_take,
     .destroy = pool_destroy,
     .stats = pool_stats,
+    .destroy_forked = pool_destroy_forked,
 };
 
 /* ---- creation ----------------------------------------------------------- */

@@ -284,6 +284,32 @@ static void batch_send(struct fut_tls *t)
     atomic_fetch_add_explicit(&h->n, n, memory_order_relaxed);
 }
 
+/* fork() (fork.c): BEFORE takes g_mu so that the child's lists are whole;
+ * the parent lets go; in the child every home but the forking thread's
+ * belongs to a thread that is not there: orphan it, so the child's new
+ * threads adopt it (and the blocks on its stack) as after a thread exit. */
+void fut__alloc_fork(enum fut_fork_phase phase)
+{
+    if (phase == FUT_FORK_BEFORE) {
+        pthread_mutex_lock(&g_mu);
+        return;
+    }
+    if (phase == FUT_FORK_PARENT) {
+        pthread_mutex_unlock(&g_mu);
+        return;
+    }
+    pthread_mutex_init(&g_mu, NULL); /* the parent's holder is gone */
+    for (struct fut_home *h = g_all; h; h = h->next_all) {
+        /* Relaxed: the child has one thread. */
+        if (h == fut__tls.home ||
+            atomic_load_explicit(&h->orphan, memory_order_relaxed))
+            continue;
+        atomic_store_explicit(&h->orphan, 1, memory_order_relaxed);
+        h->next_orphan = g_orphans;
+        g_orphans = h;
+    }
+}
+
 /* ---- per-thread lists ---------------------------------------------------- */
 
 static void slab_flush(struct fut_tls *t)

@@ -68,6 +68,8 @@ int fut_executor_create(fut_executor_t **out, const fut_executor_ops_t *ops,
     atomic_init(&ex->inflight, 0);
     atomic_init(&ex->closed, 0);
     atomic_init(&ex->gone, 0);
+    atomic_init(&ex->forked, 0);
+    fut__ex_register(ex); /* fork.c: the child knows it is the parent's */
     *out = ex;
     return 0;
 }
@@ -180,8 +182,12 @@ int fut_executor_destroy(fut_executor_t *ex)
         return FUT_EINVAL;
     if (fut__tls.cur_ex == ex)
         return FUT_EDEADLK;
+    /* Relaxed: set in this very process's fork child handler, if at all. */
+    if (FUT__UNLIKELY(atomic_load_explicit(&ex->forked, memory_order_relaxed)))
+        return fut__ex_destroy_forked(ex); /* a child's copy: fork.c */
     if (atomic_exchange_explicit(&ex->closed, 1, memory_order_seq_cst))
         return FUT_EALREADY;
+    fut__ex_unregister(ex);
     /* Acquire: pairs with leave()'s release. */
     while (atomic_load_explicit(&ex->inflight, memory_order_acquire) != 0)
         sched_yield();

@@ -7,7 +7,7 @@
  * Everything that changes concurrently about a future lives in one atomic
  * word, fut.word:
  *
- *     pending:  [ continuation list head ............... | 0 | C ]
+ *     pending:  [ continuation list head ........... | D | 0 | C ]
  *     settled:  [ err (32 bits) | ... | state (2 bits) | 1 | 0 ]
  *                                                        ^   ^
  *                                                   CLOSED   CLAIMED
@@ -24,6 +24,15 @@
  *            first CAS the C bit on, write, then exchange in the settled
  *            word.  A claimed future still accepts attaches; closing CASes
  *            fail on it, so there is exactly one winner.
+ *   detach:  a timed wait that gave up takes its node off again
+ *            (fut__detach), or polling a long-pending future would grow
+ *            its list by a node a poll.  It CASes the D bit (bit 2, free
+ *            while pending) on, unlinks its node, and clears D.  D is a
+ *            lock against closers, claimers and other detachers only:
+ *            they wait while it is set (a walk of the list, a few stores),
+ *            because the closer would fire (and free) the nodes the
+ *            detacher is walking.  Attaches go on pushing on top (keeping
+ *            C and D): they touch no node already on the list.
  *
  *        attach (push)                    claim
  *          +----+                   +----------------+
@@ -66,6 +75,7 @@
 
 #define W_CLAIMED ((uintptr_t)1)
 #define W_CLOSED ((uintptr_t)2)
+#define W_DETACH ((uintptr_t)4) /* pending only: fut__detach is at work */
 #define W_PTR ((uintptr_t) ~(uintptr_t)7)
 #define W_SETTLED(state, err)                                                  \
     (W_CLOSED | ((uintptr_t)(state) << 2) | ((uintptr_t)(uint32_t)(err) << 32))
@@ -357,7 +367,7 @@ void fut__attach(fut_t *f, fut_cont_t *c)
          * takes the list.  Acquire on failure: we re-read the word and may
          * see CLOSED, after which we read F's outcome. */
         if (atomic_compare_exchange_weak_explicit(
-                &f->word, &w, (uintptr_t)c | (w & W_CLAIMED),
+                &f->word, &w, (uintptr_t)c | (w & (W_CLAIMED | W_DETACH)),
                 memory_order_acq_rel, memory_order_acquire))
             return;
     }
@@ -382,21 +392,43 @@ static void await_close(fut_t *f)
             sched_yield(); /* the claimer was preempted */
 }
 
+/* A detacher holds F's list (fut__detach): wait until it lets go, and
+ * return the word then.  (Bit 2 of a settled word is part of its state:
+ * D means "detaching" only while CLOSED is clear.) */
+static __attribute__((noinline)) uintptr_t await_detach(fut_t *f)
+{
+    uintptr_t w;
+    for (unsigned i = 0;
+         ((w = atomic_load_explicit(&f->word, memory_order_relaxed)) &
+          (W_DETACH | W_CLOSED)) == W_DETACH;
+         i++)
+        if (i >= 64)
+            sched_yield(); /* the detacher was preempted */
+    return w;
+}
+
 static bool close_cas(fut_t *f, uintptr_t nw)
 {
     uintptr_t w = atomic_load_explicit(&f->word, memory_order_relaxed);
-    do {
-        if (w & W_CLAIMED) {
-            await_close(f);
-            return false;
+    for (;;) {
+        if (w & (W_CLAIMED | W_CLOSED | W_DETACH)) {
+            if (w & W_CLAIMED) {
+                await_close(f);
+                return false;
+            }
+            if (w & W_CLOSED)
+                return false;
+            w = await_detach(f);
+            continue;
         }
-        if (w & W_CLOSED)
-            return false;
         /* acq_rel: the release publishes the value fields written before
          * (pairs with load_word); the acquire pairs with attach's release
-         * so the nodes we take are complete. */
-    } while (!atomic_compare_exchange_weak_explicit(
-        &f->word, &w, nw, memory_order_acq_rel, memory_order_relaxed));
+         * so the nodes we take are complete, and with fut__detach's
+         * release so we see the links it changed. */
+        if (atomic_compare_exchange_weak_explicit(
+                &f->word, &w, nw, memory_order_acq_rel, memory_order_relaxed))
+            break;
+    }
     run_conts(f, (fut_cont_t *)(w & W_PTR));
     return true;
 }
@@ -404,18 +436,74 @@ static bool close_cas(fut_t *f, uintptr_t nw)
 bool fut__claim(fut_t *f)
 {
     uintptr_t w = atomic_load_explicit(&f->word, memory_order_relaxed);
-    do {
-        if (w & W_CLAIMED) {
-            await_close(f);
-            return false;
+    for (;;) {
+        if (w & (W_CLAIMED | W_CLOSED | W_DETACH)) {
+            if (w & W_CLAIMED) {
+                await_close(f);
+                return false;
+            }
+            if (w & W_CLOSED)
+                return false;
+            w = await_detach(f); /* close_claimed takes the list */
+            continue;
         }
-        if (w & W_CLOSED)
-            return false;
         /* Relaxed is enough: the claim publishes nothing; close_claimed's
-         * exchange is the release that matters. */
-    } while (!atomic_compare_exchange_weak_explicit(&f->word, &w, w | W_CLAIMED,
-                                                    memory_order_relaxed,
-                                                    memory_order_relaxed));
+         * exchange is the release that matters (and pairs with detach's
+         * release through the word's modification order). */
+        if (atomic_compare_exchange_weak_explicit(&f->word, &w, w | W_CLAIMED,
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return true;
+    }
+}
+
+/* Unlinks C, which the D bit's holder knows to be on the list whose head
+ * word is W; returns the word to store when letting go (D cleared). */
+static uintptr_t unlink_node(fut_t *f, uintptr_t w, fut_cont_t *c)
+{
+    for (;;) {
+        fut_cont_t *head = (fut_cont_t *)(w & W_PTR);
+        if (head != c)
+            break;
+        /* On top: pop it and let go in one step.  Release: pairs with the
+         * acquire of the next closer, claimer or detacher.  Acquire on
+         * failure: an attach pushed on top; we walk its node. */
+        if (atomic_compare_exchange_weak_explicit(
+                &f->word, &w, (uintptr_t)c->next | (w & ~W_PTR & ~W_DETACH),
+                memory_order_release, memory_order_acquire))
+            return 0;
+    }
+    /* Below the top: only we may change links of nodes already on the list
+     * (attaches only write their own node before pushing it). */
+    for (fut_cont_t *p = (fut_cont_t *)(w & W_PTR); p; p = p->next)
+        if (p->next == c) {
+            p->next = c->next;
+            break;
+        }
+    return W_DETACH;
+}
+
+bool fut__detach(fut_t *f, fut_cont_t *c)
+{
+    uintptr_t w = atomic_load_explicit(&f->word, memory_order_relaxed);
+    for (;;) {
+        if (w & (W_CLAIMED | W_CLOSED))
+            return false; /* settled or about to: C fires */
+        if (w & W_DETACH) {
+            w = await_detach(f);
+            continue;
+        }
+        /* Acquire: pairs with attach's release, so the nodes we walk are
+         * complete (and with the last detacher's release). */
+        if (atomic_compare_exchange_weak_explicit(&f->word, &w, w | W_DETACH,
+                                                  memory_order_acquire,
+                                                  memory_order_relaxed))
+            break;
+    }
+    if (unlink_node(f, w | W_DETACH, c))
+        /* Release: pairs with the acquire of the next closer, claimer or
+         * detacher, which then sees the link we changed. */
+        atomic_fetch_and_explicit(&f->word, ~W_DETACH, memory_order_release);
     return true;
 }
 

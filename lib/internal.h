@@ -155,12 +155,24 @@ struct fut_executor {
     _Atomic uint32_t closed;   /* set once by fut_executor_destroy */
     _Atomic uint32_t gone;     /* IMPL freed: fut_executor_impl says NULL */
     uint32_t is_static;        /* never destroyed (inline, timer service) */
+    _Atomic uint32_t forked;   /* the parent's, in a child: 1; destroyed: 2 */
+    fut_executor_t *reg_prev, *reg_next; /* the live list: fork.c */
 };
 
 #define FUT__EXECUTOR_STATIC(OPS, IMPL)                                        \
     {                                                                          \
-        (OPS), (IMPL), 1, 0, 0, 0, 1                                           \
+        (OPS), (IMPL), 1, 0, 0, 0, 1, 0, NULL, NULL                            \
     }
+
+/* ---- fork() (fork.c) ---------------------------------------------------- */
+enum fut_fork_phase { FUT_FORK_BEFORE, FUT_FORK_PARENT, FUT_FORK_CHILD };
+void fut__ex_register(fut_executor_t *ex);   /* fut_executor_create */
+void fut__ex_unregister(fut_executor_t *ex); /* fut_executor_destroy */
+/* fut_executor_destroy of an executor the parent created, in a child. */
+int fut__ex_destroy_forked(fut_executor_t *ex);
+/* The atfork handlers' parts: take, let go, or (child) reset the state. */
+void fut__timer_fork(enum fut_fork_phase phase);
+void fut__alloc_fork(enum fut_fork_phase phase);
 
 /* ---- per-thread context ------------------------------------------------- */
 struct fut_tls {
@@ -319,6 +331,10 @@ bool fut__settle_like(fut_t *f, fut_t *src);
 bool fut__claim(fut_t *f);
 void fut__close_claimed_err(fut_t *f, fut_state_t state, int err);
 void fut__attach(fut_t *f, fut_cont_t *c);
+/* Takes C, attached to F by this thread earlier, off F's list again: true
+ * if it did (C will never fire), false if F is settled or being settled
+ * (C has fired or will).  A timed wait that gave up calls it. */
+bool fut__detach(fut_t *f, fut_cont_t *c);
 /* Fires one deferred completion of this thread, if any (helping waits). */
 bool fut__drain_deferred_one(void);
 /* Drops what R owns (a value with a dtor, an adopted future): result.c. */

@@ -30,7 +30,19 @@
  * without the lock.  A deadline is never fired early: due means
  * now >= deadline on the same clock.  The heap array is freed whenever the
  * heap empties, before the last timer is handed back, so no memory outlives
- * the timers (the allocation-failure tests count on it). */
+ * the timers (the allocation-failure tests count on it).
+ *
+ * The thread starts with the first timer armed on the service and runs
+ * until fut_timer_service_stop (or the library's destructor at exit) sets
+ * STOPPING under the lock and joins it; the next timer starts a new one.
+ * While a stop joins, starters wait on IDLE_CV (a callback on the very
+ * thread being joined is refused: FUT_ESHUTDOWN), and timer_cancel finds
+ * the timers the stop took out of the heap at slot SIZE_MAX, as it finds a
+ * timer being fired.  In the child of a fork() the thread does not exist:
+ * fut__timer_fork resets the service there.
+ *
+ *     idle --first timer--> started --stop: STOPPING, join--> idle
+ *                              \--fork(), in the child-------> idle */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,17 +178,16 @@ static void timeout_input_fire(fut_cont_t *c, fut_t *input)
     fut_release(t);
 }
 
-fut_t *fut_timeout(fut_t *f, uint64_t ns)
+/* A timeout of F (consumed) whose timer lives on HOME (timer_home). */
+static fut_t *timeout_at(fut_t *f, fut_executor_t *home, uint64_t ns)
 {
-    if (!f)
-        return fut__rejected(FUT_EINVAL);
     fut_t *t = fut__new(FK_TIMEOUT, 2); /* the caller's and the node's */
     if (!t) {
         fut_release(f);
         return fut__rejected(FUT_ENOMEM);
     }
     t->u.tm.input = f; /* consumed */
-    t->ex = timer_home(fut__tls.cur_ex);
+    t->ex = home;
     if (!t->ex->is_static) {
         fut__ex_retain(t->ex);
         t->flags |= FF_EX_REF;
@@ -188,18 +199,47 @@ fut_t *fut_timeout(fut_t *f, uint64_t ns)
     return t;
 }
 
+fut_t *fut_timeout(fut_t *f, uint64_t ns)
+{
+    if (!f)
+        return fut__rejected(FUT_EINVAL);
+    return timeout_at(f, timer_home(fut__tls.cur_ex), ns);
+}
+
+fut_t *fut_timeout_on(fut_t *f, fut_executor_t *ex, uint64_t ns)
+{
+    if (!f || !ex) {
+        fut_release(f);
+        return fut__rejected(FUT_EINVAL);
+    }
+    /* Acquire: pairs with destroy's store of closed.  An executor without
+     * timers of its own would hand the timer to the service, which would
+     * accept it: refuse here, as its own timer_start would. */
+    if (!ex->is_static &&
+        atomic_load_explicit(&ex->closed, memory_order_acquire)) {
+        fut_release(f);
+        return fut__rejected(FUT_ESHUTDOWN);
+    }
+    return timeout_at(f, timer_home(ex), ns);
+}
+
 /* ---- the timer service -------------------------------------------------- */
 
 struct svc {
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv;      /* the thread sleeps on it (CLOCK_MONOTONIC) */
+    pthread_cond_t idle_cv; /* a stop ended: starters and stoppers wait */
     fut_timer_t **heap;
     size_t n, cap;
-    int started;
+    bool cv_ready; /* cv initialised */
+    bool started;  /* THREAD runs (and is joinable) */
+    bool stopping; /* a stop is joining THREAD: no new timers for it */
+    pthread_t thread;
 };
 
 static struct svc g_svc = {
     .mu = PTHREAD_MUTEX_INITIALIZER,
+    .idle_cv = PTHREAD_COND_INITIALIZER,
 };
 
 static bool earlier(const fut_timer_t *a, const fut_timer_t *b)
@@ -265,7 +305,7 @@ static void *svc_main(void *arg)
     struct svc *s = arg;
     fut__tls.slab_off = 1; /* blocks must not outlive an allocator swap */
     pthread_mutex_lock(&s->mu);
-    for (;;) {
+    while (!s->stopping) {
         if (s->n == 0) {
             pthread_cond_wait(&s->cv, &s->mu);
             continue;
@@ -294,34 +334,140 @@ static void *svc_main(void *arg)
                               .tv_nsec = (long)(d % 1000000000u)};
         pthread_cond_timedwait(&s->cv, &s->mu, &ts);
     }
+    pthread_mutex_unlock(&s->mu);
     return NULL;
 }
 
-/* Starts the thread once (retrying later if it failed).  Under s->mu. */
+static bool on_svc_thread(const struct svc *s)
+{
+    return s->started && pthread_equal(pthread_self(), s->thread);
+}
+
+/* Starts the thread if it does not run (retrying later if it failed),
+ * after a stop under way has ended.  Under s->mu. */
 static int svc_start(struct svc *s)
 {
+    if (s->stopping && on_svc_thread(s))
+        return FUT_ESHUTDOWN; /* a callback of the thread being joined */
+    while (s->stopping)
+        pthread_cond_wait(&s->idle_cv, &s->mu);
     if (s->started)
         return 0;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    pthread_attr_t at;
-    pthread_attr_init(&at);
-    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    pthread_t th;
-    int rc = pthread_create(&th, &at, svc_main, s);
-    pthread_attr_destroy(&at);
-    if (rc) {
-        pthread_cond_destroy(&s->cv);
-        return rc == EAGAIN ? FUT_ENOMEM : -rc;
+    if (!s->cv_ready) {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&s->cv, &ca);
+        pthread_condattr_destroy(&ca);
+        s->cv_ready = true;
     }
+    int rc = pthread_create(&s->thread, NULL, svc_main, s);
+    if (rc)
+        return rc == EAGAIN ? FUT_ENOMEM : -rc;
 #ifdef __GLIBC__
-    pthread_setname_np(th, "fut-timers");
+    pthread_setname_np(s->thread, "fut-timers");
 #endif
-    s->started = 1;
+    s->started = true;
     return 0;
+}
+
+/* Takes every timer out of the heap (freeing it); returns them linked
+ * through next.  Under s->mu. */
+static fut_timer_t *svc_take_all(struct svc *s)
+{
+    fut_timer_t *all = NULL;
+    while (s->n > 0) {
+        fut_timer_t *t = s->heap[s->n - 1];
+        heap_remove(s, s->n - 1);
+        t->next = all;
+        all = t;
+    }
+    return all;
+}
+
+int fut_timer_service_stop(void)
+{
+    struct svc *s = &g_svc;
+    pthread_mutex_lock(&s->mu);
+    if (on_svc_thread(s)) {
+        pthread_mutex_unlock(&s->mu);
+        return FUT_EDEADLK;
+    }
+    while (s->stopping) /* another stop: done when it is */
+        pthread_cond_wait(&s->idle_cv, &s->mu);
+    if (!s->started) {
+        pthread_mutex_unlock(&s->mu);
+        return 0;
+    }
+    s->stopping = true;
+    fut_timer_t *left = svc_take_all(s);
+    pthread_cond_signal(&s->cv);
+    pthread_t th = s->thread;
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(th, NULL); /* it fires what it popped, then sees STOPPING */
+    pthread_mutex_lock(&s->mu);
+    s->started = false;
+    s->stopping = false;
+    pthread_cond_broadcast(&s->idle_cv);
+    pthread_mutex_unlock(&s->mu);
+    while (left) { /* the first holds; a racing cancel ends its own */
+        fut_timer_t *t = left;
+        left = t->next;
+        fut_timer_drop(t);
+    }
+    return 0;
+}
+
+/* At exit (the library's destructor): stop and join the thread, so that
+ * leak checkers find nothing of it, but fire or drop nothing: no user code
+ * runs this late.  Timers still armed stay in the heap (reachable).  A
+ * thread busy in a callback gets a second; then it is left to the exit. */
+__attribute__((destructor)) static void svc_at_exit(void)
+{
+    struct svc *s = &g_svc;
+    pthread_mutex_lock(&s->mu);
+    if (!s->started || s->stopping || on_svc_thread(s)) {
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    s->stopping = true;
+    pthread_cond_signal(&s->cv);
+    pthread_t th = s->thread;
+    pthread_mutex_unlock(&s->mu);
+#ifdef __GLIBC__
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 1;
+    if (pthread_timedjoin_np(th, NULL, &ts) == 0)
+        s->started = false;
+#else
+    (void)th;
+#endif
+}
+
+/* fork() (fork.c): BEFORE takes the lock so that the child's copy of the
+ * heap is consistent; the parent lets go; the child has no timer thread:
+ * it forgets the parent's timers (their futures are the parent's work and
+ * stay pending in the child, like tasks held by the parent's executors),
+ * and starts a thread of its own with its first timer. */
+void fut__timer_fork(enum fut_fork_phase phase)
+{
+    struct svc *s = &g_svc;
+    if (phase == FUT_FORK_BEFORE) {
+        pthread_mutex_lock(&s->mu);
+        return;
+    }
+    if (phase == FUT_FORK_CHILD) {
+        fut__sys_free(s->heap);
+        s->heap = NULL;
+        s->n = s->cap = 0;
+        s->started = s->stopping = false;
+        pthread_mutex_init(&s->mu, NULL); /* the parent's holder is gone */
+        pthread_cond_init(&s->idle_cv, NULL);
+        s->cv_ready = false; /* waiters' state in it is the parent's */
+        return;
+    }
+    pthread_mutex_unlock(&s->mu);
 }
 
 static int svc_timer_start(void *impl, fut_timer_t *t)

@@ -3,8 +3,11 @@
  * A blocked waiter hangs a small node on the future's continuation list;
  * firing it sets the node's flag and wakes the futex.  The node is shared
  * by two parties that may finish in either order (the waiter may time out
- * before the future settles, and the node is still on the list), so it has
- * a reference count of two: the waiter's and the list's.
+ * while the future settles), so it has a reference count of two: the
+ * waiter's and the list's.  A waiter that times out takes its node off the
+ * list (fut__detach) and then holds both, unless the future is settling,
+ * in which case the node fires as usual: timed-out waits leave nothing on
+ * a future however often one polls it.
  *
  * Waiting inside a task helps instead of blocking, when the executor
  * running the task can run another one (try_run_one): a pool worker waiting
@@ -149,6 +152,11 @@ static __attribute__((noinline)) int wait_slow(fut_t *f, int64_t timeout_ns,
         while (helping && !fut__closed(f) && help_once(cur))
             backoff = 1000;
     }
+    /* Gave up: take the node off again, or polling a long-pending future
+     * would leave a node on it per poll until it settles.  If F is
+     * settling, the node fires (and drops the list's reference) instead. */
+    if (rc == FUT_ETIMEDOUT && w && fut__detach(f, &w->cont))
+        waiter_release(w); /* the list's reference */
     if (rc == FUT_ETIMEDOUT && fut__closed(f))
         rc = 0;
     if (w)

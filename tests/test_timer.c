@@ -1,14 +1,19 @@
 /* Time: fut_delay (never early; on the timer thread and on an executor with
- * its own timers), fut_timeout (late, in time, racing fut_cancel). */
+ * its own timers), fut_timeout (late, in time, racing fut_cancel),
+ * fut_timeout_on (the timer on a chosen executor) and stopping the timer
+ * thread (fut_timer_service_stop). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include <fut.h>
@@ -279,6 +284,192 @@ static void test_timeout_racing_cancel_has_one_agreed_outcome(void **state)
                   timeouts);
 }
 
+/* ---- where timers live: fut_timeout_on, fut_timer_service_stop --------- */
+
+/* Threads of this process named "fut-timers" (the library's timer thread). */
+static int timer_threads(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300], name[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue; /* the thread just exited */
+        if (fgets(name, sizeof name, f) && strncmp(name, "fut-timers", 10) == 0)
+            n++;
+        fclose(f);
+    }
+    closedir(d);
+    return n;
+}
+
+/* timer_threads(), once it says N or after 10 s: a joined thread may still
+ * be listed for a moment (the kernel wakes the joiner before it lets go of
+ * the thread's entry). */
+static int timer_threads_settle(int n)
+{
+    int got = timer_threads();
+    for (int i = 0; got != n && i < 10000; i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+        got = timer_threads();
+    }
+    return got;
+}
+
+static void test_timeout_on_places_timer_on_chosen_executor(void **state)
+{
+    (void)state;
+    testexec_opts_t o = {.timers = true};
+    testexec_t *tx = testexec_new(&o, NULL);
+    assert_non_null(tx);
+    fut_promise_t *p;
+    fut_t *in = fut_promise_new(&p);
+    fut_t *t = fut_timeout_on(fut_retain(in), testexec_ex(tx), 1 * MS);
+    assert_int_equal(testexec_timers(tx), 1); /* made on main, kept by TX */
+    assert_int_equal(testexec_fire_timers(tx, UINT64_MAX), 1);
+    assert_int_equal(fut_error(t), FUT_ETIMEDOUT);
+    assert_int_equal(fut_state(in), FUT_CANCELLED);
+    assert_int_equal(fut_promise_settle(p, fut_ok_i64(1)), FUT_EALREADY);
+    fut_release(t);
+    fut_release(in);
+    assert_int_equal(testexec_destroy(tx, NULL, NULL), 0);
+}
+
+static void test_timeout_on_loop_starts_no_timer_thread(void **state)
+{
+    (void)state;
+    assert_int_equal(fut_timer_service_stop(), 0);
+    assert_int_equal(timer_threads_settle(0), 0);
+    fut_executor_t *loop;
+    assert_int_equal(fut_loop_create(&loop, NULL), 0);
+    fut_promise_t *p;
+    fut_t *t = fut_timeout_on(fut_promise_new(&p), loop, 1 * MS);
+    assert_int_equal(fut_loop_run(loop, t), 0);
+    assert_int_equal(fut_error(t), FUT_ETIMEDOUT);
+    /* fut_timeout (from main) would have started one */
+    assert_int_equal(timer_threads_settle(0), 0);
+    fut_promise_drop(p);
+    fut_release(t);
+    assert_int_equal(fut_executor_destroy(loop), 0);
+}
+
+static void test_timeout_on_executor_without_timers_uses_timer_thread(
+    void **state)
+{
+    (void)state;
+    testexec_t *tx = testexec_new(NULL, NULL);
+    assert_non_null(tx);
+    fut_promise_t *p;
+    fut_t *t = fut_timeout_on(fut_promise_new(&p), testexec_ex(tx), 1 * MS);
+    assert_int_equal(fut_wait(t, -1), 0);
+    assert_int_equal(fut_error(t), FUT_ETIMEDOUT);
+    fut_promise_drop(p);
+    fut_release(t);
+    assert_int_equal(testexec_destroy(tx, NULL, NULL), 0);
+}
+
+static fut_result_t never_called(void *arg, fut_t *src)
+{
+    (void)arg;
+    (void)src;
+    return fut_ok(NULL);
+}
+
+static void test_timeout_on_bad_args(void **state)
+{
+    (void)state;
+    fut_t *t = fut_timeout_on(NULL, fut_inline(), 1 * MS);
+    assert_int_equal(fut_error(t), FUT_EINVAL);
+    fut_release(t);
+    atomic_int freed = 0;
+    fut_t *in = fut_ready(fut_ok_owned(counted_new(&freed), counted_free));
+    t = fut_timeout_on(in, NULL, 1 * MS); /* consumes IN */
+    assert_int_equal(fut_error(t), FUT_EINVAL);
+    assert_int_equal(atomic_load(&freed), 1);
+    fut_release(t);
+    /* An executor whose destroy began (its struct kept by a pending
+     * continuation) refuses, though its timers would go to the thread. */
+    fut_executor_t *pool;
+    fut_pool_opts_t po = {.threads = 1};
+    assert_int_equal(fut_pool_create(&pool, &po), 0);
+    fut_promise_t *p;
+    fut_t *src = fut_promise_new(&p);
+    fut_t *c = fut_then(fut_retain(src), pool, never_called, NULL);
+    assert_int_equal(fut_executor_destroy(pool), 0);
+    t = fut_timeout_on(fut_retain(src), pool, 1 * MS);
+    assert_int_equal(fut_error(t), FUT_ESHUTDOWN);
+    fut_release(t);
+    assert_int_equal(fut_promise_settle(p, fut_ok_i64(1)), 0);
+    assert_int_equal(fut_error(c), FUT_ESHUTDOWN);
+    fut_release(c);
+    fut_release(src);
+}
+
+static void test_timer_service_stop_joins_its_thread(void **state)
+{
+    (void)state;
+    fut_t *d = fut_delay(fut_inline(), 1000);
+    assert_int_equal(fut_wait(d, -1), 0);
+    fut_release(d);
+    assert_int_equal(timer_threads_settle(1), 1);
+    assert_int_equal(fut_timer_service_stop(), 0);
+    assert_int_equal(timer_threads_settle(0), 0);
+    assert_int_equal(fut_timer_service_stop(), 0); /* not running: 0 */
+    d = fut_delay(fut_inline(), 1000); /* starts it again */
+    assert_int_equal(fut_wait(d, -1), 0);
+    assert_int_equal(fut_state(d), FUT_FULFILLED);
+    fut_release(d);
+    assert_int_equal(timer_threads_settle(1), 1);
+    assert_int_equal(fut_timer_service_stop(), 0);
+    assert_int_equal(timer_threads_settle(0), 0);
+}
+
+static void test_timer_service_stop_drops_armed_timers(void **state)
+{
+    (void)state;
+    fut_t *d = fut_delay(fut_inline(), 3600 * SEC);
+    fut_promise_t *p;
+    fut_t *in = fut_promise_new(&p);
+    fut_t *t = fut_timeout(fut_retain(in), 3600 * SEC);
+    assert_int_equal(fut_timer_service_stop(), 0);
+    assert_int_equal(fut_error(d), FUT_ESHUTDOWN);
+    assert_int_equal(fut_error(t), FUT_ESHUTDOWN);
+    assert_int_equal(fut_state(in), FUT_PENDING); /* left alone */
+    assert_int_equal(fut_promise_settle(p, fut_ok_i64(1)), 0);
+    fut_release(in);
+    fut_release(t);
+    fut_release(d);
+}
+
+static atomic_int stop_rc = 1;
+
+static fut_result_t stop_from_timer_thread(void *arg, fut_t *src)
+{
+    (void)arg;
+    (void)src;
+    atomic_store(&stop_rc, fut_timer_service_stop());
+    return fut_ok(NULL);
+}
+
+static void test_timer_service_stop_on_its_thread_is_edeadlk(void **state)
+{
+    (void)state;
+    /* fut_inline(): the callback runs where the delay settles, on the
+     * timer thread. */
+    fut_t *c = fut_then(fut_delay(fut_inline(), 1000), fut_inline(),
+                        stop_from_timer_thread, NULL);
+    assert_int_equal(fut_wait(c, -1), 0);
+    assert_int_equal(atomic_load(&stop_rc), FUT_EDEADLK);
+    fut_release(c);
+    assert_int_equal(fut_timer_service_stop(), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -296,6 +487,14 @@ int main(void)
         cmocka_unit_test(test_timeout_null_is_einval),
         cmocka_unit_test(test_cancel_timeout_before_it_fires),
         cmocka_unit_test(test_timeout_racing_cancel_has_one_agreed_outcome),
+        cmocka_unit_test(test_timeout_on_places_timer_on_chosen_executor),
+        cmocka_unit_test(test_timeout_on_loop_starts_no_timer_thread),
+        cmocka_unit_test(
+            test_timeout_on_executor_without_timers_uses_timer_thread),
+        cmocka_unit_test(test_timeout_on_bad_args),
+        cmocka_unit_test(test_timer_service_stop_joins_its_thread),
+        cmocka_unit_test(test_timer_service_stop_drops_armed_timers),
+        cmocka_unit_test(test_timer_service_stop_on_its_thread_is_edeadlk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

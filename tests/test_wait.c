@@ -319,6 +319,58 @@ static void test_task_waiting_on_own_cancelled_future_returns(void **state)
     assert_int_equal(testexec_destroy(tx, NULL, NULL), 0);
 }
 
+/* ---- timed-out waits leave nothing behind (issue 12, item 3) ----------- */
+
+#define POLLS 20000
+
+static void counting_allocator_on(void)
+{
+    fut_set_allocator(NULL, NULL); /* empties this thread's cache */
+    atomic_store(&failalloc_calls, 0);
+    atomic_store(&failalloc_live, 0);
+    atomic_store(&failalloc_at, 0);
+    fut_set_allocator(failalloc_alloc, failalloc_free);
+}
+
+static fut_result_t count_call(void *arg, fut_t *src)
+{
+    (void)src;
+    (*(int *)arg)++;
+    return fut_ok(NULL);
+}
+
+/* Polling one long-pending future (while (fut_wait(f, t) == ETIMEDOUT)) must
+ * not grow memory with the number of polls: a timed-out wait takes its node
+ * off the future's list again.  A continuation attached before the polls
+ * and one attached after stay on the list and still fire. */
+static void test_timed_out_waits_do_not_grow_memory(void **state)
+{
+    (void)state;
+    counting_allocator_on();
+    fut_promise_t *p;
+    fut_t *f = fut_promise_new(&p);
+    int calls = 0;
+    fut_t *before = fut_then(fut_retain(f), fut_inline(), count_call, &calls);
+    assert_int_equal(fut_wait(f, 1), FUT_ETIMEDOUT); /* warms the cache */
+    long live0 = atomic_load(&failalloc_live);
+    for (int i = 0; i < POLLS; i++)
+        assert_int_equal(fut_wait(f, 1), FUT_ETIMEDOUT);
+    long grown = atomic_load(&failalloc_live) - live0;
+    fut_t *after = fut_then(fut_retain(f), fut_inline(), count_call, &calls);
+    assert_true(grown <= 2); /* at most the `after` link; was POLLS */
+    /* The settle finds only the two links: it frees nothing (the waiters'
+     * nodes are long gone) and runs both callbacks. */
+    long live1 = atomic_load(&failalloc_live);
+    assert_int_equal(fut_promise_settle(p, fut_ok_i64(5)), 0);
+    assert_int_equal(atomic_load(&failalloc_live), live1);
+    assert_int_equal(calls, 2);
+    fut_release(before);
+    fut_release(after);
+    fut_release(f);
+    fut_set_allocator(NULL, NULL);
+    assert_int_equal(atomic_load(&failalloc_live), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -336,6 +388,7 @@ int main(void)
         cmocka_unit_test(test_task_waiting_on_own_cancelled_future_returns),
         cmocka_unit_test(test_task_waiting_on_own_future_edeadlk_inline),
         cmocka_unit_test(test_task_waiting_on_own_future_edeadlk_custom),
+        cmocka_unit_test(test_timed_out_waits_do_not_grow_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

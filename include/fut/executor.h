@@ -1,6 +1,26 @@
 /* libfut — executors: where tasks and callbacks run.  The built-in ones are
  * fut_inline() (here), the pool (<fut/pool.h>) and the loop (<fut/loop.h>);
- * an application writes its own with a small ops table.  Include <fut.h>. */
+ * an application writes its own with a small ops table.  Include <fut.h>.
+ *
+ * fork().  A child process has only the thread that called fork(); the
+ * parent's pool workers, loop runner and timer thread are not there.  In
+ * the child:
+ *  - executors, futures and timers made in the child work normally (the
+ *    library's timer thread is started afresh when the child first needs
+ *    it);
+ *  - an executor the parent created is dead: anything submitted to it
+ *    (fut_async, a continuation placed on it, fut_delay on a loop) gives
+ *    FUT_ESHUTDOWN, its own calls (fut_loop_run, fut_fd_ready,
+ *    fut_pool_worker_stats, fut_group_init) answer FUT_EINVAL, and
+ *    fut_executor_destroy on it returns 0 having freed its memory without
+ *    joining threads or touching what it shares with the parent (a loop
+ *    closes its copies of its fds, and changes no epoll registration);
+ *  - futures whose work or timer the parent's executors or timer thread
+ *    held at the fork stay pending forever in the child: wait in the child
+ *    only for futures made there.
+ * Call fork() from a thread that is not running a task or callback (a
+ * child forked inside one is still "inside" it).  Only fork() prepares the
+ * child: after vfork(), clone() or _Fork() use no libfut call before exec. */
 #ifndef FUT_EXECUTOR_H
 #define FUT_EXECUTOR_H
 
@@ -82,7 +102,16 @@ enum {
  *               it with fut_timer_drop), then end the second with
  *               fut_timer_drop.  Any thread; at most once per T; never
  *               after your destroy began.
- * name:         shown by fut_executor_name. */
+ * name:         shown by fut_executor_name.
+ * destroy_forked: optional.  Called instead of destroy, once, when a child
+ *               process (after fork()) destroys an executor its parent
+ *               created: free IMPL's memory and close its descriptors, and
+ *               nothing else.  Your threads do not exist in the child and
+ *               locks they held stay locked: join, wake or lock nothing; run
+ *               or drop no task or timer you hold (they are the parent's:
+ *               forget them); change no kernel object shared with the
+ *               parent (an epoll set: close your fd of it, never
+ *               epoll_ctl).  Without it the child leaks IMPL. */
 typedef struct fut_executor_ops {
     const char *name;
     unsigned flags;
@@ -93,6 +122,7 @@ typedef struct fut_executor_ops {
     int (*timer_start)(void *impl, fut_timer_t *t);
     void (*timer_cancel)(void *impl, fut_timer_t *t);
     bool (*take)(void *impl, fut_task_t *task);
+    void (*destroy_forked)(void *impl);
 } fut_executor_ops_t;
 
 /* The inline executor: runs a task at once on the submitting thread, but
@@ -131,7 +161,8 @@ FUT_API void *fut_executor_impl(const fut_executor_t *ex,
 /* Shuts EX down: stops intake (continuations due later settle
  * FUT_ESHUTDOWN), finishes or drops queued work, joins its threads.  The
  * handle must not be used afterwards; futures still attached to EX stay
- * safe (the core keeps what they need).
+ * safe (the core keeps what they need).  In a child process, on an
+ * executor the parent created: frees its memory only (fork(), above).
  * Returns: 0; FUT_EINVAL for NULL or fut_inline(); FUT_EDEADLK when called
  *   from a task running on EX; FUT_EALREADY when a destroy of EX already
  *   began (a second call racing the first; after the first returned, the

@@ -197,7 +197,9 @@ FUT_API int64_t fut_value_i64(const fut_t *f);
 FUT_API int fut_wait(fut_t *f, int64_t timeout_ns);
 
 /* Waits forever and returns fut_error(F) (or FUT_EDEADLK / FUT_EINVAL from
- * the wait); if VALUE is not NULL it receives fut_value(F). */
+ * the wait); if VALUE is not NULL it receives fut_value(F): a pointer value
+ * only.  A future fulfilled with fut_ok_i64 gives NULL there: read its
+ * value with fut_value_i64(F) after the await. */
 FUT_API int fut_await(fut_t *f, void **value);
 
 /* ---- references -------------------------------------------------------- */
@@ -223,8 +225,13 @@ FUT_API int fut_cancel(fut_t *f);
 FUT_API bool fut_cancel_requested(void);
 
 /* A future that fulfils (no value) once NS nanoseconds have passed, never
- * earlier.  An executor with its own timers (the loop) keeps it; any other
- * uses libfut's timer thread.  Cancelling it removes the timer at once.
+ * earlier.  Where its timer lives: on EX if EX keeps timers of its own (a
+ * loop: it fires on the loop's thread, inside fut_loop_run); for any other
+ * EX (the pool, fut_inline(), an executor without timer ops) on libfut's
+ * timer thread, which starts with the first such timer (see
+ * fut_timer_service_stop); it then settles on that thread, and
+ * continuations run where they were placed.  Cancelling it removes the
+ * timer at once.
  * Returns: never NULL; FUT_EINVAL (EX NULL), FUT_ENOMEM, FUT_ESHUTDOWN.
  * Threads: any. */
 FUT_API fut_t *fut_delay(fut_executor_t *ex, uint64_t ns);
@@ -233,8 +240,38 @@ FUT_API fut_t *fut_delay(fut_executor_t *ex, uint64_t ns);
  * future is cancelled with error FUT_ETIMEDOUT and F is cancelled.  A timeout
  * racing fut_cancel of the result has exactly one winner: fut_cancel returns
  * 0 only if the outcome is FUT_ECANCELED.
+ * Where its timer lives: on the executor whose task or callback calls
+ * fut_timeout, if that executor keeps timers (inside a loop callback: the
+ * loop); everywhere else (main(), a pool task, an inline task outside a
+ * loop) on libfut's timer thread, as fut_delay's.  To choose, use
+ * fut_timeout_on.
  * Returns: never NULL; FUT_EINVAL (F NULL), FUT_ENOMEM.  Threads: any. */
 FUT_API fut_t *fut_timeout(fut_t *f, uint64_t ns);
+
+/* As fut_timeout, but the timer lives where fut_delay(EX, NS)'s would: on
+ * EX if it keeps timers (a loop: then a program whose only executor is a
+ * loop starts no library thread, wherever it makes its timeouts), else on
+ * libfut's timer thread.  The timeout fires (F is cancelled) on that
+ * thread; a loop fires it only while fut_loop_run runs.
+ * Ownership: consumes F (also on error); EX borrowed.
+ * Returns: never NULL; FUT_EINVAL (F or EX NULL), FUT_ESHUTDOWN (EX's
+ *   destroy began; EX is the parent's in a fork() child), FUT_ENOMEM.
+ * Threads: any. */
+FUT_API fut_t *fut_timeout_on(fut_t *f, fut_executor_t *ex, uint64_t ns);
+
+/* Stops libfut's timer thread (the one fut_delay and fut_timeout use when
+ * no executor of theirs keeps timers) and joins it, if it runs.  Timers
+ * still armed on it are dropped as an executor's destroy drops them: a
+ * pending fut_delay rejects FUT_ESHUTDOWN, a pending fut_timeout rejects
+ * FUT_ESHUTDOWN and leaves its input alone; their callbacks run on the
+ * calling thread.  The next timer that needs the thread starts it again.
+ * At exit the library joins the thread by itself (without firing or
+ * dropping anything), so leak checkers see nothing of it; call this to
+ * stop it earlier, e.g. before checking for threads or memory.
+ * Returns: 0 (also when it did not run); FUT_EDEADLK when called on the
+ *   timer thread itself (from a callback it runs).
+ * Threads: any other; concurrent calls wait for one another. */
+FUT_API int fut_timer_service_stop(void);
 
 #ifdef __cplusplus
 }

@@ -6,7 +6,10 @@
  * thread inside fut_loop_run.  Any thread may hand it work; the loop thread
  * must never block: fut_wait there returns FUT_EDEADLK for a pending future,
  * and a callback that runs longer than stall_ns is reported through the log
- * hook (FUT_LOG_STALL).
+ * hook (FUT_LOG_STALL).  After fork(), a loop the parent created is dead in
+ * the child (<fut/executor.h>): make a new one there; destroying the old
+ * one closes the child's copies of its fds and leaves the parent's epoll
+ * registrations alone.
  *
  * A loop sleeps until a timer's deadline with epoll_pwait2 (nanoseconds).
  * Where that syscall is missing (kernels before 5.11; valgrind 3.19, which

@@ -1,4 +1,6 @@
-/* libfut — the work-stealing thread pool executor.  Include <fut.h>. */
+/* libfut — the work-stealing thread pool executor.  Include <fut.h>.
+ * After fork(), a pool the parent created has no workers in the child and
+ * refuses work there (<fut/executor.h>): make a new one in the child. */
 #ifndef FUT_POOL_H
 #define FUT_POOL_H
 

@@ -1,0 +1,254 @@
+/* fork(): in the child, fresh executors and timers work (the timer thread
+ * starts afresh), executors inherited from the parent refuse work with a
+ * clear error, and destroying them frees their memory without joining
+ * threads that the child does not have.  Each test forks a child that
+ * records what it saw into a report sent back through a pipe; the parent
+ * (the only thread cmocka runs on) asserts on it and on the exit status.
+ * A child that hangs is ended by alarm() and fails the test.
+ *
+ * Not built under ThreadSanitizer (tests/SConscript): gcc 12's TSan cannot
+ * follow a child of a multi-threaded parent that starts threads (it stops
+ * such a child, or, with die_after_fork=0, fails a check: "dup thread with
+ * used id", as glibc gives the child's new thread a dead parent thread's
+ * stack and so its pthread_t). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fut.h>
+
+#include "testexec.h"
+
+#define MS (1000 * 1000LL)
+#define SEC (1000 * MS)
+
+/* What a child saw: up to 16 numbers, in the order it recorded them. */
+typedef struct report {
+    int n;
+    long v[16];
+} report_t;
+
+static void put(report_t *r, long v)
+{
+    if (r->n < 16)
+        r->v[r->n++] = v;
+}
+
+/* Forks; the child runs FN(R, ARG), sends R and exits 0.  The parent gets
+ * the report back and returns the child's wait status. */
+static int in_child(void (*fn)(report_t *, void *), void *arg, report_t *out)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        alarm(30); /* a hang kills the child: the test fails, CI goes on */
+        report_t r;
+        memset(&r, 0, sizeof r);
+        fn(&r, arg);
+        ssize_t w = write(fds[1], &r, sizeof r);
+        _exit(w == (ssize_t)sizeof r ? 0 : 3);
+    }
+    close(fds[1]);
+    memset(out, 0, sizeof *out);
+    size_t got = 0;
+    while (got < sizeof *out) {
+        ssize_t n = read(fds[0], (char *)out + got, sizeof *out - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fds[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (got != sizeof *out)
+        out->n = -1; /* no report: the child died (see status) */
+    return status;
+}
+
+static void assert_child_ok(int status, const report_t *r)
+{
+    assert_true(WIFEXITED(status)); /* not killed by alarm or a crash */
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_true(r->n >= 0);
+}
+
+static fut_result_t answer(void *arg)
+{
+    (void)arg;
+    return fut_ok_i64(42);
+}
+
+/* Makes the parent's timer thread run (and keeps a timer armed on it). */
+static fut_t *parent_uses_timers(void)
+{
+    fut_t *d = fut_delay(fut_inline(), 1000);
+    assert_int_equal(fut_wait(d, -1), 0);
+    fut_release(d);
+    return fut_delay(fut_inline(), 3600 * SEC); /* armed across the fork */
+}
+
+static void child_timers(report_t *r, void *arg)
+{
+    (void)arg;
+    fut_t *d = fut_delay(fut_inline(), 1 * MS);
+    put(r, fut_wait(d, 10 * SEC));
+    put(r, fut_state(d));
+    fut_release(d);
+    fut_promise_t *p;
+    fut_t *t = fut_timeout(fut_promise_new(&p), 1 * MS); /* outside a loop */
+    put(r, fut_wait(t, 10 * SEC));
+    put(r, fut_error(t));
+    fut_promise_drop(p);
+    fut_release(t);
+    put(r, fut_timer_service_stop());
+}
+
+static void test_child_timers_fire_after_parent_used_them(void **state)
+{
+    (void)state;
+    fut_t *armed = parent_uses_timers();
+    report_t r;
+    int status = in_child(child_timers, NULL, &r);
+    assert_child_ok(status, &r);
+    assert_int_equal(r.n, 5);
+    assert_int_equal(r.v[0], 0); /* was FUT_ETIMEDOUT: no timer thread */
+    assert_int_equal(r.v[1], FUT_FULFILLED);
+    assert_int_equal(r.v[2], 0);
+    assert_int_equal(r.v[3], FUT_ETIMEDOUT);
+    assert_int_equal(r.v[4], 0);
+    /* the parent's service is untouched: its armed timer is still there */
+    assert_int_equal(fut_state(armed), FUT_PENDING);
+    fut_cancel(armed);
+    fut_release(armed);
+}
+
+static void child_fresh_executors(report_t *r, void *arg)
+{
+    (void)arg;
+    fut_executor_t *pool, *loop;
+    fut_pool_opts_t o = {.threads = 2};
+    put(r, fut_pool_create(&pool, &o));
+    fut_t *f = fut_async(pool, answer, NULL);
+    put(r, fut_wait(f, 10 * SEC));
+    put(r, fut_value_i64(f));
+    fut_release(f);
+    fut_t *d = fut_delay(pool, 1 * MS); /* on the timer thread */
+    put(r, fut_wait(d, 10 * SEC));
+    fut_release(d);
+    put(r, fut_executor_destroy(pool));
+    put(r, fut_loop_create(&loop, NULL));
+    d = fut_delay(loop, 1 * MS);
+    put(r, fut_loop_run(loop, d));
+    put(r, fut_state(d));
+    fut_release(d);
+    put(r, fut_executor_destroy(loop));
+}
+
+static void test_child_fresh_executors_work(void **state)
+{
+    (void)state;
+    fut_executor_t *pool; /* the parent has a pool with running workers */
+    fut_pool_opts_t o = {.threads = 2};
+    assert_int_equal(fut_pool_create(&pool, &o), 0);
+    fut_t *armed = parent_uses_timers();
+    report_t r;
+    int status = in_child(child_fresh_executors, NULL, &r);
+    assert_child_ok(status, &r);
+    assert_int_equal(r.n, 9);
+    assert_int_equal(r.v[0], 0);
+    assert_int_equal(r.v[1], 0);
+    assert_int_equal(r.v[2], 42);
+    assert_int_equal(r.v[3], 0);
+    assert_int_equal(r.v[4], 0);
+    assert_int_equal(r.v[5], 0);
+    assert_int_equal(r.v[6], 0);
+    assert_int_equal(r.v[7], FUT_FULFILLED);
+    assert_int_equal(r.v[8], 0);
+    fut_cancel(armed);
+    fut_release(armed);
+    assert_int_equal(fut_executor_destroy(pool), 0);
+}
+
+typedef struct inherited {
+    fut_executor_t *pool, *loop;
+} inherited_t;
+
+static void child_inherited(report_t *r, void *arg)
+{
+    inherited_t *in = arg;
+    fut_t *f = fut_async(in->pool, answer, NULL);
+    put(r, fut_error(f));
+    fut_release(f);
+    f = fut_async(in->loop, answer, NULL);
+    put(r, fut_error(f));
+    fut_release(f);
+    fut_t *d = fut_delay(in->loop, 1 * MS);
+    put(r, fut_error(d));
+    fut_release(d);
+    put(r, fut_loop_run(in->loop, NULL));
+    fut_stats_t st;
+    put(r, fut_executor_stats(in->pool, &st));
+    f = fut_fd_ready(in->loop, 0, FUT_READABLE);
+    put(r, fut_error(f));
+    fut_release(f);
+    /* Memory comes back without joining the parent's workers. */
+    long live = atomic_load(&failalloc_live);
+    put(r, fut_executor_destroy(in->pool));
+    put(r, fut_executor_destroy(in->loop));
+    put(r, live - atomic_load(&failalloc_live));
+}
+
+static void test_parent_executors_refuse_work_in_child(void **state)
+{
+    (void)state;
+    fut_set_allocator(failalloc_alloc, failalloc_free); /* counts blocks */
+    inherited_t in;
+    fut_pool_opts_t o = {.threads = 2};
+    assert_int_equal(fut_pool_create(&in.pool, &o), 0);
+    assert_int_equal(fut_loop_create(&in.loop, NULL), 0);
+    fut_t *f = fut_async(in.pool, answer, NULL); /* workers have run */
+    assert_int_equal(fut_wait(f, -1), 0);
+    fut_release(f);
+    report_t r;
+    int status = in_child(child_inherited, &in, &r);
+    assert_child_ok(status, &r);
+    assert_int_equal(r.n, 9);
+    assert_int_equal(r.v[0], FUT_ESHUTDOWN); /* was: hangs */
+    assert_int_equal(r.v[1], FUT_ESHUTDOWN);
+    assert_int_equal(r.v[2], FUT_ESHUTDOWN);
+    assert_int_equal(r.v[3], FUT_EINVAL);
+    assert_int_equal(r.v[4], FUT_ESHUTDOWN);
+    assert_int_equal(r.v[5], FUT_EINVAL);
+    assert_int_equal(r.v[6], 0); /* was: hangs joining absent workers */
+    assert_int_equal(r.v[7], 0);
+    assert_true(r.v[8] >= 3); /* pool, its workers' deques, the loop */
+    /* The parent's executors are untouched. */
+    f = fut_async(in.pool, answer, NULL);
+    assert_int_equal(fut_wait(f, -1), 0);
+    assert_int_equal(fut_value_i64(f), 42);
+    fut_release(f);
+    assert_int_equal(fut_executor_destroy(in.pool), 0);
+    assert_int_equal(fut_executor_destroy(in.loop), 0);
+    fut_set_allocator(NULL, NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_child_timers_fire_after_parent_used_them),
+        cmocka_unit_test(test_child_fresh_executors_work),
+        cmocka_unit_test(test_parent_executors_refuse_work_in_child),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
