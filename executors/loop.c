@@ -647,9 +647,6 @@ static fut_result_t until_noop(void *arg, fut_t *src)
     return fut_ok(NULL); /* its only job was to wake the loop */
 }
 
-static void shutdown_drain(struct loop *l);
-static void free_loop(struct loop *l);
-
 /* fut_loop_run is one loop over: take what other threads handed over,
  * fire due timers, run queued tasks, then wait for I/O (not at all if tasks
  * remain) and dispatch it. */
@@ -661,6 +658,8 @@ int fut_loop_run(fut_executor_t *ex, fut_t *until)
     pthread_mutex_lock(&l->mu);
     int rc = l->dead ? FUT_ESHUTDOWN : l->running ? FUT_EALREADY : 0;
     l->running = rc == 0;
+    if (l->running)
+        l->runner = pthread_self();
     pthread_mutex_unlock(&l->mu);
     if (rc)
         return rc;
@@ -691,14 +690,9 @@ int fut_loop_run(fut_executor_t *ex, fut_t *until)
      * ended (the next run starts fresh, like uv_run). */
     atomic_store_explicit(&l->stop, 0, memory_order_relaxed);
     pthread_mutex_lock(&l->mu);
-    bool deferred = l->destroy_deferred;
     l->running = false;
     pthread_cond_broadcast(&l->cv);
     pthread_mutex_unlock(&l->mu);
-    if (deferred) { /* destroyed from a callback on this very thread */
-        shutdown_drain(l);
-        free_loop(l);
-    }
     if (biased)
         fut__ex_bias_end(ex);
     return 0;
@@ -741,8 +735,8 @@ static int loop_stats(void *impl, fut_stats_t *out)
 }
 
 /* Settles or drops everything the loop still holds.  Runs on the
- * destroying thread once no run can start (or on the loop thread after a
- * deferred destroy); the core refuses new work for the closed executor. */
+ * destroying thread once no run can start; the core refuses new work for
+ * the closed executor. */
 static void shutdown_drain(struct loop *l)
 {
     for (fut_task_t *t; (t = local_pop(l));)
@@ -790,6 +784,23 @@ static void free_loop(struct loop *l)
     xfree(l);
 }
 
+/* ops->owns_thread: the calling thread is inside our run, whatever it runs
+ * there (a fut_inline() continuation, a nested run of another loop):
+ * destroy would wait for that run to end, on the thread that runs it. */
+static bool loop_owns_thread(void *impl)
+{
+    struct loop *l = impl;
+    if (fut__loop_tl == l)
+        return true;
+    /* Only this thread can make the answer true for itself, so it stays
+     * true (or false) after the unlock. */
+    pthread_mutex_lock(&l->mu);
+    bool own = l->running && pthread_equal(l->runner, pthread_self());
+    pthread_mutex_unlock(&l->mu);
+    return own;
+}
+
+/* Never on our own thread (the core asks loop_owns_thread first). */
 static void loop_destroy(void *impl)
 {
     struct loop *l = impl;
@@ -803,11 +814,6 @@ static void loop_destroy(void *impl)
     if (l->running) {
         /* Release: pairs with the acquire load in fut_loop_run. */
         atomic_store_explicit(&l->quit, 1, memory_order_release);
-        if (fut__loop_tl == l) { /* from a callback of our own run */
-            l->destroy_deferred = true;
-            pthread_mutex_unlock(&l->mu);
-            return;
-        }
         wake_always(l);
         while (l->running)
             pthread_cond_wait(&l->cv, &l->mu);
@@ -825,6 +831,7 @@ const fut_executor_ops_t fut__loop_ops = {
     .stats = loop_stats,
     .timer_start = loop_timer_start,
     .timer_cancel = loop_timer_cancel,
+    .owns_thread = loop_owns_thread,
 };
 
 int fut_loop_create(fut_executor_t **out, const fut_loop_opts_t *opts)

@@ -503,6 +503,16 @@ static bool pool_take(void *impl, fut_task_t *task)
     return true;
 }
 
+/* ops->owns_thread: the calling thread is one of our workers, whatever it
+ * runs (a group child, a fut_inline() continuation, a loop's run): destroy
+ * from there would join the thread it runs on. */
+static bool pool_owns_thread(void *impl)
+{
+    struct worker *w = fut__pool_me;
+
+    return w != NULL && w->pool == impl;
+}
+
 static void add_counters(fut_stats_t *out, const struct counters *c)
 {
     /* Pairs with count()'s stores: untorn, possibly a little stale. */
@@ -576,6 +586,7 @@ const fut_executor_ops_t fut__pool_ops = {
     .take = pool_take,
     .destroy = pool_destroy,
     .stats = pool_stats,
+    .owns_thread = pool_owns_thread,
 };
 
 /* ---- creation ----------------------------------------------------------- */

@@ -174,12 +174,33 @@ void fut__ex_timer_cancel(fut_executor_t *ex, fut_timer_t *t)
     leave(ex);
 }
 
+/* FUT_EDEADLK when the calling thread is one of EX's own: inside one of its
+ * tasks, or, as ops->owns_thread says, one of its threads whatever runs
+ * there (a pool worker inside a fut_inline() continuation or a group child,
+ * the thread inside a loop's run).  Destroy would join or free that very
+ * thread.  The question goes to IMPL inside the guard, so a destroy begun
+ * meanwhile on another thread cannot free IMPL under it: that one answers
+ * FUT_EALREADY here.  0 otherwise. */
+static int on_own_thread(fut_executor_t *ex)
+{
+    if (fut__tls.cur_ex == ex)
+        return FUT_EDEADLK;
+    if (!ex->ops->owns_thread)
+        return 0;
+    if (!enter(ex))
+        return FUT_EALREADY;
+    bool own = ex->ops->owns_thread(ex->impl);
+    leave(ex);
+    return own ? FUT_EDEADLK : 0;
+}
+
 int fut_executor_destroy(fut_executor_t *ex)
 {
     if (!ex || ex->is_static)
         return FUT_EINVAL;
-    if (fut__tls.cur_ex == ex)
-        return FUT_EDEADLK;
+    int own = on_own_thread(ex);
+    if (own)
+        return own;
     if (atomic_exchange_explicit(&ex->closed, 1, memory_order_seq_cst))
         return FUT_EALREADY;
     /* Acquire: pairs with leave()'s release. */

@@ -69,7 +69,8 @@ enum {
  *               fork-join's fast path: the parent runs its own child.
  * destroy:      required.  Stop intake (later submits refuse), run or drop
  *               (fut_task_drop) every task and timer you hold, join your
- *               threads, free IMPL.  Called once, by fut_executor_destroy.
+ *               threads, free IMPL.  Called once, by fut_executor_destroy,
+ *               never on one of your own threads (see owns_thread).
  * stats:        optional.  Fill OUT; any thread.
  * timer_start:  optional.  Hold T and call fut_timer_fire(T) at or after its
  *               deadline on your thread; or refuse with an error.  Any thread.
@@ -82,7 +83,16 @@ enum {
  *               it with fut_timer_drop), then end the second with
  *               fut_timer_drop.  Any thread; at most once per T; never
  *               after your destroy began.
- * name:         shown by fut_executor_name. */
+ * name:         shown by fut_executor_name.
+ * owns_thread:  optional.  True when the calling thread is one of yours (a
+ *               worker, the thread inside your run loop), whatever it runs
+ *               at the moment: a task of another executor, a fut_inline()
+ *               continuation, code of your own.  fut_executor_destroy
+ *               refuses there (FUT_EDEADLK) instead of calling destroy,
+ *               which would join or free the very thread it runs on.
+ *               Without it, only a thread inside one of your tasks
+ *               (fut_executor_current) is refused.  Any thread, while IMPL
+ *               lives; never concurrently with your destroy. */
 typedef struct fut_executor_ops {
     const char *name;
     unsigned flags;
@@ -93,6 +103,7 @@ typedef struct fut_executor_ops {
     int (*timer_start)(void *impl, fut_timer_t *t);
     void (*timer_cancel)(void *impl, fut_timer_t *t);
     bool (*take)(void *impl, fut_task_t *task);
+    bool (*owns_thread)(void *impl);
 } fut_executor_ops_t;
 
 /* The inline executor: runs a task at once on the submitting thread, but
@@ -117,9 +128,13 @@ FUT_API void *fut_executor_impl(const fut_executor_t *ex,
  * handle must not be used afterwards; futures still attached to EX stay
  * safe (the core keeps what they need).
  * Returns: 0; FUT_EINVAL for NULL or fut_inline(); FUT_EDEADLK when called
- *   from a task running on EX; FUT_EALREADY when a destroy of EX already
- *   began (a second call racing the first; after the first returned, the
- *   handle is gone and using it is a use after free).
+ *   on one of EX's own threads, whatever runs there: a task of EX, and on
+ *   a pool worker or the thread inside the loop's run also a fut_inline()
+ *   continuation, a task-group child or a nested run of another loop (a
+ *   custom executor: as its ops->owns_thread says, else inside its tasks
+ *   only); FUT_EALREADY when a destroy of EX already began (a second call
+ *   racing the first; after the first returned, the handle is gone and
+ *   using it is a use after free).
  * Threads: any other than EX's own. */
 FUT_API int fut_executor_destroy(fut_executor_t *ex);
 
