@@ -251,8 +251,9 @@ void fut__sys_free(void *p);
  * The last release sets the count to FUT__DEAD before the block goes back.
  * A double release, a retain after the last release or a consumed promise
  * used again then finds FUT__DEAD (as long as the block was not reused) and
- * is reported through the log hook (FUT_LOG_ERROR) before the program is
- * stopped with abort(), as assert() would.  Debug builds (FUT_DEBUG) also
+ * is reported through the log hook (FUT_LOG_ERROR), or, with no hook
+ * installed, as one line on stderr (the library's only output), before the
+ * program is stopped with abort(), as assert() would.  Debug builds (FUT_DEBUG) also
  * keep released futures out of reuse for a while (a per-thread quarantine,
  * alloc.c), so the check catches late misuse too.  ASan builds catch the
  * same misuse as a use after free. */
@@ -381,8 +382,9 @@ void fut__inline_drain(void);
 void fut__comb_destroy(fut_t *f);
 
 /* ---- logging (error.c) -------------------------------------------------- */
-/* Reports EV through the application's hook, if any.  Any thread. */
-void fut__log_event(const fut_log_event_t *ev);
+/* Reports EV through the application's hook, if any (true: a hook heard
+ * it).  Any thread. */
+bool fut__log_event(const fut_log_event_t *ev);
 void fut__log(fut_log_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

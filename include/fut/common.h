@@ -53,7 +53,10 @@ FUT_API const char *fut_strerror(int err);
 
 /* Log levels and events.  The library never prints: it reports what an
  * application may want to hear (stalls on the loop, a failure it could only
- * swallow) through the hook installed with fut_set_log. */
+ * swallow) through the hook installed with fut_set_log.  One exception: a
+ * misuse it stops with abort() (a future released after its last release,
+ * docs/BAD_INPUT.md) goes to the hook at FUT_LOG_ERROR, or, when no hook
+ * is installed, as one line to stderr just before the abort. */
 typedef enum fut_log_level {
     FUT_LOG_DEBUG = 0,
     FUT_LOG_INFO = 1,
