@@ -82,8 +82,6 @@
  * own gate (users/closed, the same seq_cst pattern as lib/executor.c). */
 #include "loop_impl.h"
 
-#include "internal.h" /* fut__ex_bias_begin/end: biased counting */
-
 _Thread_local struct loop *fut__loop_tl;
 
 /* ---- stall detection ---------------------------------------------------- */
@@ -663,11 +661,6 @@ int fut_loop_run(fut_executor_t *ex, fut_t *until)
     pthread_mutex_unlock(&l->mu);
     if (rc)
         return rc;
-    /* This thread counts the handle's references while it runs the loop
-     * (lib/executor.c, biased counting): a chain step's continuation and
-     * cancel hook then take and drop theirs with no locked instruction.
-     * Ended last, below: the end may free EX's struct. */
-    bool biased = fut__ex_bias_begin(ex);
     struct loop *prev = fut__loop_tl;
     fut__loop_tl = l;
     l->round += 3; /* no fd registration is trusted across runs (loop_fd.c) */
@@ -693,8 +686,6 @@ int fut_loop_run(fut_executor_t *ex, fut_t *until)
     l->running = false;
     pthread_cond_broadcast(&l->cv);
     pthread_mutex_unlock(&l->mu);
-    if (biased)
-        fut__ex_bias_end(ex);
     return 0;
 }
 

@@ -109,8 +109,6 @@
 
 #include "pool_impl.h"
 
-#include "internal.h" /* fut__ex_bias_begin/end: biased counting */
-
 /* Memory comes from fut_alloc/fut_free (the application's allocator), so
  * fut_set_allocator and failure injection cover the pool too. */
 #define DEFAULT_CAPACITY 4096u
@@ -426,9 +424,6 @@ static void *worker_main(void *arg)
 
     fut__pool_me = w;
     fut_group_self_ = &w->split.o;
-    /* Count the handle's references here while we live (lib/executor.c,
-     * biased counting): no shared counter per continuation. */
-    bool biased = fut__ex_bias_begin(w->pool->handle);
     for (;;) {
         void *e = fut__pool_find_work(w);
 
@@ -443,8 +438,6 @@ static void *worker_main(void *arg)
     }
     fut__pool_me = NULL;
     fut_group_self_ = NULL;
-    if (biased)
-        fut__ex_bias_end(w->pool->handle);
     return NULL;
 }
 

@@ -122,7 +122,7 @@ void fut__on_cancel(fut_t *f)
  * timers, else the service. */
 static fut_executor_t *timer_home(fut_executor_t *ex)
 {
-    return ex && ex->ops->timer_start ? ex : &fut__timer_service;
+    return ex && fut__ex_has_timers(ex) ? ex : &fut__timer_service;
 }
 
 /* Arms F's timer on F->ex; on failure settles F with the error. */

@@ -91,8 +91,10 @@ FUT_API void fut_set_log(fut_log_fn fn, void *ud);
  * loop's stall reports use it).  Threads: any. */
 FUT_API void fut_log_emit(const fut_log_event_t *ev);
 
-/* Replaces the allocator the library uses for every allocation (NULL, NULL:
- * malloc and free; either one NULL also means malloc and free).  Futures and
+/* Replaces the allocator the library uses for every allocation but one
+ * (NULL, NULL: malloc and free; either one NULL also means malloc and free).
+ * The exception: an executor's handle, never freed, comes from malloc
+ * (fut_executor_create).  Futures and
  * other small records come from per-thread caches of 128-byte blocks taken
  * from the allocator; a block freed on another thread goes back to the
  * thread that made it.  A thread caches at most what it had live at once

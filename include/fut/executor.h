@@ -112,9 +112,13 @@ typedef struct fut_executor_ops {
  * never grow the stack.  Static: never destroyed.  Threads: any. */
 FUT_API fut_executor_t *fut_inline(void);
 
-/* Wraps OPS (borrowed; must outlive the executor) and IMPL into an executor.
+/* Wraps OPS and IMPL into an executor.  OPS is borrowed until
+ * fut_executor_destroy returns (OPS->name is copied, up to 23 characters).
+ * The handle itself is never freed (see fut_executor_destroy), so it comes
+ * from malloc, not from the allocator installed with fut_set_allocator.
  * Returns: 0 and *OUT; FUT_EINVAL (OUT, OPS, submit or destroy NULL; or
- *   timer_start without timer_cancel); FUT_ENOMEM.  Threads: any. */
+ *   timer_start without timer_cancel); FUT_ENOMEM (malloc failed).
+ * Threads: any. */
 FUT_API int fut_executor_create(fut_executor_t **out,
                                 const fut_executor_ops_t *ops, void *impl);
 
@@ -123,23 +127,45 @@ FUT_API int fut_executor_create(fut_executor_t **out,
 FUT_API void *fut_executor_impl(const fut_executor_t *ex,
                                 const fut_executor_ops_t *ops);
 
-/* Shuts EX down: stops intake (continuations due later settle
- * FUT_ESHUTDOWN), finishes or drops queued work, joins its threads.  The
- * handle must not be used afterwards; futures still attached to EX stay
- * safe (the core keeps what they need).
+/* Shuts EX down: stops intake, finishes or drops the work EX holds, joins
+ * its threads, frees what it owns.  Blocks until that is done.
+ * Work already on EX when the destroy begins:
+ *  - pool: all of it runs before destroy returns (tasks, callbacks, group
+ *    children, and what those submit from the workers); only submits from
+ *    other threads are refused (FUT_ESHUTDOWN) once the destroy began.
+ *  - loop: none of it runs (a task the loop's thread starts before it sees
+ *    the destroy still runs to its end, and fut_loop_run then returns 0
+ *    there): queued tasks and callbacks settle FUT_ESHUTDOWN uncalled,
+ *    fut_finally's included; delays and timeouts kept by the loop settle
+ *    FUT_ESHUTDOWN; pending fut_fd_ready futures reject FUT_ESHUTDOWN.
+ *  - custom: as its ops->destroy decides, task by task (fut_task_run: the
+ *    task runs; fut_task_drop: FUT_ESHUTDOWN, its callback not called).
+ *  - inline (fut_inline()): never destroyed; it keeps nothing queued
+ *    between calls.
+ * A continuation on EX whose source settles later (from a thread not of
+ * EX) settles FUT_ESHUTDOWN without its callback, fut_finally's too.
+ * Delays on an executor without timers of its own (pool, most custom ones)
+ * live on libfut's timer thread and still fire.
+ * The handle stays valid after destroy, for the life of the process (its
+ * struct, about 80 bytes, is never freed): every later call through it,
+ * from any thread, refuses: fut_async, continuations and fut_delay
+ * FUT_ESHUTDOWN, fut_executor_stats FUT_ESHUTDOWN, a second destroy
+ * FUT_EALREADY, the loop's and the pool's own calls FUT_EINVAL.  So other
+ * threads may go on submitting until they see FUT_ESHUTDOWN while one
+ * thread destroys EX, without knowing whether the destroy has returned.
  * Returns: 0; FUT_EINVAL for NULL or fut_inline(); FUT_EDEADLK when called
  *   on one of EX's own threads, whatever runs there: a task of EX, and on
  *   a pool worker or the thread inside the loop's run also a fut_inline()
  *   continuation, a task-group child or a nested run of another loop (a
  *   custom executor: as its ops->owns_thread says, else inside its tasks
- *   only); FUT_EALREADY when a destroy of EX already began (a second call
- *   racing the first; after the first returned, the handle is gone and
- *   using it is a use after free).
+ *   only); FUT_EALREADY once a destroy of EX began (racing or returned).
  * Threads: any other than EX's own. */
 FUT_API int fut_executor_destroy(fut_executor_t *ex);
 
-/* EX's name: the ops' name ("inline", "pool", "loop", ...), "custom" when
- * the ops have none, "(null)" for NULL.  Static storage.  Threads: any. */
+/* EX's name: the ops' name ("inline", "pool", "loop", ...; a custom one
+ * cut to 23 characters), "custom" when the ops have none, "(null)" for
+ * NULL.  Valid for the life of the process, also after EX's destroy.
+ * Threads: any. */
 FUT_API const char *fut_executor_name(const fut_executor_t *ex);
 
 /* Fills OUT with EX's counters (totals).  Returns 0; FUT_EINVAL for NULL

@@ -37,8 +37,9 @@ FUT_API int fut_loop_create(fut_executor_t **out, const fut_loop_opts_t *opts);
  * UNTIL NULL, until fut_loop_stop.  Tasks still queued when it returns stay
  * queued for the next run.  A fut_loop_stop that came before the run makes
  * it return after one round (as uv_stop does).
- * Returns: 0; FUT_EINVAL (not a loop); FUT_EALREADY if another thread is
- *   running it; FUT_ESHUTDOWN once fut_executor_destroy has begun.
+ * Returns: 0; FUT_EINVAL (not a loop, or one whose fut_executor_destroy
+ *   returned); FUT_EALREADY if another thread is running it; FUT_ESHUTDOWN
+ *   while fut_executor_destroy runs.
  * Threads: any, one at a time. */
 FUT_API int fut_loop_run(fut_executor_t *loop, fut_t *until);
 
