@@ -9,7 +9,11 @@
  *
  * The refused executor must still work afterwards, and a destroy from the
  * test's thread then succeeds.  Results travel through atomics: cmocka
- * asserts on the main thread only. */
+ * asserts on the main thread only.
+ *
+ * Then what destroy does with work already on the executor, as
+ * fut_executor_destroy's header lists it (issue 12, item 10): the pool runs
+ * it, the loop drops it, continuations due later are refused uncalled. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -290,6 +294,116 @@ static void test_custom_destroy_from_its_own_thread_is_edeadlk(void **st)
     assert_int_equal(fut_executor_destroy(ex), 0);
 }
 
+/* ---- what destroy does with work already there (the header's list) ----- */
+
+static atomic_int g_calls;
+
+static fut_result_t count_task(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&g_calls, 1);
+    return fut_ok_i64(1);
+}
+
+static fut_result_t count_cb(void *arg, fut_t *src)
+{
+    (void)arg;
+    (void)src;
+    atomic_fetch_add(&g_calls, 1);
+    return fut_ok_i64(1);
+}
+
+static void assert_eshutdown(fut_t *f)
+{
+    assert_int_equal(fut_state(f), FUT_REJECTED);
+    assert_int_equal(fut_error(f), FUT_ESHUTDOWN);
+    fut_release(f);
+}
+
+/* Pool: everything queued runs before destroy returns, continuations
+ * (fut_finally's too) included. */
+static void test_pool_destroy_runs_queued_tasks_and_callbacks(void **st)
+{
+    (void)st;
+    enum { K = 200 };
+    fut_executor_t *pool = make_pool(1);
+    fut_t *fs[2 * K];
+    atomic_store(&g_calls, 0);
+    for (int i = 0; i < K; i++) {
+        fs[2 * i] = fut_async(pool, count_task, NULL);
+        fs[2 * i + 1] =
+            fut_finally(fut_ready(fut_ok(NULL)), pool, count_cb, NULL);
+    }
+    assert_int_equal(fut_executor_destroy(pool), 0);
+    assert_int_equal(atomic_load(&g_calls), 2 * K);
+    for (int i = 0; i < 2 * K; i++) {
+        assert_int_equal(fut_state(fs[i]), FUT_FULFILLED);
+        fut_release(fs[i]);
+    }
+}
+
+/* Everywhere: a continuation whose source settles after the destroy is
+ * refused uncalled (finally's too); a pool's delay lives on the timer
+ * thread and still fires. */
+static void test_continuation_due_after_destroy_is_refused_uncalled(void **st)
+{
+    (void)st;
+    fut_executor_t *pool = make_pool(1);
+    atomic_store(&g_calls, 0);
+    fut_promise_t *p;
+    fut_t *fin = fut_finally(fut_promise_new(&p), pool, count_cb, NULL);
+    fut_t *d = fut_delay(pool, 1000 * 1000);
+    fut_t *after_d = fut_then(fut_retain(d), pool, count_cb, NULL);
+    assert_int_equal(fut_executor_destroy(pool), 0);
+    assert_int_equal(fut_promise_settle(p, fut_ok(NULL)), 0);
+    assert_int_equal(fut_wait(d, -1), 0);
+    assert_int_equal(fut_state(d), FUT_FULFILLED);
+    fut_release(d);
+    assert_int_equal(fut_wait(after_d, -1), 0);
+    assert_eshutdown(after_d);
+    assert_eshutdown(fin);
+    assert_int_equal(atomic_load(&g_calls), 0);
+}
+
+/* On the loop: makes a timeout the loop keeps (fut_timeout inside a loop
+ * task places its timer there), on an input that stays pending. */
+struct on_loop_timeout {
+    fut_promise_t *p;
+    fut_t *timeout;
+};
+
+static fut_result_t make_timeout_on_loop(void *arg)
+{
+    struct on_loop_timeout *t = arg;
+    t->timeout = fut_timeout(fut_promise_new(&t->p), 3600ull * 1000000000ull);
+    return fut_ok(NULL);
+}
+
+/* Loop: nothing queued runs; tasks, callbacks (fut_finally's too), delays
+ * and timeouts it keeps settle FUT_ESHUTDOWN. */
+static void test_loop_destroy_drops_queued_work_uncalled(void **st)
+{
+    (void)st;
+    fut_executor_t *loop;
+    assert_int_equal(fut_loop_create(&loop, NULL), 0);
+    atomic_store(&g_calls, 0);
+    struct on_loop_timeout tm = {NULL, NULL};
+    fut_t *mk = fut_async(loop, make_timeout_on_loop, &tm);
+    assert_int_equal(fut_loop_run(loop, mk), 0);
+    fut_release(mk);
+    assert_int_equal(fut_state(tm.timeout), FUT_PENDING);
+    fut_t *task = fut_async(loop, count_task, NULL);
+    fut_t *fin = fut_finally(fut_ready(fut_ok(NULL)), loop, count_cb, NULL);
+    fut_t *d = fut_delay(loop, 3600ull * 1000000000ull);
+    assert_int_equal(fut_executor_destroy(loop), 0);
+    assert_eshutdown(task);
+    assert_eshutdown(fin);
+    assert_eshutdown(d);
+    assert_eshutdown(tm.timeout);
+    assert_int_equal(atomic_load(&g_calls), 0);
+    fut_promise_drop(tm.p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -299,6 +413,10 @@ int main(void)
         cmocka_unit_test(test_loop_destroy_from_inline_continuation_is_edeadlk),
         cmocka_unit_test(test_loop_destroy_from_nested_run_is_edeadlk),
         cmocka_unit_test(test_custom_destroy_from_its_own_thread_is_edeadlk),
+        cmocka_unit_test(test_pool_destroy_runs_queued_tasks_and_callbacks),
+        cmocka_unit_test(
+            test_continuation_due_after_destroy_is_refused_uncalled),
+        cmocka_unit_test(test_loop_destroy_drops_queued_work_uncalled),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
