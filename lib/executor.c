@@ -35,8 +35,9 @@
  * never be given back) and listed in g_handles, so leak checkers see it
  * reachable.  What is read from the application's OPS outside the guard
  * (timers or not, stats or not, the name) is copied into the struct at
- * creation: OPS may be gone once destroy returned, the handle is not.  It also means nothing counts references to the struct: a
- * pending continuation or timer needs no hold on it (fut__ex_retain and
+ * creation: OPS may be gone once destroy returned, the handle is not.  It
+ * also means nothing counts references to the struct: a pending
+ * continuation or timer needs no hold on it (fut__ex_retain and
  * fut__ex_release are empty; internal.h). */
 #include <sched.h>
 #include <stdio.h>
