@@ -650,15 +650,20 @@ static fut_result_t until_noop(void *arg, fut_t *src)
  * remain) and dispatch it. */
 int fut_loop_run(fut_executor_t *ex, fut_t *until)
 {
-    struct loop *l = fut_executor_impl(ex, &fut__loop_ops);
-    if (!l)
-        return FUT_EINVAL;
+    /* The core's guard around the start: a destroy racing it either finds
+     * the run registered (and stops it) or is seen here (FUT_ESHUTDOWN),
+     * and cannot free L in between. */
+    struct loop *l;
+    int rc = fut_executor_enter(ex, &fut__loop_ops, (void **)&l);
+    if (rc)
+        return rc;
     pthread_mutex_lock(&l->mu);
-    int rc = l->dead ? FUT_ESHUTDOWN : l->running ? FUT_EALREADY : 0;
+    rc = l->dead ? FUT_ESHUTDOWN : l->running ? FUT_EALREADY : 0;
     l->running = rc == 0;
     if (l->running)
         l->runner = pthread_self();
     pthread_mutex_unlock(&l->mu);
+    fut_executor_leave(ex);
     if (rc)
         return rc;
     struct loop *prev = fut__loop_tl;
@@ -691,19 +696,15 @@ int fut_loop_run(fut_executor_t *ex, fut_t *until)
 
 void fut_loop_stop(fut_executor_t *ex)
 {
-    struct loop *l = fut_executor_impl(ex, &fut__loop_ops);
-    if (!l)
-        return;
-    if (fut__loop_tl == l) { /* a callback of the run: seen after it */
-        atomic_store_explicit(&l->stop, 1, memory_order_release);
-        return;
-    }
-    if (!gate_enter(l))
+    /* The core's guard: L cannot be freed under us by a racing destroy. */
+    struct loop *l;
+    if (fut_executor_enter(ex, &fut__loop_ops, (void **)&l))
         return;
     /* Release: pairs with the acquire load in fut_loop_run. */
     atomic_store_explicit(&l->stop, 1, memory_order_release);
-    wake_always(l);
-    gate_leave(l);
+    if (fut__loop_tl != l) /* else a callback of the run: seen after it */
+        wake_always(l);
+    fut_executor_leave(ex);
 }
 
 /* ---- creation, stats, shutdown ------------------------------------------ */

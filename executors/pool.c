@@ -706,13 +706,21 @@ int fut_pool_create(fut_executor_t **out, const fut_pool_opts_t *opts)
 int fut_pool_worker_stats(const fut_executor_t *pool, unsigned worker,
                           fut_stats_t *out)
 {
-    struct pool *p = fut_executor_impl(pool, &fut__pool_ops);
+    struct pool *p;
+    /* The core's guard: P cannot be freed under us by a racing destroy. */
+    int rc = fut_executor_enter((fut_executor_t *)pool, &fut__pool_ops,
+                                (void **)&p);
 
-    if (p == NULL || out == NULL || worker >= p->nworkers)
+    if (rc != 0)
+        return rc;
+    if (out == NULL || worker >= p->nworkers) {
+        fut_executor_leave((fut_executor_t *)pool);
         return FUT_EINVAL;
+    }
     memset(out, 0, sizeof *out);
     add_counters(out, &p->workers[worker].c);
     out->tasks_run += ck_pr_load_64(&p->workers[worker].split.o.run_local);
     out->workers = 1;
+    fut_executor_leave((fut_executor_t *)pool);
     return 0;
 }

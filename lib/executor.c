@@ -155,6 +155,29 @@ void fut__ex_timer_cancel(fut_executor_t *ex, fut_timer_t *t)
     leave(ex);
 }
 
+int fut_executor_enter(fut_executor_t *ex, const fut_executor_ops_t *ops,
+                       void **impl)
+{
+    if (!ex || ex->ops != ops || !impl)
+        return FUT_EINVAL;
+    if (!enter(ex))
+        return FUT_ESHUTDOWN;
+    /* enter() lets EX's own threads through without looking at closed;
+     * IMPL is theirs until destroy joins them, but not after it returned.
+     * Acquire: pairs with the release store of gone in destroy. */
+    if (atomic_load_explicit(&ex->gone, memory_order_acquire)) {
+        leave(ex);
+        return FUT_ESHUTDOWN;
+    }
+    *impl = ex->impl;
+    return 0;
+}
+
+void fut_executor_leave(fut_executor_t *ex)
+{
+    leave(ex);
+}
+
 /* FUT_EDEADLK when the calling thread is one of EX's own: inside one of its
  * tasks, or, as ops->owns_thread says, one of its threads whatever runs
  * there (a pool worker inside a fut_inline() continuation or a group child,

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
@@ -187,10 +188,10 @@ static void test_loop_handle_refuses_after_destroy(void **state)
     assert_int_equal(fut_executor_destroy(ex), 0);
     join_loop();
     assert_refused_everywhere(ex, "loop");
-    assert_int_equal(fut_loop_run(ex, NULL), FUT_EINVAL);
+    assert_int_equal(fut_loop_run(ex, NULL), FUT_ESHUTDOWN);
     fut_loop_stop(ex); /* a no-op */
     fut_t *f = fut_fd_ready(ex, STDIN_FILENO, FUT_READABLE);
-    assert_int_equal(fut_error(f), FUT_EINVAL);
+    assert_int_equal(fut_error(f), FUT_ESHUTDOWN);
     fut_release(f);
 }
 
@@ -203,7 +204,7 @@ static void test_pool_handle_refuses_after_destroy(void **state)
     assert_int_equal(fut_executor_destroy(ex), 0);
     assert_refused_everywhere(ex, "pool");
     fut_stats_t st;
-    assert_int_equal(fut_pool_worker_stats(ex, 0, &st), FUT_EINVAL);
+    assert_int_equal(fut_pool_worker_stats(ex, 0, &st), FUT_ESHUTDOWN);
     fut_group_t g;
     assert_int_equal(fut_group_init(&g, ex), FUT_EINVAL);
 }
@@ -219,12 +220,75 @@ static void test_custom_handle_refuses_after_destroy(void **state)
     assert_refused_everywhere(ex, "tx");
 }
 
+/* fut_executor_enter, the guard executors' own entry points use. */
+static atomic_int g_destroyed;
+
+static int sink_submit(void *impl, fut_task_t *t)
+{
+    (void)impl;
+    fut_task_drop(t);
+    return 0;
+}
+
+static void flag_destroy(void *impl)
+{
+    (void)impl;
+    atomic_store(&g_destroyed, 1);
+}
+
+static const fut_executor_ops_t flag_ops = {
+    .name = "flag", .submit = sink_submit, .destroy = flag_destroy};
+static const fut_executor_ops_t inline_like_ops = {
+    .name = "other", .submit = sink_submit, .destroy = flag_destroy};
+
+static void *destroy_thread(void *arg)
+{
+    fut_executor_destroy(arg);
+    return NULL;
+}
+
+static void test_enter_holds_off_a_racing_destroy(void **state)
+{
+    (void)state;
+    int impl_obj;
+    fut_executor_t *ex;
+    void *impl = NULL;
+    assert_int_equal(fut_executor_create(&ex, &flag_ops, &impl_obj), 0);
+    assert_int_equal(fut_executor_enter(NULL, &flag_ops, &impl), FUT_EINVAL);
+    assert_int_equal(fut_executor_enter(ex, &inline_like_ops, &impl),
+                     FUT_EINVAL);
+    assert_int_equal(fut_executor_enter(ex, &flag_ops, &impl), 0);
+    assert_ptr_equal(impl, &impl_obj);
+    atomic_store(&g_destroyed, 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, destroy_thread, ex), 0);
+    /* Wait until the destroy began (a new enter is refused)... */
+    void *again;
+    for (;;) {
+        int rc = fut_executor_enter(ex, &flag_ops, &again);
+        if (rc == FUT_ESHUTDOWN)
+            break;
+        assert_int_equal(rc, 0);
+        fut_executor_leave(ex);
+        sched_yield();
+    }
+    /* ...it cannot reach ops->destroy while we are inside. */
+    for (int i = 0; i < 1000; i++)
+        sched_yield();
+    assert_int_equal(atomic_load(&g_destroyed), 0);
+    fut_executor_leave(ex);
+    pthread_join(th, NULL);
+    assert_int_equal(atomic_load(&g_destroyed), 1);
+    assert_int_equal(fut_executor_enter(ex, &flag_ops, &impl), FUT_ESHUTDOWN);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loop_handle_refuses_after_destroy),
         cmocka_unit_test(test_pool_handle_refuses_after_destroy),
         cmocka_unit_test(test_custom_handle_refuses_after_destroy),
+        cmocka_unit_test(test_enter_holds_off_a_racing_destroy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

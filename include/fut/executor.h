@@ -149,8 +149,9 @@ FUT_API void *fut_executor_impl(const fut_executor_t *ex,
  * The handle stays valid after destroy, for the life of the process (its
  * struct, about 80 bytes, is never freed): every later call through it,
  * from any thread, refuses: fut_async, continuations and fut_delay
- * FUT_ESHUTDOWN, fut_executor_stats FUT_ESHUTDOWN, a second destroy
- * FUT_EALREADY, the loop's and the pool's own calls FUT_EINVAL.  So other
+ * FUT_ESHUTDOWN, fut_executor_stats, fut_loop_run, fut_fd_ready and
+ * fut_pool_worker_stats FUT_ESHUTDOWN, a second destroy FUT_EALREADY,
+ * fut_loop_stop nothing, fut_group_init FUT_EINVAL.  So other
  * threads may go on submitting until they see FUT_ESHUTDOWN while one
  * thread destroys EX, without knowing whether the destroy has returned.
  * Returns: 0; FUT_EINVAL for NULL or fut_inline(); FUT_EDEADLK when called
@@ -175,6 +176,20 @@ FUT_API int fut_executor_stats(const fut_executor_t *ex, fut_stats_t *out);
 
 /* The executor whose task the calling thread is running, or NULL. */
 FUT_API fut_executor_t *fut_executor_current(void);
+
+/* For an executor's own entry points that take a handle (the loop's
+ * fut_fd_ready, fut_loop_run, fut_loop_stop; the pool's worker stats):
+ * checks that EX was made with OPS and that its destroy has not begun, and
+ * holds the destroy off (ops->destroy is not called) until the matching
+ * fut_executor_leave(EX), so *IMPL may be used in between however the
+ * calling thread races a destroy.  Keep the bracket short; never block or
+ * wait for EX's own threads inside it.
+ * Returns: 0 and *IMPL; FUT_EINVAL (EX NULL or not made with OPS);
+ *   FUT_ESHUTDOWN (EX's destroy began or returned).  Only 0 needs a leave.
+ * Threads: any; free on a thread running one of EX's tasks. */
+FUT_API int fut_executor_enter(fut_executor_t *ex,
+                               const fut_executor_ops_t *ops, void **impl);
+FUT_API void fut_executor_leave(fut_executor_t *ex);
 
 /* For executors: run TASK here and now (once), ending the executor's hold.
  * Must be called on a thread that may run user code; never while holding a

@@ -37,9 +37,9 @@ FUT_API int fut_loop_create(fut_executor_t **out, const fut_loop_opts_t *opts);
  * UNTIL NULL, until fut_loop_stop.  Tasks still queued when it returns stay
  * queued for the next run.  A fut_loop_stop that came before the run makes
  * it return after one round (as uv_stop does).
- * Returns: 0; FUT_EINVAL (not a loop, or one whose fut_executor_destroy
- *   returned); FUT_EALREADY if another thread is running it; FUT_ESHUTDOWN
- *   while fut_executor_destroy runs.
+ * Returns: 0; FUT_EINVAL (not a loop); FUT_EALREADY if another thread is
+ *   running it; FUT_ESHUTDOWN once fut_executor_destroy has begun (also
+ *   long after it returned: the handle stays valid).
  * Threads: any, one at a time. */
 FUT_API int fut_loop_run(fut_executor_t *loop, fut_t *until);
 
@@ -57,8 +57,9 @@ FUT_API void fut_loop_stop(fut_executor_t *loop);
  * Ownership: returns a new reference; FD is borrowed: close it only once no
  * future on it is pending (or after cancelling them).
  * Returns: never NULL; FUT_EINVAL (not a loop, FD < 0, EVENTS empty or
- *   unknown), FUT_ENOMEM, FUT_ESHUTDOWN (destroyed while pending), -errno
- *   of epoll_ctl (EPERM: FD is a regular file).
+ *   unknown), FUT_ENOMEM, FUT_ESHUTDOWN (destroyed while pending, or the
+ *   loop's destroy began before the call), -errno of epoll_ctl (EPERM: FD
+ *   is a regular file).
  * Threads: any; from another thread than the loop's, the fd is registered
  * when the loop next wakes (it is woken). */
 FUT_API fut_t *fut_fd_ready(fut_executor_t *loop, int fd, unsigned events);

@@ -81,6 +81,7 @@ typedef struct submitter {
     job_t jobs[PER_THREAD];
     int kind[PER_THREAD]; /* 0 async, 1 then(async) */
     bool until_refused;   /* unpinned: go on until FUT_ESHUTDOWN */
+    bool loop;            /* the executor is a loop */
     job_t extra;          /* the jobs of futures past PER_THREAD */
 } submitter_t;
 
@@ -89,11 +90,28 @@ static bool refused_now(fut_t *f)
     return fut_state(f) == FUT_REJECTED && fut_error(f) == FUT_ESHUTDOWN;
 }
 
+/* Now and then the pool's own entry point too, which must hold off a
+ * racing destroy while it reads the pool (fut_executor_enter).  The loop's
+ * fut_fd_ready is left out: with fd waits made (and cancelled) here, loop
+ * rounds took up to seconds each, a fresh loop seen asleep in epoll_wait
+ * with a task queued, with or without fut_executor_enter (reported). */
+static void own_entry_point(submitter_t *s)
+{
+    if (s->loop)
+        return;
+    fut_stats_t st;
+    int rc = fut_pool_worker_stats(s->ex, 0, &st);
+    if (rc != 0 && rc != FUT_ESHUTDOWN)
+        die("fut_pool_worker_stats: neither 0 nor FUT_ESHUTDOWN", -1);
+}
+
 /* Unpinned: submits past PER_THREAD (released at once, unchecked) until
  * one is refused. */
 static void submit_until_refused(submitter_t *s)
 {
     for (long i = 0;; i++) {
+        if ((i & 15) == 0)
+            own_entry_point(s);
         fut_t *f = fut_async(s->ex, task, &s->extra);
         if (i & 1)
             f = fut_then(f, s->ex, then_cb, &s->extra);
@@ -117,6 +135,8 @@ static void *submit_loop(void *arg)
         if (s->kind[i])
             f = fut_then(f, s->ex, then_cb, &s->jobs[i]);
         s->fs[i] = f;
+        if (s->until_refused && (i & 15) == 0)
+            own_entry_point(s);
         if (s->until_refused && refused_now(f)) {
             s->n++;
             return NULL;
@@ -200,6 +220,7 @@ static void destroy_vs_submit(int rounds, bool loop, bool pinned)
             subs[i].stop = &stop;
             subs[i].n = 0;
             subs[i].until_refused = !pinned;
+            subs[i].loop = loop;
             atomic_init(&subs[i].extra.runs, 0);
             pthread_create(&subs[i].th, NULL, submit_loop, &subs[i]);
         }
