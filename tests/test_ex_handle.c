@@ -6,8 +6,10 @@
  * half fired before the destroy (they run) and half after (FUT_ESHUTDOWN,
  * never run), for the loop and the pool; then every entry point that takes
  * the handle is called on the destroyed one and gives its documented
- * refusal.  Before the fix the handle was freed when destroy returned:
- * ASan builds report each of these calls as a use after free. */
+ * refusal.  Before the fix the handle was freed when destroy returned (or
+ * when the last pending continuation let go), and each of these calls
+ * read freed memory.  Last, fut_executor_enter: what the executors' own
+ * entry points use to hold a racing destroy off. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
