@@ -654,30 +654,31 @@ static fut_result_t until_noop(void *arg, fut_t *src)
     return fut_ok(NULL); /* its only job was to wake the loop */
 }
 
-static void shutdown_drain(struct loop *l);
-static void free_loop(struct loop *l);
-
 /* fut_loop_run is one loop over: take what other threads handed over,
  * fire due timers, run queued tasks, then wait for I/O (not at all if tasks
  * remain) and dispatch it. */
 int fut_loop_run(fut_executor_t *ex, fut_t *until)
 {
-    struct loop *l = fut_executor_impl(ex, &fut__loop_ops);
-    if (!l)
-        return FUT_EINVAL;
+    /* The core's guard around the start: a destroy racing it either finds
+     * the run registered (and stops it) or is seen here (FUT_ESHUTDOWN),
+     * and cannot free L in between. */
+    struct loop *l;
+    int rc = fut_executor_enter(ex, &fut__loop_ops, (void **)&l);
+    if (rc)
+        return rc;
     pthread_mutex_lock(&l->mu);
-    int rc = l->dead ? FUT_ESHUTDOWN : l->running ? FUT_EALREADY : 0;
+    rc = l->dead ? FUT_ESHUTDOWN : l->running ? FUT_EALREADY : 0;
     l->running = rc == 0;
+    if (l->running)
+        l->runner = pthread_self();
     pthread_mutex_unlock(&l->mu);
+    fut_executor_leave(ex);
     if (rc)
         return rc;
     /* This thread runs the loop's work (the executor kit): it is the
      * loop's own thread for the core (continuations and timers it hands
      * the loop skip the guard for foreign threads; fut_wait here is
-     * FUT_EDEADLK), and it counts the handle's references while it runs
-     * (biased counting): a chain step's continuation and cancel hook then
-     * take and drop theirs with no locked instruction.  Ended last, below:
-     * the end may free EX's struct. */
+     * FUT_EDEADLK). */
     fut_kit_run_t run;
     fut_kit_run_begin(&run, ex);
     struct loop *prev = fut__loop_tl;
@@ -702,33 +703,24 @@ int fut_loop_run(fut_executor_t *ex, fut_t *until)
      * ended (the next run starts fresh, like uv_run). */
     atomic_store_explicit(&l->stop, 0, memory_order_relaxed);
     pthread_mutex_lock(&l->mu);
-    bool deferred = l->destroy_deferred;
     l->running = false;
     pthread_cond_broadcast(&l->cv);
     pthread_mutex_unlock(&l->mu);
-    if (deferred) { /* destroyed from a callback on this very thread */
-        shutdown_drain(l);
-        free_loop(l);
-    }
     fut_kit_run_end(&run);
     return 0;
 }
 
 void fut_loop_stop(fut_executor_t *ex)
 {
-    struct loop *l = fut_executor_impl(ex, &fut__loop_ops);
-    if (!l)
-        return;
-    if (fut__loop_tl == l) { /* a callback of the run: seen after it */
-        atomic_store_explicit(&l->stop, 1, memory_order_release);
-        return;
-    }
-    if (!gate_enter(l))
+    /* The core's guard: L cannot be freed under us by a racing destroy. */
+    struct loop *l;
+    if (fut_executor_enter(ex, &fut__loop_ops, (void **)&l))
         return;
     /* Release: pairs with the acquire load in fut_loop_run. */
     atomic_store_explicit(&l->stop, 1, memory_order_release);
-    wake_always(l);
-    gate_leave(l);
+    if (fut__loop_tl != l) /* else a callback of the run: seen after it */
+        wake_always(l);
+    fut_executor_leave(ex);
 }
 
 /* ---- creation, stats, shutdown ------------------------------------------ */
@@ -751,8 +743,8 @@ static int loop_stats(void *impl, fut_stats_t *out)
 }
 
 /* Settles or drops everything the loop still holds.  Runs on the
- * destroying thread once no run can start (or on the loop thread after a
- * deferred destroy); the core refuses new work for the closed executor. */
+ * destroying thread once no run can start; the core refuses new work for
+ * the closed executor. */
 static void shutdown_drain(struct loop *l)
 {
     for (fut_task_t *t; (t = local_pop(l));)
@@ -800,6 +792,23 @@ static void free_loop(struct loop *l)
     xfree(l);
 }
 
+/* ops->owns_thread: the calling thread is inside our run, whatever it runs
+ * there (a fut_inline() continuation, a nested run of another loop):
+ * destroy would wait for that run to end, on the thread that runs it. */
+static bool loop_owns_thread(void *impl)
+{
+    struct loop *l = impl;
+    if (fut__loop_tl == l)
+        return true;
+    /* Only this thread can make the answer true for itself, so it stays
+     * true (or false) after the unlock. */
+    pthread_mutex_lock(&l->mu);
+    bool own = l->running && pthread_equal(l->runner, pthread_self());
+    pthread_mutex_unlock(&l->mu);
+    return own;
+}
+
+/* Never on our own thread (the core asks loop_owns_thread first). */
 static void loop_destroy(void *impl)
 {
     struct loop *l = impl;
@@ -813,11 +822,6 @@ static void loop_destroy(void *impl)
     if (l->running) {
         /* Release: pairs with the acquire load in fut_loop_run. */
         atomic_store_explicit(&l->quit, 1, memory_order_release);
-        if (fut__loop_tl == l) { /* from a callback of our own run */
-            l->destroy_deferred = true;
-            pthread_mutex_unlock(&l->mu);
-            return;
-        }
         wake_always(l);
         while (l->running)
             pthread_cond_wait(&l->cv, &l->mu);
@@ -852,6 +856,7 @@ const fut_executor_ops_t fut__loop_ops = {
     .timer_start = loop_timer_start,
     .timer_cancel = loop_timer_cancel,
     .destroy_forked = loop_destroy_forked,
+    .owns_thread = loop_owns_thread,
 };
 
 int fut_loop_create(fut_executor_t **out, const fut_loop_opts_t *opts)

@@ -534,11 +534,30 @@ static fut_result_t on_fd_cancel(void *arg, fut_t *src)
     return fut_ok(NULL);
 }
 
+/* fut_fd_ready inside the core's guard (fut_executor_enter): L cannot be
+ * freed under it by a racing destroy. */
+static fut_t *fd_ready_entered(fut_executor_t *ex, struct loop *l, int fd,
+                               unsigned events);
+
 fut_t *fut_fd_ready(fut_executor_t *ex, int fd, unsigned events)
 {
-    struct loop *l = fut_executor_impl(ex, &fut__loop_ops);
-    if (!l || fd < 0 || !events || (events & ~(FUT_READABLE | FUT_WRITABLE)))
-        return fut_ready(fut_fail(FUT_EINVAL));
+    struct loop *l;
+    int rc = fut_executor_enter(ex, &fut__loop_ops, (void **)&l);
+    if (!rc && (fd < 0 || !events ||
+                (events & ~(FUT_READABLE | FUT_WRITABLE)))) {
+        fut_executor_leave(ex);
+        rc = FUT_EINVAL;
+    }
+    if (rc)
+        return fut_ready(fut_fail(rc));
+    fut_t *f = fd_ready_entered(ex, l, fd, events);
+    fut_executor_leave(ex);
+    return f;
+}
+
+static fut_t *fd_ready_entered(fut_executor_t *ex, struct loop *l, int fd,
+                               unsigned events)
+{
     struct fdw *w = fdw_new(l);
     if (!w)
         return fut_ready(fut_fail(FUT_ENOMEM));

@@ -89,7 +89,8 @@ struct loop {
     /* run/destroy hand-off (rare; a mutex is enough) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    bool running, dead, destroy_deferred;
+    bool running, dead;
+    pthread_t runner; /* the thread inside fut_loop_run, while running */
 
     /* Loop-thread state. */
     char pad2_[64];

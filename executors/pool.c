@@ -109,8 +109,6 @@
 
 #include "pool_impl.h"
 
-#include "internal.h" /* fut__ex_bias_begin/end: biased counting */
-
 /* Memory comes from fut_alloc/fut_free (the application's allocator), so
  * fut_set_allocator and failure injection cover the pool too. */
 #define DEFAULT_CAPACITY 4096u
@@ -426,9 +424,6 @@ static void *worker_main(void *arg)
 
     fut__pool_me = w;
     fut_group_self_ = &w->split.o;
-    /* Count the handle's references here while we live (lib/executor.c,
-     * biased counting): no shared counter per continuation. */
-    bool biased = fut__ex_bias_begin(w->pool->handle);
     for (;;) {
         void *e = fut__pool_find_work(w);
 
@@ -443,8 +438,6 @@ static void *worker_main(void *arg)
     }
     fut__pool_me = NULL;
     fut_group_self_ = NULL;
-    if (biased)
-        fut__ex_bias_end(w->pool->handle);
     return NULL;
 }
 
@@ -501,6 +494,16 @@ static bool pool_take(void *impl, fut_task_t *task)
         return false;
     count(&w->c.run);
     return true;
+}
+
+/* ops->owns_thread: the calling thread is one of our workers, whatever it
+ * runs (a group child, a fut_inline() continuation, a loop's run): destroy
+ * from there would join the thread it runs on. */
+static bool pool_owns_thread(void *impl)
+{
+    struct worker *w = fut__pool_me;
+
+    return w != NULL && w->pool == impl;
 }
 
 static void add_counters(fut_stats_t *out, const struct counters *c)
@@ -584,6 +587,7 @@ const fut_executor_ops_t fut__pool_ops = {
     .destroy = pool_destroy,
     .stats = pool_stats,
     .destroy_forked = pool_destroy_forked,
+    .owns_thread = pool_owns_thread,
 };
 
 /* ---- creation ----------------------------------------------------------- */
@@ -710,13 +714,21 @@ int fut_pool_create(fut_executor_t **out, const fut_pool_opts_t *opts)
 int fut_pool_worker_stats(const fut_executor_t *pool, unsigned worker,
                           fut_stats_t *out)
 {
-    struct pool *p = fut_executor_impl(pool, &fut__pool_ops);
+    struct pool *p;
+    /* The core's guard: P cannot be freed under us by a racing destroy. */
+    int rc = fut_executor_enter((fut_executor_t *)pool, &fut__pool_ops,
+                                (void **)&p);
 
-    if (p == NULL || out == NULL || worker >= p->nworkers)
+    if (rc != 0)
+        return rc;
+    if (out == NULL || worker >= p->nworkers) {
+        fut_executor_leave((fut_executor_t *)pool);
         return FUT_EINVAL;
+    }
     memset(out, 0, sizeof *out);
     add_counters(out, &p->workers[worker].c);
     out->tasks_run += ck_pr_load_64(&p->workers[worker].split.o.run_local);
     out->workers = 1;
+    fut_executor_leave((fut_executor_t *)pool);
     return 0;
 }

@@ -83,6 +83,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -177,10 +178,17 @@ void fut__quarantine(fut_t *f)
 void fut__misuse(const char *what, const void *f)
 {
     char msg[160];
-    snprintf(msg, sizeof msg, "libfut: %s of future %p after its last release",
-             what, f);
+    int n = snprintf(msg, sizeof msg - 1,
+                     "libfut: %s of future %p after its last release", what, f);
     fut_log_event_t ev = {.level = FUT_LOG_ERROR, .msg = msg};
-    fut__log_event(&ev);
+    if (!fut__log_event(&ev) && n > 0) {
+        /* Nobody listens: one line on stderr, so the user sees why
+         * before "Aborted" (the one thing the library ever prints).
+         * write(), not stdio: no buffer or lock of the application's. */
+        size_t len = (size_t)n < sizeof msg - 2 ? (size_t)n : sizeof msg - 2;
+        msg[len] = '\n';
+        (void)!write(STDERR_FILENO, msg, len + 1);
+    }
     abort();
 }
 

@@ -66,15 +66,16 @@ static void comb_fire(fut_cont_t *c, fut_t *src)
 
 static fut_t *combine(fut_t *const *fs, size_t n, enum comb_mode mode)
 {
-    if (n > 0 && !fs)
+    size_t each = sizeof(struct comb_node) + sizeof(fut_t *);
+    /* The size before the array: no real array is that long (one reference
+     * on the result per node; the record's size must not overflow), so FS
+     * is not read at all and nothing is consumed. */
+    if ((n > 0 && !fs) || n > (SIZE_MAX - sizeof(struct fut_comb)) / each ||
+        n >= UINT32_MAX)
         return fut__rejected(FUT_EINVAL);
     bool bad = false;
     for (size_t i = 0; i < n; i++)
         bad |= fs[i] == NULL;
-    size_t each = sizeof(struct comb_node) + sizeof(fut_t *);
-    if (!bad && (n > (SIZE_MAX - sizeof(struct fut_comb)) / each ||
-                 n >= UINT32_MAX)) /* one reference on the result per node */
-        bad = true;
     if (bad || (n == 0 && (mode == CM_ANY || mode == CM_RACE))) {
         for (size_t i = 0; i < n; i++)
             fut_release(fs[i]);

@@ -72,7 +72,7 @@ void fut_log_emit(const fut_log_event_t *ev)
         fut__log_event(ev);
 }
 
-void fut__log_event(const fut_log_event_t *ev)
+bool fut__log_event(const fut_log_event_t *ev)
 {
     pthread_mutex_lock(&g_log_mu);
     fut_log_fn fn = g_log_fn;
@@ -80,6 +80,7 @@ void fut__log_event(const fut_log_event_t *ev)
     pthread_mutex_unlock(&g_log_mu);
     if (fn)
         fn(ud, ev);
+    return fn != NULL;
 }
 
 void fut__log(fut_log_level_t level, const char *fmt, ...)

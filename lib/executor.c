@@ -5,52 +5,61 @@
  *
  * An executor's IMPL dies in ops->destroy.  A thread of the executor itself
  * (fut__tls.cur_ex == ex) may call into its ops without ceremony: destroy
- * joins those threads before freeing anything.  Any other thread brackets
- * its call with the executor's inflight count:
+ * joins those threads before freeing anything, and refuses to run on one
+ * of them (FUT_EDEADLK, asked of ops->owns_thread under the guard).  Any
+ * other thread brackets its call with the executor's inflight count:
  *
  *     caller:   inflight += 1 (seq_cst);  if closed: refuse;  else call ops;
  *               inflight -= 1 (release)
  *     destroy:  closed = 1 (seq_cst);  wait until inflight == 0 (acquire);
- *               ops->destroy(impl)
+ *               ops->destroy(impl);  gone = 1 (release)
  *
  * Both sides' first two steps are seq_cst, so they are totally ordered:
  * either the caller's increment comes first (destroy waits for it) or the
- * store of closed comes first (the caller sees it and refuses).  The struct
- * itself outlives IMPL: it is reference counted by the application's handle
- * and by futures that may still call in (pending continuations, timers), so
- * a late caller finds closed set and settles FUT_ESHUTDOWN instead of
- * touching freed memory.  The inflight counter is shared, but only foreign
- * threads touch it: a pool's own workers (the hot path) never do.
+ * store of closed comes first (the caller sees it and refuses).
  *
- * BIASED COUNTING (the struct's references without a shared counter on the
- * hot path).  Every pending continuation on EX holds a reference on EX's
- * struct, and most are made and fired by EX's own threads (a loop's chain
- * steps, a pool's continuations): one locked add and one locked sub per
- * continuation on a line every such thread shares.  Instead, a thread that
- * runs EX's work says so (fut__ex_bias_begin: the loop's run, a pool
- * worker's life) and counts EX's references in thread-local bias_n with
- * plain adds; other threads use the atomic REFS.  A reference may be taken
- * on one side and dropped on the other, so neither count alone is the
- * truth; the sum of REFS and every biased thread's bias_n is.  To keep
- * REFS from reaching 0 while a biased thread may hold references it counts
- * locally, each biased thread adds BIAS to REFS when it begins and folds
- * (bias_n - BIAS) into it when it ends; the fold that brings REFS to 0
- * frees the struct, as a last release would.
- *
- *     begin:    refs += BIAS (relaxed: the caller holds a reference)
- *     retain:   biased thread: bias_n += 1    others: refs += 1
- *     release:  biased thread: bias_n -= 1    others: refs -= 1 (acq_rel;
- *                                             0: free)
- *     end:      refs += bias_n - BIAS (acq_rel; 0: free)
- *
- * While a biased thread is between begin and end, REFS >= BIAS minus the
- * references it took locally that others dropped (far fewer than BIAS), so
- * no release frees early; once every biased thread has ended, REFS is the
- * exact count again.  bias_n is touched by its own thread only. */
+ * THE HANDLE OUTLIVES DESTROY (issue 12, item 5).  The struct itself is
+ * never freed: once destroyed it stays closed and gone for the rest of the
+ * process, so any later call through the handle, from any thread, finds
+ * closed set and refuses (FUT_ESHUTDOWN, FUT_EALREADY, or NULL from
+ * fut_executor_impl) instead of touching freed memory.  This is what makes
+ * "submit until FUT_ESHUTDOWN while another thread destroys" safe: such a
+ * submitter cannot tell "destroy began" from "destroy returned", and its
+ * next call may come any time later.  No weaker rule is sound: the library
+ * cannot see when the last copy of a handle in the application's memory is
+ * dropped (a thread preempted with the pointer in a register calls in
+ * seconds later), so "free when no thread can still see it" has no point
+ * at which it becomes true.  The price is one small struct per executor
+ * ever made (sizeof(struct fut_executor), 64 bytes, plus malloc's header),
+ * taken from malloc rather than the application's allocator (it would
+ * never be given back) and listed in g_handles, so leak checkers see it
+ * reachable.  What is read from the application's OPS outside the guard
+ * (timers or not, stats or not, the name) is copied into the struct at
+ * creation: OPS may be gone once destroy returned, the handle is not.  It
+ * also means nothing counts references to the struct: a pending
+ * continuation or timer needs no hold on it (fut__ex_retain and
+ * fut__ex_release are empty; internal.h). */
 #include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
+
+/* Every handle ever made (see the protocol), linked through next_handle.
+ * Only pushed, once per handle; nobody walks it but a leak checker. */
+static _Atomic(fut_executor_t *) g_handles;
+
+static void list_handle(fut_executor_t *ex)
+{
+    /* Relaxed: the list is never read by the library. */
+    fut_executor_t *head =
+        atomic_load_explicit(&g_handles, memory_order_relaxed);
+    do
+        ex->next_handle = head;
+    while (!atomic_compare_exchange_weak_explicit(
+        &g_handles, &head, ex, memory_order_relaxed, memory_order_relaxed));
+}
 
 int fut_executor_create(fut_executor_t **out, const fut_executor_ops_t *ops,
                         void *impl)
@@ -58,17 +67,24 @@ int fut_executor_create(fut_executor_t **out, const fut_executor_ops_t *ops,
     if (!out || !ops || !ops->submit || !ops->destroy ||
         (ops->timer_start && !ops->timer_cancel))
         return FUT_EINVAL;
-    fut_executor_t *ex = fut__sys_alloc(sizeof *ex);
+    /* malloc, not the application's allocator: the struct is never freed
+     * (see the protocol). */
+    fut_executor_t *ex = malloc(sizeof *ex);
     if (!ex)
         return FUT_ENOMEM;
     memset(ex, 0, sizeof *ex);
     ex->ops = ops;
     ex->impl = impl;
-    atomic_init(&ex->refs, 1);
+    /* What is read without the guard, copied: OPS may be gone once destroy
+     * returned (the handle is not). */
+    ex->has_timers = ops->timer_start != NULL;
+    ex->has_stats = ops->stats != NULL;
+    snprintf(ex->name, sizeof ex->name, "%s", ops->name ? ops->name : "custom");
     atomic_init(&ex->inflight, 0);
     atomic_init(&ex->closed, 0);
     atomic_init(&ex->gone, 0);
     atomic_init(&ex->forked, 0);
+    list_handle(ex);
     fut__ex_register(ex); /* fork.c: the child knows it is the parent's */
     *out = ex;
     return 0;
@@ -85,41 +101,6 @@ void *fut_executor_impl(const fut_executor_t *ex, const fut_executor_ops_t *ops)
                              memory_order_acquire))
         return NULL;
     return ex->impl;
-}
-
-#define BIAS ((int64_t)1 << 40) /* per biased thread; see the protocol */
-
-void fut__ex_release_shared(fut_executor_t *ex)
-{
-    /* acq_rel as for futures: the last one frees after everyone's use
-     * (pairs with every other release and with the folds in bias_end). */
-    if (atomic_fetch_sub_explicit(&ex->refs, 1, memory_order_acq_rel) == 1)
-        fut__sys_free(ex);
-}
-
-bool fut__ex_bias_begin(fut_executor_t *ex)
-{
-    struct fut_tls *t = &fut__tls;
-    if (t->bias_ex || ex->is_static)
-        return false;
-    /* Relaxed: the caller holds a reference (as in a retain). */
-    atomic_fetch_add_explicit(&ex->refs, BIAS, memory_order_relaxed);
-    t->bias_ex = ex;
-    t->bias_n = 0;
-    return true;
-}
-
-void fut__ex_bias_end(fut_executor_t *ex)
-{
-    struct fut_tls *t = &fut__tls;
-    int64_t n = t->bias_n;
-    t->bias_ex = NULL;
-    t->bias_n = 0;
-    /* acq_rel: the fold is this thread's release of everything it counted
-     * locally, paired like the shared release above. */
-    if (atomic_fetch_add_explicit(&ex->refs, n - BIAS, memory_order_acq_rel) ==
-        BIAS - n)
-        fut__sys_free(ex);
 }
 
 static inline bool enter(fut_executor_t *ex)
@@ -155,7 +136,7 @@ int fut__ex_submit(fut_executor_t *ex, fut_task_t *t)
 
 int fut__ex_timer_start(fut_executor_t *ex, fut_timer_t *t)
 {
-    if (!ex->ops->timer_start)
+    if (!fut__ex_has_timers(ex))
         return FUT_EINVAL;
     if (!enter(ex))
         return FUT_ESHUTDOWN;
@@ -176,15 +157,58 @@ void fut__ex_timer_cancel(fut_executor_t *ex, fut_timer_t *t)
     leave(ex);
 }
 
+int fut_executor_enter(fut_executor_t *ex, const fut_executor_ops_t *ops,
+                       void **impl)
+{
+    if (!ex || ex->ops != ops || !impl)
+        return FUT_EINVAL;
+    if (!enter(ex))
+        return FUT_ESHUTDOWN;
+    /* enter() lets EX's own threads through without looking at closed;
+     * IMPL is theirs until destroy joins them, but not after it returned.
+     * Acquire: pairs with the release store of gone in destroy. */
+    if (atomic_load_explicit(&ex->gone, memory_order_acquire)) {
+        leave(ex);
+        return FUT_ESHUTDOWN;
+    }
+    *impl = ex->impl;
+    return 0;
+}
+
+void fut_executor_leave(fut_executor_t *ex)
+{
+    leave(ex);
+}
+
+/* FUT_EDEADLK when the calling thread is one of EX's own: inside one of its
+ * tasks, or, as ops->owns_thread says, one of its threads whatever runs
+ * there (a pool worker inside a fut_inline() continuation or a group child,
+ * the thread inside a loop's run).  Destroy would join or free that very
+ * thread.  The question goes to IMPL inside the guard, so a destroy begun
+ * meanwhile on another thread cannot free IMPL under it: that one answers
+ * FUT_EALREADY here.  0 otherwise. */
+static int on_own_thread(fut_executor_t *ex)
+{
+    if (fut__tls.cur_ex == ex)
+        return FUT_EDEADLK;
+    if (!enter(ex))
+        return FUT_EALREADY;
+    bool own = ex->ops->owns_thread && ex->ops->owns_thread(ex->impl);
+    leave(ex);
+    return own ? FUT_EDEADLK : 0;
+}
+
 int fut_executor_destroy(fut_executor_t *ex)
 {
     if (!ex || ex->is_static)
         return FUT_EINVAL;
-    if (fut__tls.cur_ex == ex)
-        return FUT_EDEADLK;
-    /* Relaxed: set in this very process's fork child handler, if at all. */
+    /* Relaxed: set in this very process's fork child handler, if at all.
+     * Before the own-thread question: a child's copy is closed already. */
     if (FUT__UNLIKELY(atomic_load_explicit(&ex->forked, memory_order_relaxed)))
         return fut__ex_destroy_forked(ex); /* a child's copy: fork.c */
+    int own = on_own_thread(ex);
+    if (own)
+        return own;
     if (atomic_exchange_explicit(&ex->closed, 1, memory_order_seq_cst))
         return FUT_EALREADY;
     fut__ex_unregister(ex);
@@ -193,7 +217,7 @@ int fut_executor_destroy(fut_executor_t *ex)
         sched_yield();
     ex->ops->destroy(ex->impl);
     atomic_store_explicit(&ex->gone, 1, memory_order_release);
-    fut__ex_release(ex);
+    /* The struct stays: closed and gone for good (see the protocol). */
     return 0;
 }
 
@@ -201,7 +225,9 @@ const char *fut_executor_name(const fut_executor_t *ex)
 {
     if (!ex)
         return "(null)";
-    return ex->ops->name ? ex->ops->name : "custom";
+    if (ex->is_static)
+        return ex->ops->name;
+    return ex->name;
 }
 
 int fut_executor_stats(const fut_executor_t *cex, fut_stats_t *out)
@@ -210,7 +236,7 @@ int fut_executor_stats(const fut_executor_t *cex, fut_stats_t *out)
     if (!ex || !out)
         return FUT_EINVAL;
     memset(out, 0, sizeof *out);
-    if (!ex->ops->stats)
+    if (ex->is_static ? !ex->ops->stats : !ex->has_stats)
         return 0;
     if (!enter(ex))
         return FUT_ESHUTDOWN;

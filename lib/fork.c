@@ -8,9 +8,9 @@
  *  - Fresh executors, timers and futures made in the child work as in any
  *    process: the library's global state (the timer service, the slab
  *    homes, the executor registry) is reset in the child.
- *  - Executors the parent created are dead in the child: submits and timers
- *    on them give FUT_ESHUTDOWN, their own entry points (fut_loop_run,
- *    fut_fd_ready, fut_pool_worker_stats, ...) see no executor (FUT_EINVAL),
+ *  - Executors the parent created are dead in the child: submits, timers
+ *    and their own entry points (fut_loop_run, fut_fd_ready,
+ *    fut_pool_worker_stats) give FUT_ESHUTDOWN, as on a destroyed handle,
  *    and fut_executor_destroy releases their memory without joining or
  *    waking threads that are not there (ops->destroy_forked), without
  *    touching kernel objects shared with the parent (a loop's epoll set).
@@ -88,10 +88,7 @@ int fut__ex_destroy_forked(fut_executor_t *ex)
         return FUT_EALREADY;
     if (ex->ops->destroy_forked)
         ex->ops->destroy_forked(ex->impl);
-    /* The handle's reference.  References counted by the parent's threads
-     * (executor.c, biased counting) are never folded in the child, so the
-     * struct itself (a few dozen bytes) may stay. */
-    fut__ex_release(ex);
+    /* The handle struct itself stays, as every handle does (executor.c). */
     return 0;
 }
 

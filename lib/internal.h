@@ -146,23 +146,37 @@ _Static_assert(offsetof(struct fut, u.call.arg) + sizeof(void *) <= 64,
 _Static_assert(sizeof(uintptr_t) == 8, "the state word packs err in 64 bits");
 
 /* ---- executors ---------------------------------------------------------- */
+/* Never freed, once made: a destroyed one stays closed (executor.c).  OPS
+ * is the application's and may be gone once destroy returned, so what is
+ * read without the guard (executor.c) is copied here at creation. */
 struct fut_executor {
     const fut_executor_ops_t *ops;
     void *impl;
-    _Atomic int64_t refs;      /* handle + pending continuations + timers,
-                                  biased: executor.c */
     _Atomic uint32_t inflight; /* foreign-thread calls into ops: executor.c */
     _Atomic uint32_t closed;   /* set once by fut_executor_destroy */
     _Atomic uint32_t gone;     /* IMPL freed: fut_executor_impl says NULL */
-    uint32_t is_static;        /* never destroyed (inline, timer service) */
+    uint8_t is_static;         /* never destroyed (inline, timer service) */
+    uint8_t has_timers;        /* ops->timer_start */
+    uint8_t has_stats;         /* ops->stats */
     _Atomic uint32_t forked;   /* the parent's, in a child: 1; destroyed: 2 */
     fut_executor_t *reg_prev, *reg_next; /* the live list: fork.c */
+    struct fut_executor *next_handle;    /* every handle made: executor.c */
+    char name[24];                       /* ops->name (or "custom"), cut */
 };
 
+/* A static executor's OPS are static too: has_timers, has_stats and name
+ * are not used for it. */
 #define FUT__EXECUTOR_STATIC(OPS, IMPL)                                        \
     {                                                                          \
-        (OPS), (IMPL), 1, 0, 0, 0, 1, 0, NULL, NULL                            \
+        .ops = (OPS), .impl = (IMPL), .is_static = 1                           \
     }
+
+/* Whether EX keeps timers itself (ops->timer_start).  Any thread, also on a
+ * destroyed handle. */
+static inline bool fut__ex_has_timers(const fut_executor_t *ex)
+{
+    return ex->is_static ? ex->ops->timer_start != NULL : ex->has_timers;
+}
 
 /* ---- fork() (fork.c) ---------------------------------------------------- */
 enum fut_fork_phase { FUT_FORK_BEFORE, FUT_FORK_PARENT, FUT_FORK_CHILD };
@@ -181,9 +195,6 @@ struct fut_tls {
     fut_t *owed;             /* a taken task's hold not yet released:
                                 future.c, fut__run_taken */
     fut_t *claiming;         /* future this thread claimed and acts for */
-    fut_executor_t *bias_ex; /* executor whose references this thread counts
-                                in bias_n: executor.c, biased counting */
-    int64_t bias_n;
     int firing;           /* inside run_conts: defer nested lists */
     fut_t *active;        /* the future whose list is being fired */
     fut_cont_t *alist;    /* what is left of that list */
@@ -267,8 +278,9 @@ void fut__sys_free(void *p);
  * The last release sets the count to FUT__DEAD before the block goes back.
  * A double release, a retain after the last release or a consumed promise
  * used again then finds FUT__DEAD (as long as the block was not reused) and
- * is reported through the log hook (FUT_LOG_ERROR) before the program is
- * stopped with abort(), as assert() would.  Debug builds (FUT_DEBUG) also
+ * is reported through the log hook (FUT_LOG_ERROR), or, with no hook
+ * installed, as one line on stderr (the library's only output), before the
+ * program is stopped with abort(), as assert() would.  Debug builds (FUT_DEBUG) also
  * keep released futures out of reuse for a while (a per-thread quarantine,
  * alloc.c), so the check catches late misuse too.  ASan builds catch the
  * same misuse as a use after free. */
@@ -365,33 +377,18 @@ void fut__pay_owed(struct fut_tls *t);
 
 /* ---- executors (executor.c) --------------------------------------------- */
 int fut__ex_submit(fut_executor_t *ex, fut_task_t *t);
-/* References on an executor's struct.  A thread that runs the executor's
- * own work (the loop's run, a pool's worker) counts them in plain
- * thread-local memory (executor.c, biased counting); others atomically. */
-void fut__ex_release_shared(fut_executor_t *ex);
+/* References on an executor's struct: none are needed any more, since the
+ * struct is never freed (executor.c).  Empty, so the places that took and
+ * dropped them (FF_EX_REF in future.c, timer.c, promise.c) compile to
+ * nothing; they can go once no branch in flight still touches them. */
 static inline void fut__ex_retain(fut_executor_t *ex)
 {
-    struct fut_tls *t = &fut__tls;
-    if (t->bias_ex == ex)
-        t->bias_n++;
-    else if (!ex->is_static)
-        /* Relaxed: the caller holds a reference already. */
-        atomic_fetch_add_explicit(&ex->refs, 1, memory_order_relaxed);
+    (void)ex;
 }
 static inline void fut__ex_release(fut_executor_t *ex)
 {
-    struct fut_tls *t = &fut__tls;
-    if (t->bias_ex == ex)
-        t->bias_n--;
-    else if (!ex->is_static)
-        fut__ex_release_shared(ex);
+    (void)ex;
 }
-/* This thread starts (true) counting EX's references locally, unless it
- * counts another executor's already or EX is static (false).  The caller
- * holds a reference on EX; end with fut__ex_bias_end, on this thread,
- * which may free EX's struct (it must be this thread's last use). */
-bool fut__ex_bias_begin(fut_executor_t *ex);
-void fut__ex_bias_end(fut_executor_t *ex);
 int fut__ex_timer_start(fut_executor_t *ex, fut_timer_t *t);
 void fut__ex_timer_cancel(fut_executor_t *ex, fut_timer_t *t);
 extern fut_executor_t fut__timer_service;
@@ -404,8 +401,9 @@ void fut__inline_drain(void);
 void fut__comb_destroy(fut_t *f);
 
 /* ---- logging (error.c) -------------------------------------------------- */
-/* Reports EV through the application's hook, if any.  Any thread. */
-void fut__log_event(const fut_log_event_t *ev);
+/* Reports EV through the application's hook, if any (true: a hook heard
+ * it).  Any thread. */
+bool fut__log_event(const fut_log_event_t *ev);
 void fut__log(fut_log_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

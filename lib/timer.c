@@ -134,7 +134,7 @@ void fut__on_cancel(fut_t *f)
  * timers, else the service. */
 static fut_executor_t *timer_home(fut_executor_t *ex)
 {
-    return ex && ex->ops->timer_start ? ex : &fut__timer_service;
+    return ex && fut__ex_has_timers(ex) ? ex : &fut__timer_service;
 }
 
 /* Arms F's timer on F->ex; on failure settles F with the error. */
@@ -156,6 +156,11 @@ fut_t *fut_delay(fut_executor_t *ex, uint64_t ns)
 {
     if (!ex)
         return fut__rejected(FUT_EINVAL);
+    /* A destroyed executor without timers of its own would still get a
+     * delay from the service: refuse it as one with timers does.  Acquire:
+     * pairs with the seq_cst store of closed in fut_executor_destroy. */
+    if (atomic_load_explicit(&ex->closed, memory_order_acquire))
+        return fut__rejected(FUT_ESHUTDOWN);
     fut_t *f = fut__new(FK_DELAY, 1);
     if (!f)
         return fut__rejected(FUT_ENOMEM);

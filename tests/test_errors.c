@@ -127,7 +127,11 @@ static void test_provoke_enomem(void **state)
     fut_executor_t *ex = NULL;
     static const fut_executor_ops_t ops = {
         .name = "x", .submit = dummy_submit, .destroy = dummy_destroy};
-    assert_int_equal(fut_executor_create(&ex, &ops, NULL), FUT_ENOMEM);
+    /* Not from the installed allocator: an executor's handle is never
+     * freed (fut_executor_destroy), so it comes from malloc, and creating
+     * one still works here. */
+    assert_int_equal(fut_executor_create(&ex, &ops, NULL), 0);
+    assert_int_equal(fut_executor_destroy(ex), 0);
 
     /* the input is consumed although the new future could not be made */
     f = fut_then(a, fut_inline(), cb_count, &calls);

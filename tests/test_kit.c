@@ -1,6 +1,6 @@
 /* The executor kit (<fut/executor_kit.h>): a thread's run of an executor's
- * work (the current-executor mark, biased counting of the handle's
- * references, nesting) and promise cancel hooks, on custom executors. */
+ * work (the current-executor mark, nesting) and promise cancel hooks, on
+ * custom executors. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -13,13 +13,7 @@
 
 #include <fut.h>
 
-#include "internal.h" /* to look at the handle's shared count */
 #include "testexec.h"
-
-static int64_t shared_refs(fut_executor_t *ex)
-{
-    return atomic_load(&ex->refs);
-}
 
 static void test_kit_run_marks_the_current_executor(void **state)
 {
@@ -96,66 +90,16 @@ static void test_kit_run_on_a_no_block_executor_makes_waits_edeadlk(
 
 /* Inside a run, a continuation placed on the executor takes and drops
  * its reference on the handle without touching the shared count. */
-static fut_result_t cb_none(void *arg, fut_t *src)
-{
-    (void)arg;
-    (void)src;
-    return fut_ok(NULL);
-}
-
-static void test_kit_run_counts_references_locally(void **state)
-{
-    (void)state;
-    testexec_t *tx = testexec_new(NULL, NULL);
-    fut_executor_t *ex = testexec_ex(tx);
-    fut_kit_run_t run;
-    fut_kit_run_begin(&run, ex);
-    int64_t before = shared_refs(ex);
-    fut_promise_t *p;
-    fut_t *f = fut_then(fut_promise_new(&p), ex, cb_none, NULL);
-    assert_int_equal(shared_refs(ex), before); /* counted here */
-    fut_promise_settle(p, fut_ok(NULL));
-    assert_int_equal(testexec_run_all(tx), 1);
-    assert_int_equal(fut_state(f), FUT_FULFILLED);
-    fut_release(f);
-    fut_kit_run_end(&run);
-    assert_int_equal(shared_refs(ex), 1); /* the handle's own, exact */
-    assert_int_equal(testexec_destroy(tx, NULL, NULL), 0);
-}
-
-/* A run nested in another executor's run only marks: the outer run keeps
- * counting its own executor, and the inner one uses the shared count. */
-static void test_kit_run_nested_in_another_counts_shared(void **state)
-{
-    (void)state;
-    testexec_t *a = testexec_new(NULL, NULL), *b = testexec_new(NULL, NULL);
-    fut_executor_t *eb = testexec_ex(b);
-    fut_kit_run_t ra, rb;
-    fut_kit_run_begin(&ra, testexec_ex(a));
-    fut_kit_run_begin(&rb, eb);
-    fut_promise_t *p;
-    fut_t *f = fut_then(fut_promise_new(&p), eb, cb_none, NULL);
-    assert_int_equal(shared_refs(eb), 2); /* the handle's and F's */
-    fut_promise_drop(p);
-    assert_int_equal(testexec_run_all(b), 0); /* rejection passes through */
-    fut_release(f);
-    assert_int_equal(shared_refs(eb), 1);
-    fut_kit_run_end(&rb);
-    fut_kit_run_end(&ra);
-    assert_int_equal(testexec_destroy(a, NULL, NULL), 0);
-    assert_int_equal(testexec_destroy(b, NULL, NULL), 0);
-}
-
-/* Destroyed by another thread during the run: the handle's struct stays
- * until the run ends, and the end frees it (ASan/LSan builds see a use
- * after free or a leak if either is wrong). */
+/* Destroyed by another thread during the run: the handle stays readable
+ * (it is never freed) and the run ends normally (ASan builds see a use
+ * after free if the handle were freed). */
 static void *destroy_it(void *arg)
 {
     fut_executor_destroy(arg);
     return NULL;
 }
 
-static void test_kit_run_end_frees_an_executor_destroyed_during_the_run(
+static void test_kit_run_survives_a_destroy_during_the_run(
     void **state)
 {
     (void)state;
@@ -166,9 +110,11 @@ static void test_kit_run_end_frees_an_executor_destroyed_during_the_run(
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, destroy_it, ex), 0);
     assert_int_equal(pthread_join(th, NULL), 0);
-    /* Still readable: the run's count holds the struct. */
     assert_string_equal(fut_executor_name(ex), "noblock");
-    fut_kit_run_end(&run); /* frees it */
+    assert_ptr_equal(fut_executor_current(), ex);
+    fut_kit_run_end(&run);
+    assert_null(fut_executor_current());
+    assert_int_equal(fut_executor_destroy(ex), FUT_EALREADY);
 }
 
 /* ---- promise cancel hooks ----------------------------------------------- */
@@ -281,10 +227,8 @@ int main(void)
         cmocka_unit_test(test_kit_run_of_null_marks_no_executor),
         cmocka_unit_test(
             test_kit_run_on_a_no_block_executor_makes_waits_edeadlk),
-        cmocka_unit_test(test_kit_run_counts_references_locally),
-        cmocka_unit_test(test_kit_run_nested_in_another_counts_shared),
         cmocka_unit_test(
-            test_kit_run_end_frees_an_executor_destroyed_during_the_run),
+            test_kit_run_survives_a_destroy_during_the_run),
         cmocka_unit_test(test_promise_cancel_hook_runs_once_as_a_task),
         cmocka_unit_test(test_promise_cancel_hook_never_runs_after_a_settle),
         cmocka_unit_test(test_promise_cancel_hook_refused_by_a_shut_executor),

@@ -430,8 +430,8 @@ static void test_pool_destroy_races_submitters(void **state)
 
     (void)state;
     atomic_store(&ran, 0);
-    /* A pending continuation on EX keeps its handle valid for the
-     * submitters after destroy returns (they then get FUT_ESHUTDOWN). */
+    /* A continuation waiting on EX across the destroy: it settles
+     * FUT_ESHUTDOWN afterwards, uncalled. */
     keep = fut_then(fut_promise_new(&p), ex, never_called, NULL);
     for (i = 0; i < 3; i++)
         assert_int_equal(pthread_create(&t[i], NULL, race_submit, &r), 0);

@@ -127,6 +127,33 @@ static void test_delay_on_destroyed_executor_timers_eshutdown(void **state)
     fut_release(d);
 }
 
+static fut_result_t never_runs(void *arg, fut_t *src)
+{
+    (void)arg, (void)src;
+    return fut_ok(NULL);
+}
+
+/* An executor without timers of its own (the pool; the service keeps its
+ * delays): once destroyed, a delay on its handle (kept valid here by a
+ * pending continuation) is refused at once, not armed on the service. */
+static void
+test_delay_on_destroyed_executor_without_timers_eshutdown(void **state)
+{
+    (void)state;
+    fut_executor_t *pool;
+    fut_pool_opts_t o = {.threads = 1};
+    assert_int_equal(fut_pool_create(&pool, &o), 0);
+    fut_promise_t *p;
+    fut_t *pin = fut_then(fut_promise_new(&p), pool, never_runs, NULL);
+    assert_int_equal(fut_executor_destroy(pool), 0);
+    fut_t *d = fut_delay(pool, 1 * MS);
+    assert_int_equal(fut_state(d), FUT_REJECTED);
+    assert_int_equal(fut_error(d), FUT_ESHUTDOWN);
+    fut_release(d);
+    fut_promise_drop(p);
+    fut_release(pin);
+}
+
 static void test_delay_timer_refused_gives_error(void **state)
 {
     (void)state;
@@ -480,6 +507,8 @@ int main(void)
         cmocka_unit_test(
             test_delay_on_executor_without_timers_uses_timer_thread),
         cmocka_unit_test(test_delay_on_destroyed_executor_timers_eshutdown),
+        cmocka_unit_test(
+            test_delay_on_destroyed_executor_without_timers_eshutdown),
         cmocka_unit_test(test_delay_timer_refused_gives_error),
         cmocka_unit_test(test_timeout_late_cancels_input),
         cmocka_unit_test(test_timeout_in_time_settles_like_input),

@@ -53,7 +53,10 @@ FUT_API const char *fut_strerror(int err);
 
 /* Log levels and events.  The library never prints: it reports what an
  * application may want to hear (stalls on the loop, a failure it could only
- * swallow) through the hook installed with fut_set_log. */
+ * swallow) through the hook installed with fut_set_log.  One exception: a
+ * misuse it stops with abort() (a future released after its last release,
+ * docs/BAD_INPUT.md) goes to the hook at FUT_LOG_ERROR, or, when no hook
+ * is installed, as one line to stderr just before the abort. */
 typedef enum fut_log_level {
     FUT_LOG_DEBUG = 0,
     FUT_LOG_INFO = 1,
@@ -88,8 +91,10 @@ FUT_API void fut_set_log(fut_log_fn fn, void *ud);
  * loop's stall reports use it).  Threads: any. */
 FUT_API void fut_log_emit(const fut_log_event_t *ev);
 
-/* Replaces the allocator the library uses for every allocation (NULL, NULL:
- * malloc and free; either one NULL also means malloc and free).  Futures and
+/* Replaces the allocator the library uses for every allocation but one
+ * (NULL, NULL: malloc and free; either one NULL also means malloc and free).
+ * The exception: an executor's handle, never freed, comes from malloc
+ * (fut_executor_create).  Futures and
  * other small records come from per-thread caches of 128-byte blocks taken
  * from the allocator; a block freed on another thread goes back to the
  * thread that made it.  A thread caches at most what it had live at once

@@ -89,7 +89,8 @@ enum {
  *               fork-join's fast path: the parent runs its own child.
  * destroy:      required.  Stop intake (later submits refuse), run or drop
  *               (fut_task_drop) every task and timer you hold, join your
- *               threads, free IMPL.  Called once, by fut_executor_destroy.
+ *               threads, free IMPL.  Called once, by fut_executor_destroy,
+ *               never on one of your own threads (see owns_thread).
  * stats:        optional.  Fill OUT; any thread.
  * timer_start:  optional.  Hold T and call fut_timer_fire(T) at or after its
  *               deadline on your thread; or refuse with an error.  Any thread.
@@ -111,7 +112,16 @@ enum {
  *               or drop no task or timer you hold (they are the parent's:
  *               forget them); change no kernel object shared with the
  *               parent (an epoll set: close your fd of it, never
- *               epoll_ctl).  Without it the child leaks IMPL. */
+ *               epoll_ctl).  Without it the child leaks IMPL.
+ * owns_thread:  optional.  True when the calling thread is one of yours (a
+ *               worker, the thread inside your run loop), whatever it runs
+ *               at the moment: a task of another executor, a fut_inline()
+ *               continuation, code of your own.  fut_executor_destroy
+ *               refuses there (FUT_EDEADLK) instead of calling destroy,
+ *               which would join or free the very thread it runs on.
+ *               Without it, only a thread inside one of your tasks
+ *               (fut_executor_current) is refused.  Any thread, while IMPL
+ *               lives; never concurrently with your destroy. */
 typedef struct fut_executor_ops {
     const char *name;
     unsigned flags;
@@ -123,6 +133,7 @@ typedef struct fut_executor_ops {
     void (*timer_cancel)(void *impl, fut_timer_t *t);
     bool (*take)(void *impl, fut_task_t *task);
     void (*destroy_forked)(void *impl);
+    bool (*owns_thread)(void *impl);
 } fut_executor_ops_t;
 
 /* The inline executor: runs a task at once on the submitting thread, but
@@ -147,9 +158,13 @@ FUT_API fut_executor_t *fut_inline(void);
  * Threads: any, concurrently. */
 FUT_API int fut_post(fut_executor_t *ex, void (*fn)(void *arg), void *arg);
 
-/* Wraps OPS (borrowed; must outlive the executor) and IMPL into an executor.
+/* Wraps OPS and IMPL into an executor.  OPS is borrowed until
+ * fut_executor_destroy returns (OPS->name is copied, up to 23 characters).
+ * The handle itself is never freed (see fut_executor_destroy), so it comes
+ * from malloc, not from the allocator installed with fut_set_allocator.
  * Returns: 0 and *OUT; FUT_EINVAL (OUT, OPS, submit or destroy NULL; or
- *   timer_start without timer_cancel); FUT_ENOMEM.  Threads: any. */
+ *   timer_start without timer_cancel); FUT_ENOMEM (malloc failed).
+ * Threads: any. */
 FUT_API int fut_executor_create(fut_executor_t **out,
                                 const fut_executor_ops_t *ops, void *impl);
 
@@ -158,20 +173,48 @@ FUT_API int fut_executor_create(fut_executor_t **out,
 FUT_API void *fut_executor_impl(const fut_executor_t *ex,
                                 const fut_executor_ops_t *ops);
 
-/* Shuts EX down: stops intake (continuations due later settle
- * FUT_ESHUTDOWN), finishes or drops queued work, joins its threads.  The
- * handle must not be used afterwards; futures still attached to EX stay
- * safe (the core keeps what they need).  In a child process, on an
- * executor the parent created: frees its memory only (fork(), above).
+/* Shuts EX down: stops intake, finishes or drops the work EX holds, joins
+ * its threads, frees what it owns.  Blocks until that is done.
+ * Work already on EX when the destroy begins:
+ *  - pool: all of it runs before destroy returns (tasks, callbacks, group
+ *    children, and what those submit from the workers); only submits from
+ *    other threads are refused (FUT_ESHUTDOWN) once the destroy began.
+ *  - loop: none of it runs (a task the loop's thread starts before it sees
+ *    the destroy still runs to its end, and fut_loop_run then returns 0
+ *    there): queued tasks and callbacks settle FUT_ESHUTDOWN uncalled,
+ *    fut_finally's included; delays and timeouts kept by the loop settle
+ *    FUT_ESHUTDOWN; pending fut_fd_ready futures reject FUT_ESHUTDOWN.
+ *  - custom: as its ops->destroy decides, task by task (fut_task_run: the
+ *    task runs; fut_task_drop: FUT_ESHUTDOWN, its callback not called).
+ *  - inline (fut_inline()): never destroyed; it keeps nothing queued
+ *    between calls.
+ * A continuation on EX whose source settles later (from a thread not of
+ * EX) settles FUT_ESHUTDOWN without its callback, fut_finally's too.
+ * Delays on an executor without timers of its own (pool, most custom ones)
+ * live on libfut's timer thread and still fire.
+ * The handle stays valid after destroy, for the life of the process (its
+ * struct, about 80 bytes, is never freed): every later call through it,
+ * from any thread, refuses: fut_async, continuations and fut_delay
+ * FUT_ESHUTDOWN, fut_executor_stats, fut_loop_run, fut_fd_ready and
+ * fut_pool_worker_stats FUT_ESHUTDOWN, a second destroy FUT_EALREADY,
+ * fut_loop_stop nothing, fut_group_init FUT_EINVAL.  So other
+ * threads may go on submitting until they see FUT_ESHUTDOWN while one
+ * thread destroys EX, without knowing whether the destroy has returned.
+ * In a child process, on an executor the parent created: frees its memory
+ * only (fork(), above).
  * Returns: 0; FUT_EINVAL for NULL or fut_inline(); FUT_EDEADLK when called
- *   from a task running on EX; FUT_EALREADY when a destroy of EX already
- *   began (a second call racing the first; after the first returned, the
- *   handle is gone and using it is a use after free).
+ *   on one of EX's own threads, whatever runs there: a task of EX, and on
+ *   a pool worker or the thread inside the loop's run also a fut_inline()
+ *   continuation, a task-group child or a nested run of another loop (a
+ *   custom executor: as its ops->owns_thread says, else inside its tasks
+ *   only); FUT_EALREADY once a destroy of EX began (racing or returned).
  * Threads: any other than EX's own. */
 FUT_API int fut_executor_destroy(fut_executor_t *ex);
 
-/* EX's name: the ops' name ("inline", "pool", "loop", ...), "custom" when
- * the ops have none, "(null)" for NULL.  Static storage.  Threads: any. */
+/* EX's name: the ops' name ("inline", "pool", "loop", ...; a custom one
+ * cut to 23 characters), "custom" when the ops have none, "(null)" for
+ * NULL.  Valid for the life of the process, also after EX's destroy.
+ * Threads: any. */
 FUT_API const char *fut_executor_name(const fut_executor_t *ex);
 
 /* Fills OUT with EX's counters (totals).  Returns 0; FUT_EINVAL for NULL
@@ -181,6 +224,20 @@ FUT_API int fut_executor_stats(const fut_executor_t *ex, fut_stats_t *out);
 
 /* The executor whose task the calling thread is running, or NULL. */
 FUT_API fut_executor_t *fut_executor_current(void);
+
+/* For an executor's own entry points that take a handle (the loop's
+ * fut_fd_ready, fut_loop_run, fut_loop_stop; the pool's worker stats):
+ * checks that EX was made with OPS and that its destroy has not begun, and
+ * holds the destroy off (ops->destroy is not called) until the matching
+ * fut_executor_leave(EX), so *IMPL may be used in between however the
+ * calling thread races a destroy.  Keep the bracket short; never block or
+ * wait for EX's own threads inside it.
+ * Returns: 0 and *IMPL; FUT_EINVAL (EX NULL or not made with OPS);
+ *   FUT_ESHUTDOWN (EX's destroy began or returned).  Only 0 needs a leave.
+ * Threads: any; free on a thread running one of EX's tasks. */
+FUT_API int fut_executor_enter(fut_executor_t *ex,
+                               const fut_executor_ops_t *ops, void **impl);
+FUT_API void fut_executor_leave(fut_executor_t *ex);
 
 /* For executors: run TASK here and now (once), ending the executor's hold.
  * Must be called on a thread that may run user code; never while holding a

@@ -21,7 +21,6 @@ extern "C" {
 typedef struct fut_kit_run {
     fut_executor_t *ex_;   /* the executor */
     fut_executor_t *prev_; /* fut_executor_current() before the run */
-    bool counted_;         /* this run counts EX's references locally */
 } fut_kit_run_t;
 
 /* The calling thread runs EX's work from now until fut_kit_run_end(RUN)
@@ -31,25 +30,18 @@ typedef struct fut_kit_run {
  *    work handed from here to EX goes straight to its submit (no guard for
  *    foreign threads: EX's destroy must wait for the run to end before it
  *    frees what its ops use), and a fut_timeout made here keeps its timer
- *    on EX if EX has timers;
- *  - references on EX's handle taken and dropped on this thread (one per
- *    continuation placed on EX, per cancel hook) are counted in
- *    thread-local memory, with no locked instruction (biased counting),
- *    unless this thread already counts another executor's (a run nested
- *    in another executor's run): then only the mark above is set.
+ *    on EX if EX has timers.
+ * It costs two plain stores: no locked instruction (executor handles are
+ *   never freed, so a continuation placed on EX counts no reference).
  * Ownership: RUN (not NULL) is the caller's storage, written here; EX is
- *   borrowed and the caller holds a reference on it (its handle) until the
- *   end.  EX NULL makes a run of no executor: fut_executor_current() answers
- *   NULL until the end, and nothing is counted.
+ *   borrowed.  EX NULL makes a run of no executor: fut_executor_current()
+ *   answers NULL until the end.
  * Threads: the calling thread; runs nest (LIFO), each ended on the thread
  *   that began it. */
 FUT_API void fut_kit_run_begin(fut_kit_run_t *run, fut_executor_t *ex);
 
-/* Ends RUN: fut_executor_current() answers what it did before the begin,
- * and the references this thread counted go back to EX's shared count.
- * If the caller's own reference was the last one (EX's destroy ran during
- * the run, and nothing else holds the handle), EX's struct is freed here:
- * make this the run's last use of EX.  Threads: the one that began RUN. */
+/* Ends RUN: fut_executor_current() answers what it did before the begin.
+ * Threads: the one that began RUN. */
 FUT_API void fut_kit_run_end(fut_kit_run_t *run);
 
 /* Arranges for FN(ARG, F) to run once, as a task on EX, if the application

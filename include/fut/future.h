@@ -162,8 +162,9 @@ FUT_API fut_t *fut_finally(fut_t *f, fut_executor_t *ex, fut_then_fn fn,
  * keeps its inputs alive); all/all_settled carry none: read inputs with
  * fut_input.  Ownership: every non-NULL FS[i] is consumed, also on error;
  * the array itself is borrowed.  Returns: never NULL; FS NULL with n > 0 or
- * a NULL element gives FUT_EINVAL, no memory FUT_ENOMEM.
- * Threads: any. */
+ * a NULL element gives FUT_EINVAL, no memory FUT_ENOMEM; n >= 2^32 - 1
+ * (more inputs than any array holds) gives FUT_EINVAL without reading FS,
+ * and consumes nothing.  Threads: any. */
 FUT_API fut_t *fut_all(fut_t *const *fs, size_t n);
 FUT_API fut_t *fut_all_settled(fut_t *const *fs, size_t n);
 FUT_API fut_t *fut_any(fut_t *const *fs, size_t n);
@@ -232,8 +233,9 @@ FUT_API bool fut_cancel_requested(void);
  * fut_timer_service_stop); it then settles on that thread, and
  * continuations run where they were placed.  Cancelling it removes the
  * timer at once.
- * Returns: never NULL; FUT_EINVAL (EX NULL), FUT_ENOMEM, FUT_ESHUTDOWN.
- * Threads: any. */
+ * Returns: never NULL; FUT_EINVAL (EX NULL), FUT_ENOMEM, FUT_ESHUTDOWN (at
+ * once when EX's destroy began; a pending delay whose executor keeps it,
+ * the loop, when the destroy drops it).  Threads: any. */
 FUT_API fut_t *fut_delay(fut_executor_t *ex, uint64_t ns);
 
 /* Settles like F (consumed) if F settles within NS; otherwise the returned

@@ -47,7 +47,8 @@ FUT_API int fut_loop_create(fut_executor_t **out, const fut_loop_opts_t *opts);
  * queued for the next run.  A fut_loop_stop that came before the run makes
  * it return after one round (as uv_stop does).
  * Returns: 0; FUT_EINVAL (not a loop); FUT_EALREADY if another thread is
- *   running it; FUT_ESHUTDOWN once fut_executor_destroy has begun.
+ *   running it; FUT_ESHUTDOWN once fut_executor_destroy has begun (also
+ *   long after it returned: the handle stays valid).
  * Threads: any, one at a time. */
 FUT_API int fut_loop_run(fut_executor_t *loop, fut_t *until);
 
@@ -65,12 +66,12 @@ FUT_API void fut_loop_stop(fut_executor_t *loop);
  * Ownership: returns a new reference; FD is borrowed: close it only once no
  * future on it is pending (or after cancelling them).
  * Returns: never NULL; FUT_EINVAL (not a loop, FD < 0, EVENTS empty or
- *   unknown), FUT_ENOMEM, FUT_ESHUTDOWN (destroyed while pending), -EBADF
- *   for a number that is not an open fd (any number up to INT_MAX: the
- *   kernel is asked before the loop keeps anything for it), -errno of
- *   epoll_ctl (EPERM: FD is a regular file).  A number closed and reused
- *   (even within one callback, after cancelling the futures on it) is
- *   watched as the new file.
+ *   unknown), FUT_ENOMEM, FUT_ESHUTDOWN (destroyed while pending, or the
+ *   loop's destroy began before the call), -EBADF for a number that is not
+ *   an open fd (any number up to INT_MAX: the kernel is asked before the
+ *   loop keeps anything for it), -errno of epoll_ctl (EPERM: FD is a
+ *   regular file).  A number closed and reused (even within one callback,
+ *   after cancelling the futures on it) is watched as the new file.
  * Threads: any; from another thread than the loop's, the fd is registered
  * when the loop next wakes (it is woken). */
 FUT_API fut_t *fut_fd_ready(fut_executor_t *loop, int fd, unsigned events);

@@ -40,7 +40,8 @@ FUT_API int fut_pool_create(fut_executor_t **out, const fut_pool_opts_t *opts);
  * by outside threads.  Values are read without stopping the workers: a
  * recent snapshot, not a consistent cut.
  * Ownership: POOL borrowed.  Returns: 0; FUT_EINVAL (NULL arguments, POOL
- *   not a pool, WORKER out of range).  Threads: any, while POOL lives. */
+ *   not a pool, WORKER out of range); FUT_ESHUTDOWN once POOL's destroy
+ *   began.  Threads: any. */
 FUT_API int fut_pool_worker_stats(const fut_executor_t *pool, unsigned worker,
                                   fut_stats_t *out);
 

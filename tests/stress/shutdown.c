@@ -6,11 +6,15 @@
  * destroy vs submit: each round makes an executor (a 2-worker pool, or a
  *   loop run by a thread of its own), starts 4 threads that submit tasks and
  *   chains to it as fast as they can, and destroys it at a random moment.
- *   The handle's memory is kept alive past the destroy by a continuation
- *   attached beforehand (the core counts it), so a submit that loses the race
- *   is a legal "closed" answer, not a use after free.  Every future a
- *   submitter got must settle: fulfilled (its task ran exactly once) or
- *   FUT_ESHUTDOWN (it never ran); none may hang, none may run twice.
+ *   Two ways: "pinned", a continuation attached beforehand waits across the
+ *   destroy and the submitters stop when told, after the destroy returned;
+ *   "unpinned", nothing else refers to the executor and each submitter
+ *   goes on until a submit is refused with FUT_ESHUTDOWN (issue 12, item 5:
+ *   it cannot tell "destroy began" from "destroy returned", so its last
+ *   calls land on a destroyed handle; ASan builds catch any touch of freed
+ *   memory there).  Every future a submitter kept must settle: fulfilled
+ *   (its task ran exactly once) or FUT_ESHUTDOWN (it never ran); none may
+ *   hang, none may run twice.
  * cancel storm: tasks on the pool complete while two threads cancel them at
  *   random.  Each future ends cancelled (exactly one fut_cancel returned 0,
  *   and the other got FUT_EALREADY) or fulfilled (no cancel returned 0);
@@ -21,6 +25,7 @@
 #endif
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,7 +80,47 @@ typedef struct submitter {
     fut_t *fs[PER_THREAD];
     job_t jobs[PER_THREAD];
     int kind[PER_THREAD]; /* 0 async, 1 then(async) */
+    bool until_refused;   /* unpinned: go on until FUT_ESHUTDOWN */
+    bool loop;            /* the executor is a loop */
+    job_t extra;          /* the jobs of futures past PER_THREAD */
 } submitter_t;
+
+static bool refused_now(fut_t *f)
+{
+    return fut_state(f) == FUT_REJECTED && fut_error(f) == FUT_ESHUTDOWN;
+}
+
+/* Now and then the pool's own entry point too, which must hold off a
+ * racing destroy while it reads the pool (fut_executor_enter).  The loop's
+ * fut_fd_ready is left out: with fd waits made (and cancelled) here, loop
+ * rounds took up to seconds each, a fresh loop seen asleep in epoll_wait
+ * with a task queued, with or without fut_executor_enter (reported). */
+static void own_entry_point(submitter_t *s)
+{
+    if (s->loop)
+        return;
+    fut_stats_t st;
+    int rc = fut_pool_worker_stats(s->ex, 0, &st);
+    if (rc != 0 && rc != FUT_ESHUTDOWN)
+        die("fut_pool_worker_stats: neither 0 nor FUT_ESHUTDOWN", -1);
+}
+
+/* Unpinned: submits past PER_THREAD (released at once, unchecked) until
+ * one is refused. */
+static void submit_until_refused(submitter_t *s)
+{
+    for (long i = 0;; i++) {
+        if ((i & 15) == 0)
+            own_entry_point(s);
+        fut_t *f = fut_async(s->ex, task, &s->extra);
+        if (i & 1)
+            f = fut_then(f, s->ex, then_cb, &s->extra);
+        bool refused = refused_now(f);
+        fut_release(f);
+        if (refused)
+            return;
+    }
+}
 
 static void *submit_loop(void *arg)
 {
@@ -90,7 +135,15 @@ static void *submit_loop(void *arg)
         if (s->kind[i])
             f = fut_then(f, s->ex, then_cb, &s->jobs[i]);
         s->fs[i] = f;
+        if (s->until_refused && (i & 15) == 0)
+            own_entry_point(s);
+        if (s->until_refused && refused_now(f)) {
+            s->n++;
+            return NULL;
+        }
     }
+    if (s->until_refused)
+        submit_until_refused(s);
     return NULL;
 }
 
@@ -131,7 +184,7 @@ static void check_submitter(submitter_t *s, int round, long *ran,
     }
 }
 
-static void destroy_vs_submit(int rounds, bool loop)
+static void destroy_vs_submit(int rounds, bool loop, bool pinned)
 {
     uint64_t seed = 0x9e3779b97f4a7c15ull;
     long ran = 0, refused = 0;
@@ -154,9 +207,10 @@ static void destroy_vs_submit(int rounds, bool loop)
             if (fut_pool_create(&ex, &o) != 0)
                 die("fut_pool_create failed", r);
         }
-        /* Keeps EX's memory alive past the destroy (see the top). */
-        fut_promise_t *pin;
-        fut_t *pinned = fut_then(fut_promise_new(&pin), ex, never, NULL);
+        /* A continuation waiting across the destroy (see the top). */
+        fut_promise_t *pin = NULL;
+        fut_t *pin_f =
+            pinned ? fut_then(fut_promise_new(&pin), ex, never, NULL) : NULL;
 
         atomic_int go = 0, stop = 0;
         static submitter_t subs[SUBMITTERS];
@@ -165,6 +219,9 @@ static void destroy_vs_submit(int rounds, bool loop)
             subs[i].go = &go;
             subs[i].stop = &stop;
             subs[i].n = 0;
+            subs[i].until_refused = !pinned;
+            subs[i].loop = loop;
+            atomic_init(&subs[i].extra.runs, 0);
             pthread_create(&subs[i].th, NULL, submit_loop, &subs[i]);
         }
         atomic_store(&go, 1);
@@ -181,14 +238,17 @@ static void destroy_vs_submit(int rounds, bool loop)
             pthread_join(subs[i].th, NULL);
         for (int i = 0; i < SUBMITTERS; i++)
             check_submitter(&subs[i], r, &ran, &refused);
-        fut_promise_drop(pin);
-        if (fut_wait(pinned, 10000 * MS) != 0 ||
-            fut_error(pinned) != FUT_EBROKEN)
-            die("the pinned continuation did not pass FUT_EBROKEN on", r);
-        fut_release(pinned);
+        if (pinned) {
+            fut_promise_drop(pin);
+            if (fut_wait(pin_f, 10000 * MS) != 0 ||
+                fut_error(pin_f) != FUT_EBROKEN)
+                die("the pinned continuation did not pass FUT_EBROKEN on", r);
+            fut_release(pin_f);
+        }
     }
-    printf("destroy-vs-submit %-4s rounds=%d ran=%ld refused=%ld\n",
-           loop ? "loop" : "pool", rounds, ran, refused);
+    printf("destroy-vs-submit %-4s %-8s rounds=%d ran=%ld refused=%ld\n",
+           loop ? "loop" : "pool", pinned ? "pinned" : "unpinned", rounds,
+           ran, refused);
 }
 
 /* ---- cancellation storm ------------------------------------------------------ */
@@ -314,8 +374,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: shutdown [rounds | --long]\n");
         return 2;
     }
-    destroy_vs_submit(rounds, false);
-    destroy_vs_submit(rounds, true);
+    for (int pinned = 0; pinned < 2; pinned++) {
+        destroy_vs_submit(rounds, false, pinned);
+        destroy_vs_submit(rounds, true, pinned);
+    }
     cancel_storm(rounds / 3 + 1);
     /* Give back this thread's cached blocks: the main thread never exits,
      * and LeakSanitizer reports its cache as leaked (reported to lead). */
