@@ -72,22 +72,32 @@ static void deadline_of(struct timespec *ts, uint64_t ns)
     ts->tv_nsec = (long)(ns % 1000000000u);
 }
 
-/* Naps up to NS unless there is work: FOR_WAITER (progress thread while a
- * waiter drives): until the flag clears; else until a push. */
+/* Naps up to NS unless there is work.  FOR_WAITER (the progress thread
+ * while a waiter drives): sets PARKED instead of SLEEPING, so pushes do
+ * not wake it (the waiter will see them); the waiter wakes it when it
+ * hands back with work outstanding, else it resumes at the end of NS. */
 static void idle_sleep(struct fut_mpi *m, uint64_t ns, bool for_waiter)
 {
     struct timespec ts;
+    atomic_bool *flag = for_waiter ? &m->parked : &m->sleeping;
     deadline_of(&ts, ns);
     pthread_mutex_lock(&m->wake_lock);
-    /* seq_cst: pairs with the seq_cst loads in fut_mpi__wake (Dekker with
-     * the pushes and the flag's clearing). */
-    atomic_store(&m->sleeping, true);
+    /* seq_cst: pairs with the seq_cst loads in fut_mpi__wake and in
+     * fut_mpi_wait (Dekker with the pushes and the flag's clearing). */
+    atomic_store(flag, true);
     bool work = atomic_load(&m->stop) ||
                 (for_waiter ? !atomic_load(&m->waiter_driving)
                             : atomic_load(&m->intake) || atomic_load(&m->done));
     if (!work)
         pthread_cond_timedwait(&m->cond, &m->wake_lock, &ts);
-    atomic_store(&m->sleeping, false);
+    atomic_store(flag, false);
+    pthread_mutex_unlock(&m->wake_lock);
+}
+
+static void wake_all(struct fut_mpi *m)
+{
+    pthread_mutex_lock(&m->wake_lock);
+    pthread_cond_broadcast(&m->cond);
     pthread_mutex_unlock(&m->wake_lock);
 }
 
@@ -106,7 +116,8 @@ static void *progress_main(void *arg)
     uint64_t nap = NAP0_NS;
     while (!atomic_load(&m->stop)) {
         if (atomic_load(&m->waiter_driving)) {
-            idle_sleep(m, m->idle_ns, true);
+            idle_sleep(m, nap, true);
+            nap = nap * 2 < m->idle_ns ? nap * 2 : m->idle_ns;
             continue;
         }
         pthread_mutex_lock(&m->mpi_lock);
@@ -116,7 +127,8 @@ static void *progress_main(void *arg)
             idle = 0;
             nap = NAP0_NS;
         } else if (++idle < m->spin) {
-            sched_yield(); /* ranks share cores when oversubscribed */
+            if (idle % 16 == 0)
+                sched_yield(); /* ranks share cores when oversubscribed */
         } else {
             idle_sleep(m, nap, false);
             nap = nap * 2 < m->idle_ns ? nap * 2 : m->idle_ns;
@@ -125,9 +137,17 @@ static void *progress_main(void *arg)
     return NULL;
 }
 
+/* True if the MPI thread has something to watch (under mpi_lock). */
+static bool outstanding(const struct fut_mpi *m)
+{
+    return m->inflight_total || m->queued || m->jobs_active || m->nsends ||
+           atomic_load_explicit(&m->closing, memory_order_relaxed);
+}
+
 /* Drives until F settles (0), DEADLINE passes (FUT_ETIMEDOUT) or, with a
- * progress thread, SPIN empty rounds (HAND_BACK: hand back). */
-static int drive(struct fut_mpi *m, fut_t *f, uint64_t deadline)
+ * progress thread, SPIN empty rounds (HAND_BACK: hand back).  *BUSY: work
+ * remained outstanding when it let go. */
+static int drive(struct fut_mpi *m, fut_t *f, uint64_t deadline, bool *busy)
 {
     unsigned idle = 0;
     uint64_t nap = NAP0_NS;
@@ -153,6 +173,7 @@ static int drive(struct fut_mpi *m, fut_t *f, uint64_t deadline)
         idle_sleep(m, nap < deadline - now ? nap : deadline - now, false);
         nap = nap * 2 < m->idle_ns ? nap * 2 : m->idle_ns;
     }
+    *busy = outstanding(m);
     pthread_mutex_unlock(&m->mpi_lock);
     return rc;
 }
@@ -177,16 +198,21 @@ int fut_mpi_wait(fut_mpi_t *m, fut_t *f, int64_t timeout_ns)
     uint64_t t0 = fut_now_ns();
     uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : t0 + (uint64_t)timeout_ns;
     int rc = HAND_BACK;
+    bool busy = false;
     if (m->threaded) {
         bool no = false;
         if (atomic_compare_exchange_strong(&m->waiter_driving, &no, true)) {
-            rc = drive(m, f, deadline);
-            /* seq_cst: pairs with idle_sleep's check of the flag. */
+            rc = drive(m, f, deadline, &busy);
+            /* seq_cst: pairs with idle_sleep's check of the flag.  With
+             * nothing outstanding the parked progress thread may finish
+             * its nap (a ping-pong pays no wake-up per call); a push wakes
+             * it once it sleeps for real. */
             atomic_store(&m->waiter_driving, false);
-            fut_mpi__wake(m);
+            if (busy && atomic_load(&m->parked))
+                wake_all(m);
         }
     } else if (pthread_equal(pthread_self(), m->main_thread)) {
-        rc = drive(m, f, deadline);
+        rc = drive(m, f, deadline, &busy);
     }
     if (rc != HAND_BACK)
         return rc;
@@ -478,9 +504,7 @@ int fut_mpi_destroy(fut_mpi_t *m)
         return FUT_EDEADLK;
     int err = fut_mpi_serve(m);
     atomic_store(&m->stop, true);
-    pthread_mutex_lock(&m->wake_lock);
-    pthread_cond_broadcast(&m->cond);
-    pthread_mutex_unlock(&m->wake_lock);
+    wake_all(m);
     if (m->thread_started)
         pthread_join(m->thread, NULL);
     if (m->pool) { /* broken: jobs may still run; they push to DONE */

@@ -110,6 +110,7 @@ struct fut_mpi {
     pthread_mutex_t wake_lock;
     pthread_cond_t cond;
     atomic_bool sleeping;
+    atomic_bool parked;      /* asleep while a waiter drives (not SLEEPING) */
     atomic_bool stop;        /* the progress thread ends */
     pthread_t thread;
     bool thread_started;
