@@ -33,6 +33,7 @@
 #define NAP0_NS 20000ull
 /* drive() gave MPI back to the progress thread (a positive, internal code) */
 #define HAND_BACK 1
+#define WAITER_GRACE_NS 200000ull
 
 static fut_t *rejected(int err)
 {
@@ -73,9 +74,10 @@ static void deadline_of(struct timespec *ts, uint64_t ns)
 }
 
 /* Naps up to NS unless there is work.  FOR_WAITER (the progress thread
- * while a waiter drives): sets PARKED instead of SLEEPING, so pushes do
- * not wake it (the waiter will see them); the waiter wakes it when it
- * hands back with work outstanding, else it resumes at the end of NS. */
+ * while waiters drive, or did a moment ago): sets PARKED instead of
+ * SLEEPING, so pushes do not wake it (a waiter is about to see them); a
+ * waiter that hands back with work outstanding sets HANDBACK_BUSY and
+ * wakes it, else it resumes at the end of NS. */
 static void idle_sleep(struct fut_mpi *m, uint64_t ns, bool for_waiter)
 {
     struct timespec ts;
@@ -83,15 +85,29 @@ static void idle_sleep(struct fut_mpi *m, uint64_t ns, bool for_waiter)
     deadline_of(&ts, ns);
     pthread_mutex_lock(&m->wake_lock);
     /* seq_cst: pairs with the seq_cst loads in fut_mpi__wake and in
-     * fut_mpi_wait (Dekker with the pushes and the flag's clearing). */
+     * fut_mpi_wait (Dekker: push or HANDBACK_BUSY, then the flag). */
     atomic_store(flag, true);
     bool work = atomic_load(&m->stop) ||
-                (for_waiter ? !atomic_load(&m->waiter_driving)
+                (for_waiter ? atomic_load(&m->handback_busy)
                             : atomic_load(&m->intake) || atomic_load(&m->done));
     if (!work)
         pthread_cond_timedwait(&m->cond, &m->wake_lock, &ts);
     atomic_store(flag, false);
     pthread_mutex_unlock(&m->wake_lock);
+}
+
+/* True while a waiter drives, or handed back less than WAITER_GRACE_NS ago
+ * with nothing outstanding: the next fut_mpi_wait will likely drive again,
+ * and a progress thread taking MPI in between only contends for it. */
+static bool waiters_active(struct fut_mpi *m)
+{
+    if (atomic_load(&m->waiter_driving))
+        return true;
+    if (atomic_exchange(&m->handback_busy, false))
+        return false;
+    return fut_now_ns() - atomic_load_explicit(&m->waiter_left_ns,
+                                               memory_order_relaxed) <
+           WAITER_GRACE_NS;
 }
 
 static void wake_all(struct fut_mpi *m)
@@ -115,7 +131,7 @@ static void *progress_main(void *arg)
     unsigned idle = 0;
     uint64_t nap = NAP0_NS;
     while (!atomic_load(&m->stop)) {
-        if (atomic_load(&m->waiter_driving)) {
+        if (waiters_active(m)) {
             idle_sleep(m, nap, true);
             nap = nap * 2 < m->idle_ns ? nap * 2 : m->idle_ns;
             continue;
@@ -159,7 +175,9 @@ static int drive(struct fut_mpi *m, fut_t *f, uint64_t deadline, bool *busy)
             nap = NAP0_NS;
             continue;
         }
-        uint64_t now = ++idle % 64 == 0 || idle >= m->spin ? fut_now_ns() : 0;
+        uint64_t now = 0; /* the clock only when it can matter */
+        if ((++idle % 64 == 0 && deadline != UINT64_MAX) || idle >= m->spin)
+            now = fut_now_ns();
         if (now >= deadline) {
             rc = FUT_ETIMEDOUT;
             break;
@@ -195,18 +213,22 @@ int fut_mpi_wait(fut_mpi_t *m, fut_t *f, int64_t timeout_ns)
     if (fut_mpi__driving)
         return FUT_EDEADLK;
     seal(m);
-    uint64_t t0 = fut_now_ns();
-    uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : t0 + (uint64_t)timeout_ns;
+    uint64_t deadline =
+        timeout_ns < 0 ? UINT64_MAX : fut_now_ns() + (uint64_t)timeout_ns;
     int rc = HAND_BACK;
     bool busy = false;
     if (m->threaded) {
         bool no = false;
         if (atomic_compare_exchange_strong(&m->waiter_driving, &no, true)) {
             rc = drive(m, f, deadline, &busy);
-            /* seq_cst: pairs with idle_sleep's check of the flag.  With
-             * nothing outstanding the parked progress thread may finish
-             * its nap (a ping-pong pays no wake-up per call); a push wakes
-             * it once it sleeps for real. */
+            /* With nothing outstanding the parked progress thread finishes
+             * its nap (a ping-pong of calls and waits pays no wake-up per
+             * call).  seq_cst: HANDBACK_BUSY then PARKED, against
+             * idle_sleep's PARKED then HANDBACK_BUSY. */
+            atomic_store_explicit(&m->waiter_left_ns, fut_now_ns(),
+                                  memory_order_relaxed);
+            if (busy)
+                atomic_store(&m->handback_busy, true);
             atomic_store(&m->waiter_driving, false);
             if (busy && atomic_load(&m->parked))
                 wake_all(m);
@@ -216,9 +238,9 @@ int fut_mpi_wait(fut_mpi_t *m, fut_t *f, int64_t timeout_ns)
     }
     if (rc != HAND_BACK)
         return rc;
-    uint64_t now = fut_now_ns();
     if (timeout_ns < 0)
         return fut_wait(f, -1);
+    uint64_t now = fut_now_ns();
     return fut_wait(f, now >= deadline ? 0 : (int64_t)(deadline - now));
 }
 
@@ -320,6 +342,7 @@ static int make_group(struct fut_mpi *m, const fut_mpi_opts_t *o, int size)
     m->run_inline = o->run_inline;
     m->size = size;
     m->main_thread = pthread_self();
+    m->rx_req[0] = m->rx_req[1] = MPI_REQUEST_NULL;
     int err = init_sync(m);
     if (!err)
         err = alloc_tables(m);
@@ -511,6 +534,7 @@ int fut_mpi_destroy(fut_mpi_t *m)
         fut_executor_destroy(m->pool);
         m->pool = NULL;
     }
+    fut_mpi__recv_stop(m); /* the posted receives (and, broken, bodies) */
     if (err) {
         fut_mpi__fail_all(m, err);
         drop_leftovers(m);

@@ -5,6 +5,7 @@
 
 #include <fut/mpi.h>
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -15,14 +16,24 @@
  *   TAG_CALL   [slot] [fn index << 32 | name hash] [len]   argument bytes
  *   TAG_REPLY  [slot] [kind]                       [word]  value bytes
  *
+ * A message of at most SMALL_MSG bytes travels whole, into a receive the
+ * MPI thread keeps posted per tag (polling a posted receive is cheap; a
+ * probe costs a request each time).  A longer one sends its header alone
+ * under the same tag, then the rest under tag + BODY_TAG, which the
+ * receiver posts straight into the final block once it read the header
+ * (bodies from one sender match their headers in order: MPI does not let
+ * messages with the same source and tag overtake each other, and calls
+ * and replies have their own body tags).
+ *
  * SLOT is the caller's in-flight slot (dest * max_in_flight + i), echoed
  * back.  A reply's WORD is the int64 (R_I64), the error (R_ERR) or the byte
  * count (R_BYTES).  A byte value travels in a block laid out as
  * [slot][kind][fut_bytes_t: len, data...]: a bytes value is always such a
  * block (fut_ok_bytes makes it, the receiver receives into it), so neither
  * side copies the bytes again; bytes_free frees the whole block. */
-enum { TAG_CALL = 1, TAG_REPLY = 2 };
+enum { TAG_CALL = 1, TAG_REPLY = 2, BODY_TAG = 2 };
 enum { R_NONE = 0, R_I64 = 1, R_ERR = 2, R_BYTES = 3 };
+#define SMALL_MSG 4096
 #define HDR_BYTES 24
 #define HDR_WORDS 3
 #define MAX_MSG ((size_t)INT_MAX)
@@ -111,6 +122,8 @@ struct fut_mpi {
     pthread_cond_t cond;
     atomic_bool sleeping;
     atomic_bool parked;      /* asleep while a waiter drives (not SLEEPING) */
+    atomic_bool handback_busy; /* a waiter handed back work outstanding */
+    _Atomic uint64_t waiter_left_ns; /* when the last waiter handed back */
     atomic_bool stop;        /* the progress thread ends */
     pthread_t thread;
     bool thread_started;
@@ -129,21 +142,44 @@ struct fut_mpi {
     struct sending *sends;
     size_t nsends, sendcap;
     int *done_idx;           /* scratch for MPI_Testsome, [sendcap] */
-    MPI_Message held;        /* a matched message not yet received */
-    MPI_Status held_st;
-    bool has_held;
+    /* The posted receives, [0] calls (posted once sealed), [1] replies;
+     * MPI_REQUEST_NULL until made.  RX_FULL[k]: received, but not
+     * yet consumed for want of memory (retried next round). */
+    MPI_Request rx_req[2];   /* persistent, made on first use */
+    bool rx_active[2];       /* started and not yet completed */
+    bool rx_full[2];
+    MPI_Status rx_st[2];
+    uint64_t rx_buf[2][SMALL_MSG / 8];
+    struct body *bodies;     /* long messages' bodies being received */
     int bar_state;           /* 0 not entered, 1 entered, 2 passed, 3 over */
     MPI_Request bar_req;
     fut_promise_t *done_promise; /* settled once the group shut down */
     fut_t *done_fut;
 };
 
-/* progress.c */
+/* The body of a long message being received into its final block. */
+struct body {
+    struct body *next;
+    MPI_Request req;
+    int src;
+    struct job *job;    /* a call's job, or NULL */
+    uint64_t *block;    /* a reply's bytes block */
+};
+
+/* progress.c (the round, sends, calls, shutdown) */
 bool fut_mpi__round(struct fut_mpi *m); /* one round; true if it did work */
 void fut_mpi__fail_all(struct fut_mpi *m, int err);
-void fut_mpi__run_job(struct job *j);    /* runs a job's function */
 void fut_mpi__wake(struct fut_mpi *m);   /* wakes the MPI thread if asleep */
 uint32_t fut_mpi__hash(const char *s);
+bool fut_mpi__ok(struct fut_mpi *m, int rc); /* false: MPI failed, broken */
+void fut_mpi__isend(struct fut_mpi *m, void *buf, size_t len, int dest,
+                    int tag, struct sending s);
+void fut_mpi__job_free(struct fut_mpi *m, struct job *j);
+void fut_mpi__call_free(struct call *c);
+/* recv.c (receiving, running incoming calls, replying) */
+bool fut_mpi__receive(struct fut_mpi *m);
+bool fut_mpi__take_done(struct fut_mpi *m);
+void fut_mpi__recv_stop(struct fut_mpi *m); /* cancels posted receives */
 /* The group whose MPI round this thread is running (MPI thread), or NULL. */
 extern _Thread_local struct fut_mpi *fut_mpi__driving;
 

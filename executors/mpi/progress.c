@@ -8,8 +8,10 @@
  *
  *   intake stack --take_intake--> queues[dest] / any --dispatch--> Isend CALL
  *                                  (at most max_in_flight per destination)
- *   Improbe --> REPLY: settle the caller's promise, free the slot
- *           --> CALL:  a job; run it on the pool (or here, run_inline)
+ *   posted receives (recv.c) --> REPLY: settle the caller's promise,
+ *                                        free the slot
+ *                            --> CALL:  a job; run it on the pool (or
+ *                                        here, run_inline)
  *   done stack (jobs finished by workers) --take_done--> Isend REPLY
  *   Testsome over sends in progress: free what they carried
  *   shutdown: closing, nothing of ours queued or in flight -> Ibarrier;
@@ -43,7 +45,7 @@ uint32_t fut_mpi__hash(const char *s)
 
 /* True if RC is MPI_SUCCESS; else the group is broken (MPI_ERRORS_RETURN
  * only: with the default handler MPI aborted the job already). */
-static bool mpi_ok(struct fut_mpi *m, int rc)
+bool fut_mpi__ok(struct fut_mpi *m, int rc)
 {
     if (rc == MPI_SUCCESS)
         return true;
@@ -64,7 +66,7 @@ void fut_mpi__wake(struct fut_mpi *m)
 
 /* ---- sends ---------------------------------------------------------------- */
 
-static void job_free(struct fut_mpi *m, struct job *j)
+void fut_mpi__job_free(struct fut_mpi *m, struct job *j)
 {
     if (j->bytes)
         fut_mpi__bytes_free(j->bytes);
@@ -76,7 +78,7 @@ static void send_done(struct fut_mpi *m, struct sending s)
 {
     fut_free(s.call_msg);
     if (s.job)
-        job_free(m, s.job);
+        fut_mpi__job_free(m, s.job);
 }
 
 static bool grow_sends(struct fut_mpi *m)
@@ -105,22 +107,22 @@ static bool grow_sends(struct fut_mpi *m)
     return true;
 }
 
-/* Sends LEN bytes at BUF to DEST; S says what to free once it is sent. */
-static void isend(struct fut_mpi *m, void *buf, size_t len, int dest, int tag,
-                  struct sending s)
+/* Starts one MPI_Isend; S says what to free once it completes. */
+static void isend_one(struct fut_mpi *m, void *buf, size_t len, int dest,
+                      int tag, struct sending s)
 {
     MPI_Request req;
     int flag = 0;
-    if (!mpi_ok(m, MPI_Isend(buf, (int)len, MPI_BYTE, dest, tag, m->comm,
-                             &req))) {
+    if (!fut_mpi__ok(m, MPI_Isend(buf, (int)len, MPI_BYTE, dest, tag, m->comm,
+                                  &req))) {
         send_done(m, s);
         return;
     }
     /* Small messages go out eagerly: most sends are complete at once. */
-    if (!mpi_ok(m, MPI_Test(&req, &flag, MPI_STATUS_IGNORE)) || flag ||
+    if (!fut_mpi__ok(m, MPI_Test(&req, &flag, MPI_STATUS_IGNORE)) || flag ||
         (m->nsends == m->sendcap && !grow_sends(m) &&
          /* No memory to track it: finish it here. */
-         (mpi_ok(m, MPI_Wait(&req, MPI_STATUS_IGNORE)) || true))) {
+         (fut_mpi__ok(m, MPI_Wait(&req, MPI_STATUS_IGNORE)) || true))) {
         send_done(m, s);
         return;
     }
@@ -128,11 +130,37 @@ static void isend(struct fut_mpi *m, void *buf, size_t len, int dest, int tag,
     m->sends[m->nsends++] = s;
 }
 
+/* Sends the message BUF (header + data, LEN bytes) to DEST as one head
+ * message (TAG), or, beyond SMALL_MSG, as its header alone then a body
+ * (TAG + BODY_TAG) received straight into place (recv.c).  S says what to
+ * free once all of it is sent. */
+void fut_mpi__isend(struct fut_mpi *m, void *buf, size_t len, int dest,
+                    int tag, struct sending s)
+{
+    if (len <= SMALL_MSG) {
+        isend_one(m, buf, len, dest, tag, s);
+        return;
+    }
+    uint64_t *head = fut_alloc(HDR_BYTES);
+    if (!head) { /* no memory for a copy: send the header from BUF, wait */
+        MPI_Request req;
+        if (fut_mpi__ok(m, MPI_Isend(buf, HDR_BYTES, MPI_BYTE, dest, tag,
+                                     m->comm, &req)))
+            fut_mpi__ok(m, MPI_Wait(&req, MPI_STATUS_IGNORE));
+    } else {
+        memcpy(head, buf, HDR_BYTES);
+        isend_one(m, head, HDR_BYTES, dest, tag,
+                  (struct sending){.call_msg = head, .job = NULL});
+    }
+    isend_one(m, (unsigned char *)buf + HDR_BYTES, len - HDR_BYTES, dest,
+              tag + BODY_TAG, s);
+}
+
 static bool test_sends(struct fut_mpi *m)
 {
     int n = 0;
     if (!m->nsends ||
-        !mpi_ok(m, MPI_Testsome((int)m->nsends, m->reqs, &n, m->done_idx,
+        !fut_mpi__ok(m, MPI_Testsome((int)m->nsends, m->reqs, &n, m->done_idx,
                                 MPI_STATUSES_IGNORE)) ||
         n == MPI_UNDEFINED || n == 0)
         return false;
@@ -150,7 +178,7 @@ static bool test_sends(struct fut_mpi *m)
 
 /* ---- outgoing calls --------------------------------------------------------- */
 
-static void call_free(struct call *c)
+void fut_mpi__call_free(struct call *c)
 {
     fut_release(c->fut);
     fut_free(c->msg);
@@ -160,7 +188,7 @@ static void call_free(struct call *c)
 static void call_reject(struct call *c, int err)
 {
     fut_promise_settle(c->promise, fut_fail(err));
-    call_free(c);
+    fut_mpi__call_free(c);
 }
 
 static bool take_intake(struct fut_mpi *m)
@@ -214,7 +242,7 @@ static void start_call(struct fut_mpi *m, struct call *c, int dest)
 {
     if (fut_state(c->fut) != FUT_PENDING) { /* cancelled or timed out */
         fut_promise_drop(c->promise);
-        call_free(c);
+        fut_mpi__call_free(c);
         return;
     }
     unsigned local = m->free_slots[dest][m->bound - 1 - m->inflight[dest]++];
@@ -224,7 +252,7 @@ static void start_call(struct fut_mpi *m, struct call *c, int dest)
     ((uint64_t *)c->msg)[0] = slot;
     void *msg = c->msg;
     c->msg = NULL; /* the send owns it now */
-    isend(m, msg, c->msg_len, dest, TAG_CALL,
+    fut_mpi__isend(m, msg, c->msg_len, dest, TAG_CALL,
           (struct sending){.call_msg = msg, .job = NULL});
 }
 
@@ -267,213 +295,6 @@ static bool dispatch(struct fut_mpi *m)
     return did;
 }
 
-/* A reply MSG (N bytes, owned) from SRC: settles its call. */
-static void on_reply(struct fut_mpi *m, int src, uint64_t *msg, size_t n)
-{
-    uint64_t slot = msg[0], kind = msg[1];
-    struct call *c = slot < (uint64_t)m->size * m->bound ? m->slots[slot]
-                                                          : NULL;
-    if (!c || slot / m->bound != (uint64_t)src) {
-        fut_free(msg); /* not ours: cannot happen on a private comm */
-        return;
-    }
-    m->slots[slot] = NULL;
-    m->free_slots[src][m->bound - m->inflight[src]--] =
-        (unsigned)(slot % m->bound);
-    m->inflight_total--;
-    fut_result_t r;
-    if (kind == R_BYTES && msg[2] == n - HDR_BYTES) {
-        r = fut_ok_owned(msg + 2, fut_mpi__bytes_free); /* msg is the block */
-        msg = NULL;
-    } else if (kind == R_I64) {
-        r = fut_ok_i64((int64_t)msg[2]);
-    } else if (kind == R_ERR) {
-        r = fut_fail((int)(int64_t)msg[2]);
-    } else {
-        r = kind == R_NONE ? fut_ok(NULL) : fut_fail(FUT_EINVAL);
-    }
-    fut_free(msg);
-    /* A late reply to a cancelled call: FUT_EALREADY, R disposed. */
-    fut_promise_settle(c->promise, r);
-    call_free(c);
-}
-
-/* ---- incoming calls --------------------------------------------------------- */
-
-static void send_reply(struct fut_mpi *m, struct job *j)
-{
-    if (atomic_load_explicit(&m->broken, memory_order_relaxed)) {
-        job_free(m, j);
-        return;
-    }
-    struct sending s = {.call_msg = NULL, .job = j};
-    if (j->bytes) {
-        uint64_t *blk = (uint64_t *)BYTES_BLOCK(j->bytes);
-        blk[0] = j->reply[0];
-        blk[1] = R_BYTES; /* blk[2] is the fut_bytes_t's len */
-        isend(m, blk, HDR_BYTES + blk[2], j->src, TAG_REPLY, s);
-    } else {
-        isend(m, j->reply, HDR_BYTES, j->src, TAG_REPLY, s);
-    }
-}
-
-/* Encodes R, the function's result, into J's reply.
- * This reads fut_result_t's private fields (kind_, dtor_, u_), the one
- * place outside the core that does: the result is built by fut_ok_* on
- * this rank and must be told apart before libfut takes it (once settled, a
- * bytes value is indistinguishable from any other owned pointer through
- * the public accessors).  The layout and FUT__RK_* are in <fut/future.h>,
- * versioned with this library in the same tree. */
-static void encode(struct job *j, fut_result_t r)
-{
-    uint64_t kind = R_ERR, word = (uint64_t)(int64_t)FUT_EINVAL;
-    switch (r.kind_) {
-    case FUT__RK_I64:
-        kind = R_I64, word = (uint64_t)r.u_.i64;
-        break;
-    case FUT__RK_FAIL:
-        word = (uint64_t)(int64_t)r.err_;
-        break;
-    case FUT__RK_OK:
-        if (!r.u_.ptr)
-            kind = R_NONE, word = 0;
-        break;
-    case FUT__RK_OWNED:
-        if (r.dtor_ == fut_mpi__bytes_free &&
-            ((fut_bytes_t *)r.u_.ptr)->len <= MAX_MSG - HDR_BYTES) {
-            j->bytes = r.u_.ptr;
-            kind = R_BYTES;
-        } else { /* a value that cannot travel is disposed */
-            fut_release(fut_ready(r));
-        }
-        break;
-    default:
-        fut_release(fut_ready(r)); /* drops an adopted or forwarded future */
-    }
-    j->reply[1] = kind;
-    j->reply[2] = word;
-}
-
-void fut_mpi__run_job(struct job *j)
-{
-    struct fut_mpi *m = j->m;
-    uint64_t idx = j->msg[1] >> 32;
-    uint32_t hash = (uint32_t)j->msg[1];
-    j->reply[0] = j->msg[0];
-    /* Acquire: the table is frozen (pairs with seal()'s release). */
-    if (!atomic_load_explicit(&m->sealed, memory_order_acquire) ||
-        idx >= m->nfns || m->fns[idx].hash != hash)
-        encode(j, fut_fail(FUT_MPI_ENOSYS));
-    else
-        encode(j, m->fns[idx].fn(j->msg + HDR_WORDS, j->len, m->fns[idx].ud));
-}
-
-/* A pool task: run the job, hand it back to the MPI thread. */
-static fut_result_t job_task(void *arg)
-{
-    struct job *j = arg;
-    struct fut_mpi *m = j->m;
-    fut_mpi__run_job(j);
-    struct job *top = atomic_load_explicit(&m->done, memory_order_relaxed);
-    do /* release: pairs with the acquire exchange in take_done */
-        j->next = top;
-    while (!atomic_compare_exchange_weak_explicit(
-        &m->done, &top, j, memory_order_seq_cst, memory_order_relaxed));
-    fut_mpi__wake(m);
-    return fut_ok(NULL);
-}
-
-static void on_call(struct fut_mpi *m, struct job *j)
-{
-    m->jobs_active++;
-    if (m->run_inline) {
-        fut_mpi__run_job(j);
-        send_reply(m, j);
-        return;
-    }
-    fut_t *f = fut_async(m->pool, job_task, j);
-    /* job_task always fulfils: a rejection means the pool refused it and
-     * the task never ran (FUT_ENOMEM). */
-    if (fut_state(f) == FUT_REJECTED) {
-        j->reply[0] = j->msg[0];
-        j->reply[1] = R_ERR;
-        j->reply[2] = (uint64_t)(int64_t)fut_error(f);
-        send_reply(m, j);
-    }
-    fut_release(f);
-}
-
-/* Receives the matched message MSG (status ST); false if there was no
- * memory for it (kept matched in m->held for the next round). */
-static bool recv_one(struct fut_mpi *m, MPI_Message *msg, MPI_Status *st)
-{
-    int count = 0;
-    MPI_Get_count(st, MPI_BYTE, &count);
-    size_t n = count < HDR_BYTES ? HDR_BYTES : (size_t)count;
-    bool call = st->MPI_TAG == TAG_CALL;
-    struct job *j = call ? fut_alloc(sizeof *j + n) : NULL;
-    uint64_t *buf = call ? (j ? j->msg : NULL) : fut_alloc(n);
-    if (!buf)
-        return false;
-    memset(buf, 0, HDR_BYTES);
-    if (!mpi_ok(m, MPI_Mrecv(buf, count, MPI_BYTE, msg, MPI_STATUS_IGNORE))) {
-        fut_free(call ? (void *)j : buf);
-        return true;
-    }
-    if (!call) {
-        on_reply(m, st->MPI_SOURCE, buf, n);
-        return true;
-    }
-    j->m = m;
-    j->src = st->MPI_SOURCE;
-    j->bytes = NULL;
-    j->len = n - HDR_BYTES;
-    on_call(m, j);
-    return true;
-}
-
-static bool receive(struct fut_mpi *m)
-{
-    bool did = false;
-    /* Calls are taken only once this rank's table is sealed (acquire:
-     * pairs with seal()'s release); replies always. */
-    int tag = atomic_load_explicit(&m->sealed, memory_order_acquire)
-                  ? MPI_ANY_TAG
-                  : TAG_REPLY;
-    for (int k = 0; k < 64 && !atomic_load(&m->broken); k++) {
-        if (!m->has_held) {
-            int flag = 0;
-            if (!mpi_ok(m, MPI_Improbe(MPI_ANY_SOURCE, tag, m->comm, &flag,
-                                       &m->held, &m->held_st)) ||
-                !flag)
-                break;
-            m->has_held = true;
-        }
-        if (!recv_one(m, &m->held, &m->held_st))
-            break;
-        m->has_held = false;
-        did = true;
-    }
-    return did;
-}
-
-static bool take_done(struct fut_mpi *m)
-{
-    /* Acquire: pairs with the push in job_task (a plain load first, as
-     * in take_intake). */
-    if (!atomic_load_explicit(&m->done, memory_order_relaxed))
-        return false;
-    struct job *j = atomic_exchange_explicit(&m->done, NULL,
-                                             memory_order_acquire);
-    bool did = j != NULL;
-    while (j) {
-        struct job *next = j->next;
-        send_reply(m, j);
-        j = next;
-    }
-    return did;
-}
-
 /* ---- shutdown and failure --------------------------------------------------- */
 
 static void settle_done(struct fut_mpi *m, fut_result_t r)
@@ -494,12 +315,12 @@ static bool shutdown_step(struct fut_mpi *m)
         if (m->queued || m->inflight_total ||
             atomic_load_explicit(&m->intake, memory_order_relaxed))
             return false;
-        if (mpi_ok(m, MPI_Ibarrier(m->comm, &m->bar_req)))
+        if (fut_mpi__ok(m, MPI_Ibarrier(m->comm, &m->bar_req)))
             m->bar_state = 1;
         return true;
     }
     if (m->bar_state == 1) {
-        if (!mpi_ok(m, MPI_Test(&m->bar_req, &flag, MPI_STATUS_IGNORE)) ||
+        if (!fut_mpi__ok(m, MPI_Test(&m->bar_req, &flag, MPI_STATUS_IGNORE)) ||
             !flag)
             return false;
         m->bar_state = 2;
@@ -533,7 +354,7 @@ void fut_mpi__fail_all(struct fut_mpi *m, int err)
     struct job *j = atomic_exchange(&m->done, NULL);
     while (j) {
         struct job *next = j->next;
-        job_free(m, j);
+        fut_mpi__job_free(m, j);
         j = next;
     }
     settle_done(m, fut_fail(err));
@@ -548,8 +369,8 @@ bool fut_mpi__round(struct fut_mpi *m)
     }
     bool did = take_intake(m);
     did |= dispatch(m);
-    did |= receive(m);
-    did |= take_done(m);
+    did |= fut_mpi__receive(m);
+    did |= fut_mpi__take_done(m);
     did |= test_sends(m);
     did |= shutdown_step(m);
     if ((err = atomic_load_explicit(&m->broken, memory_order_relaxed)))

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define USER_ERR (-100555)
 #define BOUND 4    /* max_in_flight of the group */
@@ -144,6 +145,20 @@ static fut_result_t sleep_bytes(const void *arg, size_t len, void *ud)
     return fut_ok_bytes(zeros, sizeof zeros);
 }
 
+/* Waits (up to 60 s) until the file named by ARG exists, then returns 64
+ * KiB of bytes: rank 0 opens the gate (gate_open) when it is ready, so
+ * tests that need a call to stay in flight do not depend on timing. */
+static fut_result_t gate(const void *arg, size_t len, void *ud)
+{
+    (void)ud;
+    static const unsigned char zeros[64 * 1024];
+    char path[256];
+    snprintf(path, sizeof path, "%.*s", (int)len, (const char *)arg);
+    for (int i = 0; i < 60000 && access(path, F_OK) != 0; i++)
+        sleep_ms(1);
+    return fut_ok_bytes(zeros, sizeof zeros);
+}
+
 static atomic_long g_runs;
 static fut_result_t count_run(const void *arg, size_t len, void *ud)
 {
@@ -184,6 +199,7 @@ static int register_all(fut_mpi_t *m)
                {"meet", meet},
                {"meet_max", meet_max},
                {"sleep_bytes", sleep_bytes},
+               {"gate", gate},
                {"count_run", count_run},
                {"runs", runs},
                {"call_out", call_out}};
@@ -198,6 +214,29 @@ static int register_all(fut_mpi_t *m)
 }
 
 /* ---- helpers (rank 0) ------------------------------------------------------ */
+
+/* A closed gate: a fresh path (not yet a file) shared by every rank. */
+static const char *gate_new(void)
+{
+    static char path[64];
+    static int n;
+    snprintf(path, sizeof path, "/tmp/fut-mpi-gate-%d-%d", (int)getpid(),
+             n++);
+    unlink(path);
+    return path;
+}
+
+static fut_t *call_gate(int rank, const char *path)
+{
+    return fut_mpi_call(g_m, rank, "gate", path, strlen(path));
+}
+
+static void gate_open(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fclose(f);
+}
 
 static fut_t *call_i64(int rank, const char *name, int64_t v)
 {
@@ -480,15 +519,22 @@ static void test_calls_chain_like_any_future(void **state)
 static void test_timeout_gives_etimedout_and_discards_late_reply(void **state)
 {
     (void)state;
-    fut_t *f = fut_timeout(call_i64(1, "sleep_bytes", 300), 10 * MS);
+    const char *g1 = gate_new();
+    fut_t *f = fut_timeout(call_gate(1, g1), 10 * MS);
     assert_int_equal(await_err(f), FUT_ETIMEDOUT);
+    gate_open(g1);
     /* The late reply (64 KiB) arrives while these run; it is freed, and
      * does not settle anything else. */
     for (int i = 0; i < 50; i++)
         assert_int_equal(await_i64(call_i64(1, "plus1", i)), i + 1);
-    fut_t *g = call_i64(1, "sleep_bytes", 400);
+    const char *g2 = gate_new();
+    fut_t *g = call_gate(1, g2);
     assert_int_equal(fut_cancel(g), 0);
     assert_int_equal(await_err(g), FUT_ECANCELED);
+    gate_open(g2);
+    assert_int_equal(await_i64(call_i64(1, "plus1", 7)), 8);
+    unlink(g1);
+    unlink(g2);
 }
 
 static void test_cancelled_queued_call_is_never_sent(void **state)
@@ -496,15 +542,18 @@ static void test_cancelled_queued_call_is_never_sent(void **state)
     (void)state;
     int64_t before = await_i64(fut_mpi_call(g_m, 2, "runs", NULL, 0));
     fut_t *busy[BOUND];
-    for (int i = 0; i < BOUND; i++) /* every slot to rank 2 held 500 ms */
-        busy[i] = call_i64(2, "sleep_bytes", 500);
+    const char *path = gate_new();
+    for (int i = 0; i < BOUND; i++) /* every slot to rank 2 held */
+        busy[i] = call_gate(2, path);
     fut_t *queued = fut_mpi_call(g_m, 2, "count_run", NULL, 0);
     assert_int_equal(fut_cancel(queued), 0);
     fut_t *timed = fut_timeout(fut_mpi_call(g_m, 2, "count_run", NULL, 0), 1);
     assert_int_equal(await_err(queued), FUT_ECANCELED);
     assert_int_equal(await_err(timed), FUT_ETIMEDOUT);
+    gate_open(path);
     for (int i = 0; i < BOUND; i++)
         assert_int_equal(await_err(busy[i]), 0);
+    unlink(path);
     assert_int_equal(await_i64(fut_mpi_call(g_m, 2, "runs", NULL, 0)),
                      before);
 }
@@ -522,9 +571,12 @@ static void test_wait_on_the_mpi_thread_is_edeadlk(void **state)
     (void)state;
     fut_promise_t *p;
     fut_t *never = fut_promise_new(&p);
-    fut_t *f = fut_then(call_i64(1, "sleep_bytes", 200), fut_inline(),
-                        wait_in_callback, never);
+    const char *path = gate_new();
+    fut_t *f = fut_then(call_gate(1, path), fut_inline(), wait_in_callback,
+                        never);
+    gate_open(path); /* the callback is attached: let the call finish */
     assert_int_equal(await_err(f), 0);
+    unlink(path);
     assert_int_equal(atomic_load(&g_wait_in_callback), FUT_EDEADLK);
     fut_promise_drop(p);
     fut_release(never);
@@ -576,9 +628,13 @@ static void test_bad_arguments_are_einval(void **state)
 static void test_wait_times_out_without_settling(void **state)
 {
     (void)state;
-    fut_t *f = call_i64(3, "sleep_bytes", 100);
+    const char *path = gate_new();
+    fut_t *f = call_gate(3, path);
     assert_int_equal(fut_mpi_wait(g_m, f, 1000), FUT_ETIMEDOUT);
+    assert_int_equal(fut_state(f), FUT_PENDING);
+    gate_open(path);
     assert_int_equal(await_err(f), 0);
+    unlink(path);
 }
 
 static void *create_off_main(void *arg)
