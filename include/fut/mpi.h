@@ -28,8 +28,9 @@
  * fut_fail(err) -> rejected with err.  Anything else (a pointer, an owned
  * value other than bytes, fut_adopt, fut_forward) cannot travel: the call
  * rejects with FUT_EINVAL and the value is disposed on the serving rank.
- * Arguments and byte values are limited to INT_MAX - 24 bytes (one MPI
- * message each, with a 24-byte header).
+ * Arguments and byte values are limited to INT_MAX - 24 bytes.  A call and
+ * a reply are one MPI message (a 24-byte header, then the bytes) up to 4
+ * KiB, else two (the header, then the bytes received in place).
  *
  * Threads.  One thread at a time makes MPI calls for the group (the "MPI
  * thread"); MPI must provide at least MPI_THREAD_FUNNELED (fut_mpi_create

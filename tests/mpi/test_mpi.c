@@ -354,6 +354,27 @@ static void test_64_mib_argument_and_value(void **state)
     free(big);
 }
 
+/* Around 4 KiB a message goes whole or as header + body (recv.c). */
+static void test_bytes_around_the_small_message_size(void **state)
+{
+    (void)state;
+    static unsigned char buf[8192];
+    const size_t sizes[] = {4096 - 24 - 1, 4096 - 24, 4096 - 24 + 1, 4096,
+                            8192};
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = (unsigned char)(i * 7 + 3);
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        fut_t *f = fut_mpi_call(g_m, (int)i % fut_mpi_size(g_m), "echo", buf,
+                                sizes[i]);
+        assert_int_equal(fut_mpi_wait(g_m, f, -1), 0);
+        const fut_bytes_t *b = fut_value(f);
+        assert_non_null(b);
+        assert_int_equal(b->len, sizes[i]);
+        assert_memory_equal(b->data, buf, sizes[i]);
+        fut_release(f);
+    }
+}
+
 static void test_fut_ok_bytes_is_an_owned_copy(void **state)
 {
     (void)state;
@@ -707,6 +728,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_pointer_value_cannot_travel),
         cmocka_unit_test(test_owned_value_is_disposed_remotely_and_einval),
         cmocka_unit_test(test_64_mib_argument_and_value),
+        cmocka_unit_test(test_bytes_around_the_small_message_size),
         cmocka_unit_test(test_fut_ok_bytes_is_an_owned_copy),
         cmocka_unit_test(test_unknown_name_rejects_at_once_enosys),
         cmocka_unit_test(test_name_registered_differently_remotely_is_enosys),
