@@ -579,15 +579,18 @@ static void test_cancelled_queued_call_is_never_sent(void **state)
                      before);
 }
 
-static atomic_int g_wait_in_callback = 1;
+static atomic_int g_wait_in_callback = 1, g_serve_in_callback = 1,
+                  g_destroy_in_callback = 1;
 static fut_result_t wait_in_callback(void *arg, fut_t *src)
 {
     (void)src;
     atomic_store(&g_wait_in_callback, fut_mpi_wait(g_m, arg, -1));
+    atomic_store(&g_serve_in_callback, fut_mpi_serve(g_m));
+    atomic_store(&g_destroy_in_callback, fut_mpi_destroy(g_m));
     return fut_ok(NULL);
 }
 
-static void test_wait_on_the_mpi_thread_is_edeadlk(void **state)
+static void test_wait_serve_destroy_on_the_mpi_thread_are_edeadlk(void **state)
 {
     (void)state;
     fut_promise_t *p;
@@ -599,6 +602,10 @@ static void test_wait_on_the_mpi_thread_is_edeadlk(void **state)
     assert_int_equal(await_err(f), 0);
     unlink(path);
     assert_int_equal(atomic_load(&g_wait_in_callback), FUT_EDEADLK);
+    /* Refused before doing anything: the group still works. */
+    assert_int_equal(atomic_load(&g_serve_in_callback), FUT_EDEADLK);
+    assert_int_equal(atomic_load(&g_destroy_in_callback), FUT_EDEADLK);
+    assert_int_equal(await_i64(call_i64(1, "plus1", 1)), 2);
     fut_promise_drop(p);
     fut_release(never);
 }
@@ -740,7 +747,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_calls_chain_like_any_future),
         cmocka_unit_test(test_timeout_gives_etimedout_and_discards_late_reply),
         cmocka_unit_test(test_cancelled_queued_call_is_never_sent),
-        cmocka_unit_test(test_wait_on_the_mpi_thread_is_edeadlk),
+        cmocka_unit_test(
+            test_wait_serve_destroy_on_the_mpi_thread_are_edeadlk),
         cmocka_unit_test(test_call_from_a_serving_rank_is_eshutdown),
         cmocka_unit_test(test_bad_arguments_are_einval),
         cmocka_unit_test(test_wait_times_out_without_settling),
