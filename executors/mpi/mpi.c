@@ -489,12 +489,21 @@ fut_t *fut_mpi_call(fut_mpi_t *m, int rank, const char *name, const void *arg,
 
 /* ---- serving and destroying ---------------------------------------------------- */
 
+/* Under FUNNELED only the thread that initialised MPI can drive: serve and
+ * destroy elsewhere would wait for ever. */
+static bool may_serve(const struct fut_mpi *m)
+{
+    return m->threaded || pthread_equal(pthread_self(), m->main_thread);
+}
+
 int fut_mpi_serve(fut_mpi_t *m)
 {
     if (!m)
         return FUT_EINVAL;
     if (fut_mpi__driving)
         return FUT_EDEADLK;
+    if (!may_serve(m))
+        return FUT_MPI_ENOTSUP;
     seal(m);
     /* Release: pairs with the acquire loads in fut_mpi_call and
      * shutdown_step. */
@@ -525,6 +534,8 @@ int fut_mpi_destroy(fut_mpi_t *m)
         return FUT_EINVAL;
     if (fut_mpi__driving)
         return FUT_EDEADLK;
+    if (!may_serve(m))
+        return FUT_MPI_ENOTSUP;
     int err = fut_mpi_serve(m);
     atomic_store(&m->stop, true);
     wake_all(m);

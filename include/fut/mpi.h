@@ -117,7 +117,8 @@ enum {
      * (fut_strerror: "Function not implemented"). */
     FUT_MPI_ENOSYS = -ENOSYS,
     /* fut_mpi_create: MPI's thread level is below MPI_THREAD_FUNNELED, or
-     * FUNNELED and the caller is not the thread that initialised MPI. */
+     * FUNNELED and the caller is not the thread that initialised MPI;
+     * fut_mpi_serve, fut_mpi_destroy: FUNNELED, not that thread. */
     FUT_MPI_ENOTSUP = -ENOTSUP,
     /* An MPI call failed (only with MPI_ERRORS_RETURN on the communicator):
      * the group is broken on this rank. */
@@ -201,7 +202,9 @@ FUT_API int fut_mpi_wait(fut_mpi_t *m, fut_t *f, int64_t timeout_ns);
  * call fut_mpi_destroy.  Later fut_mpi_call on this rank rejects
  * FUT_ESHUTDOWN.
  * Returns: 0; FUT_EINVAL (M NULL); FUT_EDEADLK (on the MPI thread);
- *   FUT_MPI_ECOMM (group broken).  Threads: any one thread. */
+ *   FUT_MPI_ENOTSUP (FUNNELED, and not the thread that initialised MPI:
+ *   nothing is done); FUT_MPI_ECOMM (group broken).
+ * Threads: any one thread (under FUNNELED: the one that initialised MPI). */
 FUT_API int fut_mpi_serve(fut_mpi_t *m);
 
 /* This rank's number in the group (its rank in COMM), and the group's
@@ -215,9 +218,10 @@ FUT_API int fut_mpi_size(const fut_mpi_t *m);
  * returns; then stops the progress thread and the pool and frees the
  * duplicated communicator.  Futures of calls stay valid.
  * Returns: 0; FUT_EINVAL (M NULL); FUT_EDEADLK (on the MPI thread:
- *   nothing is done); FUT_MPI_ECOMM (group broken: freed without the
- *   collective steps).  Threads: any one thread; no other use of M may
- *   start or be running. */
+ *   nothing is done); FUT_MPI_ENOTSUP (as fut_mpi_serve); FUT_MPI_ECOMM
+ *   (group broken: freed without the collective steps).
+ * Threads: any one thread (under FUNNELED: the one that initialised MPI);
+ *   no other use of M may start or be running. */
 FUT_API int fut_mpi_destroy(fut_mpi_t *m);
 
 /* A result whose value is an owned copy of the LEN bytes at P, as a
