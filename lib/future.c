@@ -149,6 +149,8 @@ static __attribute__((noinline)) void destroy_slow(fut_t *f)
         if (f->owner)
             fut_release(f->owner);
     }
+    if (f->flags & FF_FOLLOWS)
+        fut_release(f->u.call.fn.follows);
     switch (f->kind) {
     case FK_THEN:
     case FK_CATCH:
@@ -160,6 +162,13 @@ static __attribute__((noinline)) void destroy_slow(fut_t *f)
         break;
     case FK_COMBINE:
         fut__comb_destroy(f);
+        break;
+    case FK_MEMBER:
+        fut_release(
+            atomic_load_explicit(&f->u.member.src, memory_order_relaxed));
+        break;
+    case FK_SCOPE:
+        fut__scope_destroy(f);
         break;
     default:
         break;
@@ -453,21 +462,44 @@ bool fut__settle_like(fut_t *f, fut_t *src)
 {
     if (!fut__claim(f))
         return false;
+    fut__close_claimed_like(f, src);
+    return true;
+}
+
+void fut__close_claimed_like(fut_t *f, fut_t *src)
+{
     uintptr_t sw = load_word(src);
     fut_state_t s = fut__state_of(sw);
     if (s == FUT_FULFILLED)
         copy_value(f, src);
     close_claimed(f, W_SETTLED(s, fut__err_of(sw)));
-    return true;
 }
 
-/* F follows OTHER (our reference): settles like it when it settles. */
+static bool is_call_kind(const fut_t *f);
+
+/* F follows OTHER (our reference): settles like it when it settles.  A
+ * follower that recorded OTHER (FF_FOLLOWS) keeps it until F goes: a
+ * canceller of F may be looking at it (cancel.c). */
 static void follow_fire(fut_cont_t *c, fut_t *other)
 {
     fut_t *f = FUT__CONTAINER(c, fut_t, cont);
-    fut__settle_like(f, other);
-    fut_release(other); /* the reference the result handed over */
-    fut_release(f);     /* the node's reference */
+    if (fut__settle_like(f, other))
+        fut__drop_src(f);
+    if (!(f->flags & FF_FOLLOWS))
+        fut_release(other); /* the reference the result handed over */
+    fut_release(f);         /* the node's reference */
+}
+
+/* The task or callback of ASYNC or call-kind F returned a pending OTHER:
+ * record it where a canceller of F finds it (u.call.fn is dead once the
+ * call returned), so that cancelling F reaches OTHER.  The protocol with
+ * fut__cancel_from is in cancel.c (a Dekker pair: we store, then look at
+ * F's word; the canceller closes F, then looks at hold). */
+static void record_follows(fut_t *f, fut_t *other)
+{
+    f->u.call.fn.follows = other;
+    f->flags |= FF_FOLLOWS;
+    atomic_store_explicit(&f->hold, 1, memory_order_seq_cst);
 }
 
 static int follow(fut_t *f, fut_t *other)
@@ -475,6 +507,8 @@ static int follow(fut_t *f, fut_t *other)
     if (fut__closed(other)) {
         bool won = fut__settle_like(f, other);
         fut_release(other);
+        if (won)
+            fut__drop_src(f);
         return won ? 0 : FUT_EALREADY;
     }
     if (fut__closed(f)) {
@@ -483,7 +517,14 @@ static int follow(fut_t *f, fut_t *other)
     }
     f->cont.fire = follow_fire;
     fut_retain(f);
+    bool rec = f->kind == FK_ASYNC || is_call_kind(f);
+    if (rec)
+        record_follows(f, other);
     fut__attach(other, &f->cont);
+    /* seq_cst: the other half of the Dekker pair (cancel.c). */
+    if (rec && (atomic_load_explicit(&f->word, memory_order_seq_cst) &
+                W_CLOSED))
+        fut__cancel_followed(f, other);
     return 0;
 }
 
@@ -584,8 +625,6 @@ static bool can_run_private(fut_executor_t *ex)
     return ex == &fut__inline && t->inline_depth == 0 && !t->firing;
 }
 
-static bool is_call_kind(const fut_t *f);
-
 static void settle_private(fut_t *f, const fut_result_t *r)
 {
     uintptr_t w;
@@ -602,12 +641,12 @@ static void settle_private(fut_t *f, const fut_result_t *r)
 
 /* Calls F's task or callback with F as the thread's current future (for
  * fut_cancel_requested and fut_executor_current), then drops F's source. */
-static fut_result_t call(fut_t *f)
+static fut_result_t call_on(fut_t *f, fut_executor_t *ex)
 {
     struct fut_tls *t = &fut__tls;
     fut_executor_t *pex = t->cur_ex;
     fut_t *pfut = t->cur_fut;
-    t->cur_ex = f->ex;
+    t->cur_ex = ex;
     t->cur_fut = f;
     fut_result_t r = f->kind == FK_ASYNC
                          ? f->u.call.fn.task(f->u.call.arg)
@@ -619,12 +658,37 @@ static fut_result_t call(fut_t *f)
     return r;
 }
 
+static fut_result_t call(fut_t *f)
+{
+    return call_on(f, f->ex);
+}
+
+/* THE SOURCE REFERENCE OF A CALL KIND.  A then/catch/finally future D
+ * holds its source until the thread that closes D releases it, unless
+ * fut_cancel closed D: then a canceller may be reading the source
+ * (cancel.c) and D keeps it until D goes (destroy_slow).  Closing is one
+ * CAS (or a claim), so exactly one thread knows it closed D. */
 static void drop_src(fut_t *f)
 {
     if (is_call_kind(f)) {
         fut_release(f->u.call.src);
         f->u.call.src = NULL;
     }
+}
+
+void fut__drop_src(fut_t *f)
+{
+    drop_src(f);
+}
+
+/* Settles F, whose task or callback ran, with R; releases its source if
+ * this settle closed F (a value or an error: forward and adopt close it
+ * later, in follow). */
+static void settle_ran(fut_t *f, fut_result_t *r)
+{
+    bool closes = r->kind_ != RK_FORWARD && r->kind_ != RK_ADOPT;
+    if (fut__settle(f, r) == 0 && closes)
+        drop_src(f);
 }
 
 static void run_private(fut_t *f)
@@ -685,16 +749,18 @@ static void drop_ex_ref(fut_t *f)
     }
 }
 
+/* A finally's callback runs even when its future was cancelled first
+ * (cancel.c): the clean-up is never dropped; its result is then
+ * disposed of. */
 void fut_task_run(fut_task_t *task)
 {
     fut_t *f = FUT__CONTAINER(task, fut_t, task);
-    if (FUT__LIKELY(!fut__closed(f))) { /* else cancelled before it started */
+    if (FUT__LIKELY(!fut__closed(f)) || f->kind == FK_FINALLY) {
         fut_result_t r = call(f);
-        fut__settle(f, &r);
+        settle_ran(f, &r);
     } else if (FUT__UNLIKELY(f->kind == FK_PLAIN && (f->flags & FF_HOOK))) {
         fut__hook_run(f); /* a cancelled promise's hook (promise.c) */
     }
-    drop_src(f);
     fut_release(f); /* the executor's hold */
 }
 
@@ -717,7 +783,7 @@ void fut__run_taken(fut_t *f)
 {
     struct fut_tls *t = &fut__tls;
 
-    if (FUT__LIKELY(!fut__closed(f))) { /* else cancelled before it ran */
+    if (FUT__LIKELY(!fut__closed(f)) || f->kind == FK_FINALLY) {
         /* call(), minus what the take already guarantees: this thread
          * runs a task of F's executor (fut_wait checked f->ex == cur_ex),
          * so cur_ex stays as it is. */
@@ -732,15 +798,16 @@ void fut__run_taken(fut_t *f)
          * nobody claiming (word 0); acq_rel as in close_cas.  Anything
          * else (fut__settle writes the value again, the same). */
         uintptr_t w0 = 0;
-        if (!write_value(f, &r) ||
-            !atomic_compare_exchange_strong_explicit(
+        if (write_value(f, &r) &&
+            atomic_compare_exchange_strong_explicit(
                 &f->word, &w0, W_SETTLED(FUT_FULFILLED, 0),
                 memory_order_acq_rel, memory_order_relaxed))
-            fut__settle(f, &r);
+            drop_src(f);
+        else
+            settle_ran(f, &r);
     } else {
         pay_owed(t);
     }
-    drop_src(f);
     t->owed = f;
 }
 
@@ -753,11 +820,17 @@ const void *fut_task_fn_addr(const fut_task_t *task)
                                : (const void *)(uintptr_t)f->u.call.fn.then;
 }
 
+/* A dropped finally still runs its callback, here, on the thread that
+ * drops it (the executor's destroy), with no current executor. */
 void fut_task_drop(fut_task_t *task)
 {
     fut_t *f = FUT__CONTAINER(task, fut_t, task);
-    fut__settle_err(f, FUT_REJECTED, FUT_ESHUTDOWN);
-    drop_src(f);
+    if (f->kind == FK_FINALLY) {
+        fut_result_t r = call_on(f, NULL);
+        settle_ran(f, &r);
+    } else if (fut__settle_err(f, FUT_REJECTED, FUT_ESHUTDOWN)) {
+        drop_src(f);
+    }
     fut_release(f);
 }
 
@@ -779,29 +852,38 @@ static bool wants_call(const fut_t *d, fut_state_t s)
  * executor (the node's reference becomes the executor's hold) or settle D
  * right here without a callback (pass-through, shutdown, already
  * cancelled). */
+/* D's node on its source's list: SRC settled.  Either hand D's task to its
+ * executor (the node's reference becomes the executor's hold) or settle D
+ * right here without a callback (pass-through, shutdown, already
+ * cancelled).  A finally's task is handed over even if D was cancelled;
+ * if its executor refuses it (shut down), the callback runs here, on the
+ * thread that settled SRC, with no current executor. */
 static void then_fire(fut_cont_t *c, fut_t *src)
 {
     fut_t *d = FUT__CONTAINER(c, fut_t, cont);
-    if (!fut__closed(d)) {
-        if (wants_call(d, fut__state_of(load_word(src)))) {
-            /* Once submitted, D may run and be freed on another thread:
-             * take what we need from it first. */
-            fut_executor_t *ex = d->ex;
-            bool ref = (d->flags & FF_EX_REF) != 0;
-            d->flags &= (uint8_t)~FF_EX_REF;
-            int rc = fut__ex_submit(ex, &d->task);
-            if (ref)
-                fut__ex_release(ex);
-            if (FUT__LIKELY(rc == 0))
-                return;
-            fut__settle_err(d, FUT_REJECTED, rc);
-        } else {
-            fut__settle_like(d, src);
+    bool open = !fut__closed(d);
+    if (open ? wants_call(d, fut__state_of(load_word(src)))
+             : d->kind == FK_FINALLY) {
+        /* Once submitted, D may run and be freed on another thread:
+         * take what we need from it first. */
+        fut_executor_t *ex = d->ex;
+        bool ref = (d->flags & FF_EX_REF) != 0;
+        d->flags &= (uint8_t)~FF_EX_REF;
+        int rc = fut__ex_submit(ex, &d->task);
+        if (ref)
+            fut__ex_release(ex);
+        if (FUT__LIKELY(rc == 0))
+            return;
+        if (d->kind == FK_FINALLY) {
+            fut_result_t r = call_on(d, NULL);
+            settle_ran(d, &r);
+        } else if (fut__settle_err(d, FUT_REJECTED, rc)) {
+            drop_src(d);
         }
+    } else if (open && fut__settle_like(d, src)) {
+        drop_src(d);
     }
     drop_ex_ref(d);
-    fut_release(d->u.call.src);
-    d->u.call.src = NULL;
     fut_release(d);
 }
 
@@ -825,10 +907,8 @@ static fut_t *chain(fut_t *f, fut_executor_t *ex, fut_then_fn fn, void *arg,
     if (private) {
         if (wants_call(d, fut__state_of(load_word(f))))
             run_private(d);
-        else if (fut__settle_like(d, f)) {
-            fut_release(f);
-            d->u.call.src = NULL;
-        }
+        else if (fut__settle_like(d, f))
+            drop_src(d);
         return d;
     }
     d->cont.fire = then_fire;
@@ -880,20 +960,6 @@ int64_t fut_value_i64(const fut_t *f)
     if (!f || fut__state_of(load_word(f)) != FUT_FULFILLED)
         return 0;
     return f->vkind == VK_I64 ? f->val.i64 : 0;
-}
-
-int fut_cancel(fut_t *f)
-{
-    if (!f)
-        return FUT_EINVAL;
-    if (!fut__settle_err(f, FUT_CANCELLED, FUT_ECANCELED))
-        return FUT_EALREADY;
-    fut__on_cancel(f);
-    /* A promise's flags are written only before it is shared (a call
-     * kind's change as its continuation fires: look at the kind first). */
-    if (FUT__UNLIKELY(f->kind == FK_PLAIN && (f->flags & FF_HOOK)))
-        fut__hook_fire(f); /* promise.c */
-    return 0;
 }
 
 bool fut_cancel_requested(void)
