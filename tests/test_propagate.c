@@ -133,8 +133,8 @@ static void test_cancel_reaches_what_a_callback_adopted(void **state)
     (void)state;
     fut_promise_t *p;
     fut_t *inner = pending(&p);
-    fut_t *f = fut_then(fut_ready(fut_ok_i64(0)), fut_inline(), cb_adopt,
-                        inner);
+    fut_t *f =
+        fut_then(fut_ready(fut_ok_i64(0)), fut_inline(), cb_adopt, inner);
     fut_release(inner); /* now only F follows it */
     assert_int_equal(fut_state(f), FUT_PENDING);
     assert_int_equal(fut_cancel(f), 0);
@@ -223,8 +223,8 @@ static void test_all_rejection_cancels_unobserved_pending_inputs(void **state)
     testexec_t *tx = new_tx();
     atomic_int runs = 0;
     fut_promise_t *p;
-    fut_t *in[3] = {fut_async(testexec_ex(tx), task_count, &runs),
-                    pending(&p), fut_async(testexec_ex(tx), task_count, &runs)};
+    fut_t *in[3] = {fut_async(testexec_ex(tx), task_count, &runs), pending(&p),
+                    fut_async(testexec_ex(tx), task_count, &runs)};
     fut_t *kept = fut_retain(in[2]);
     fut_t *c = fut_all(in, 3);
     assert_int_equal(fut_promise_settle(p, fut_fail(USER_ERR)), 0);
@@ -277,9 +277,8 @@ static void test_cancel_any_reaches_through_chains_of_inputs(void **state)
     (void)state;
     atomic_int calls = 0;
     fut_promise_t *p[2];
-    fut_t *in[2] = {
-        fut_then(pending(&p[0]), fut_inline(), cb_count, &calls),
-        fut_then(pending(&p[1]), fut_inline(), cb_count, &calls)};
+    fut_t *in[2] = {fut_then(pending(&p[0]), fut_inline(), cb_count, &calls),
+                    fut_then(pending(&p[1]), fut_inline(), cb_count, &calls)};
     fut_t *c = fut_any(in, 2);
     assert_int_equal(fut_cancel(c), 0);
     assert_int_equal(fut_promise_settle(p[0], fut_ok_i64(1)), FUT_EALREADY);
@@ -292,9 +291,9 @@ static void test_cancel_any_reaches_through_chains_of_inputs(void **state)
 
 struct fin {
     atomic_int calls;
-    atomic_int on_ex;       /* ran with fut_executor_current() == ex */
-    atomic_int no_ex;       /* ran with no current executor */
-    atomic_int saw_cancel;  /* fut_cancel_requested() inside */
+    atomic_int on_ex;      /* ran with fut_executor_current() == ex */
+    atomic_int no_ex;      /* ran with no current executor */
+    atomic_int saw_cancel; /* fut_cancel_requested() inside */
     fut_executor_t *ex;
     pthread_t thread;
 };
@@ -445,8 +444,8 @@ static uint64_t timeout_over_fd(bool retain, fut_t **kept, atomic_int *calls)
     return b.fd_events - a.fd_events;
 }
 
-static void test_timeout_of_a_chain_over_fd_ready_deregisters_the_fd(
-    void **state)
+static void
+test_timeout_of_a_chain_over_fd_ready_deregisters_the_fd(void **state)
 {
     (void)state;
     atomic_int calls = 0;
@@ -455,8 +454,8 @@ static void test_timeout_of_a_chain_over_fd_ready_deregisters_the_fd(
     assert_int_equal(calls, 0);
 }
 
-static void test_timeout_of_a_chain_over_a_retained_fd_wait_keeps_it(
-    void **state)
+static void
+test_timeout_of_a_chain_over_a_retained_fd_wait_keeps_it(void **state)
 {
     (void)state;
     atomic_int calls = 0;
