@@ -171,10 +171,11 @@ void fut__member_unlink(fut_t *m)
     pthread_mutex_unlock(&s->mu);
 }
 
-/* Under the mutex: pops queued members into the free slots (onto *GO,
- * marked STARTED) and settled ones onto *DROP. */
+/* Under the mutex: pops queued members into the free slots (onto *GO in
+ * order, marked STARTED) and settled ones onto *DROP. */
 static void fill_slots(struct fut_scope *s, fut_task_t **go, fut_task_t **drop)
 {
+    fut_task_t **tail = go;
     while (!s->cancelled && s->qhead &&
            (s->limit == 0 || s->running < s->limit)) {
         fut_task_t *t = s->qhead;
@@ -189,9 +190,44 @@ static void fill_slots(struct fut_scope *s, fut_task_t **go, fut_task_t **drop)
         }
         atomic_store_explicit(&w->hold, MS_STARTED, memory_order_relaxed);
         s->running++;
-        t->next = *go;
-        *go = t;
+        t->next = NULL;
+        *tail = t;
+        tail = &t->next;
     }
+}
+
+/* Members this thread must start, in order (task.next; any scope).  A
+ * START whose future is already settled frees its slot inside the start
+ * (member_fire runs at attach), which pops the next member: started here
+ * it would nest one frame per queued member, so nested pops are appended
+ * and the outermost call starts them in a loop. */
+static _Thread_local struct {
+    int depth;
+    fut_task_t *head, *tail;
+} t_starts;
+
+static void start_all(fut_task_t *go)
+{
+    for (fut_task_t *n; go; go = n) {
+        n = go->next;
+        go->next = NULL;
+        if (t_starts.tail)
+            t_starts.tail->next = go;
+        else
+            t_starts.head = go;
+        t_starts.tail = go;
+    }
+    if (t_starts.depth)
+        return; /* the outer call starts them */
+    t_starts.depth = 1;
+    fut_task_t *t;
+    while ((t = t_starts.head) != NULL) {
+        t_starts.head = t->next;
+        if (!t_starts.head)
+            t_starts.tail = NULL;
+        start_member(queued_member(t));
+    }
+    t_starts.depth = 0;
 }
 
 static void cancel_members(struct fut_scope *s);
@@ -220,10 +256,7 @@ void fut__member_settled(fut_t *m)
         n = drop->next;
         fut_release(queued_member(drop));
     }
-    for (fut_task_t *n; go; go = n) {
-        n = go->next;
-        start_member(queued_member(go));
-    }
+    start_all(go);
     if (ff)
         cancel_members(s);
     if (done)

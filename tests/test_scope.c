@@ -108,6 +108,33 @@ static void test_scope_member_of_a_null_start_rejects_einval(void **state)
     fut_release(c);
 }
 
+static fut_t *start_settled(void *arg)
+{
+    atomic_fetch_add((atomic_int *)arg, 1);
+    return fut_ready(fut_ok_i64(1));
+}
+
+static void test_scope_queued_members_start_in_a_loop_not_nested(void **state)
+{
+    (void)state;
+    /* 10^5 queued members whose starts settle at once: started by one
+     * frame in a loop (a frame each would overflow the stack) */
+    enum { N = 100000 };
+    struct starter st = {0};
+    atomic_int starts = 0;
+    fut_scope_t *s = new_scope(1, false);
+    fut_t *first = fut_scope_spawn(s, start_promise, &st);
+    for (int i = 0; i < N; i++)
+        fut_release(fut_scope_spawn(s, start_settled, &starts));
+    assert_int_equal(starts, 0);
+    assert_int_equal(fut_promise_settle(st.p[0], fut_ok_i64(1)), 0);
+    assert_int_equal(starts, N);
+    fut_t *c = fut_scope_close(s);
+    assert_int_equal(fut_state(c), FUT_FULFILLED);
+    fut_release(first);
+    fut_release(c);
+}
+
 /* ---- close -------------------------------------------------------------- */
 
 static void test_scope_close_never_settles_before_every_member(void **state)
@@ -430,6 +457,7 @@ int main(void)
         cmocka_unit_test(test_scope_spawn_without_limit_starts_at_once),
         cmocka_unit_test(test_scope_limit_starts_the_next_when_a_slot_frees),
         cmocka_unit_test(test_scope_member_of_a_null_start_rejects_einval),
+        cmocka_unit_test(test_scope_queued_members_start_in_a_loop_not_nested),
         cmocka_unit_test(test_scope_close_never_settles_before_every_member),
         cmocka_unit_test(test_scope_close_of_an_empty_scope_fulfils_at_once),
         cmocka_unit_test(test_scope_close_settles_like_the_first_rejection),
