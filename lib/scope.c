@@ -322,10 +322,11 @@ fut_t *fut_scope_add(fut_scope_t *s, fut_t *f)
         fut_release(f);
         return fut__rejected(FUT_ENOMEM);
     }
-    atomic_store_explicit(&m->hold, MS_STARTED, memory_order_relaxed);
+    /* Not counted against the limit (MS_WAITING: no slot to give back):
+     * F was started by the caller, and a slot it held could be the one a
+     * queued member that F waits for needs. */
     pthread_mutex_lock(&s->mu);
     link_member(s, m);
-    s->running++;
     bool cancelled = s->cancelled;
     pthread_mutex_unlock(&s->mu);
     attach_started(m, f);

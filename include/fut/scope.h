@@ -55,10 +55,11 @@ FUT_API int fut_scope_create(fut_scope_t **out, const fut_scope_opts_t *opts);
  * Threads: any, until fut_scope_close; S after close is a use after free. */
 FUT_API fut_t *fut_scope_spawn(fut_scope_t *s, fut_start_fn start, void *arg);
 
-/* Tracks F, already started, as a member: it counts against the limit
- * (but never waits for a slot), the scope's close waits for it, and the
- * scope's cancel cancels it.  Returns a new future that settles like F
- * (not F itself: the member's own future, whose cancel reaches F).
+/* Tracks F, already started, as a member: the scope's close waits for it
+ * and the scope's cancel cancels it.  F is not counted against the limit
+ * (the limit bounds what the scope starts; a slot taken by F could be the
+ * one a queued member that F waits for needs).  Returns a new future that
+ * settles like F (not F itself: the member's own, whose cancel reaches F).
  * Ownership: consumes F, S borrowed; returns a new reference.
  * Returns: never NULL; FUT_EINVAL (S or F NULL; F released), FUT_ENOMEM
  *   (F released).  In a cancelled scope F is cancelled at once if nothing
