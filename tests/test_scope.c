@@ -293,6 +293,24 @@ static void test_scope_add_tracks_a_started_future(void **state)
     fut_release(c);
 }
 
+static void test_scope_add_is_not_counted_against_the_limit(void **state)
+{
+    (void)state;
+    struct starter st = {0};
+    fut_promise_t *p;
+    fut_scope_t *s = new_scope(1, false);
+    fut_t *a = fut_scope_add(s, fut_promise_new(&p));
+    fut_t *m = fut_scope_spawn(s, start_promise, &st);
+    assert_int_equal(st.starts, 1); /* the added one took no slot */
+    assert_int_equal(fut_promise_settle(st.p[0], fut_ok_i64(1)), 0);
+    assert_int_equal(fut_promise_settle(p, fut_ok_i64(2)), 0);
+    fut_t *c = fut_scope_close(s);
+    assert_int_equal(fut_state(c), FUT_FULFILLED);
+    fut_release(a);
+    fut_release(m);
+    fut_release(c);
+}
+
 static void
 test_scope_cancel_leaves_an_added_future_held_elsewhere(void **state)
 {
@@ -468,6 +486,7 @@ int main(void)
         cmocka_unit_test(
             test_scope_cancelling_the_close_future_cancels_the_scope),
         cmocka_unit_test(test_scope_add_tracks_a_started_future),
+        cmocka_unit_test(test_scope_add_is_not_counted_against_the_limit),
         cmocka_unit_test(
             test_scope_cancel_leaves_an_added_future_held_elsewhere),
         cmocka_unit_test(test_scope_bad_arguments),
