@@ -111,7 +111,7 @@ bool fut__unobserved(fut_t *s, const fut_cont_t *mine)
     uintptr_t w = atomic_load_explicit(&s->word, memory_order_acquire);
     if (w & (W_CLAIMED | W_CLOSED))
         return false;
-    if ((const fut_cont_t *)(w & W_PTR) != mine || mine->next != NULL)
+    if ((const fut_cont_t *)(w & W_PTR) != mine || (mine && mine->next))
         return false;
     return refs == 1 + internal_holds(s);
 }

@@ -512,6 +512,10 @@ static int follow(fut_t *f, fut_t *other)
         return won ? 0 : FUT_EALREADY;
     }
     if (fut__closed(f)) {
+        /* F was cancelled while its task or callback ran: what it
+         * adopted is orphaned work; cancel it if nothing observes it. */
+        if (fut__state_of(load_word(f)) == FUT_CANCELLED)
+            fut__cancel_unobserved(other, NULL);
         fut_release(other);
         return FUT_EALREADY;
     }

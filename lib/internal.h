@@ -356,7 +356,8 @@ void fut__on_cancel(fut_t *f); /* kind-specific clean-up: timers */
  * observes, down to the roots. */
 void fut__cancel_from(fut_t *f);
 /* True if S is pending and nothing but the consumer whose node is MINE
- * (and who holds one reference on S) observes it. */
+ * (and who holds one reference on S) observes it; MINE NULL: a holder of
+ * one reference with no node on S. */
 bool fut__unobserved(fut_t *s, const fut_cont_t *mine);
 /* Cancels S if fut__unobserved(S, MINE); true if it did. */
 bool fut__cancel_unobserved(fut_t *s, const fut_cont_t *mine);

@@ -162,6 +162,35 @@ static void test_cancel_reaches_what_a_task_adopted(void **state)
     assert_int_equal(testexec_destroy(tx, NULL, NULL), 0);
 }
 
+struct late {
+    fut_t *self;  /* the future whose callback this is */
+    fut_t *inner; /* what it adopts (our reference, handed over) */
+};
+
+static fut_result_t cb_cancel_self_then_adopt(void *arg, fut_t *src)
+{
+    (void)src;
+    struct late *l = arg;
+    fut_cancel(l->self); /* cancelled while its callback runs */
+    return fut_adopt(l->inner);
+}
+
+static void test_cancel_during_a_callback_reaches_what_it_adopts(void **state)
+{
+    (void)state;
+    testexec_t *tx = new_tx();
+    fut_promise_t *p;
+    struct late l = {.inner = pending(&p)};
+    l.self = fut_then(fut_ready(fut_ok_i64(0)), testexec_ex(tx),
+                      cb_cancel_self_then_adopt, &l);
+    testexec_run_all(tx);
+    assert_int_equal(fut_error(l.self), FUT_ECANCELED);
+    /* the orphaned work nobody observes was cancelled, not left running */
+    assert_int_equal(fut_promise_settle(p, fut_ok_i64(1)), FUT_EALREADY);
+    fut_release(l.self);
+    assert_int_equal(testexec_destroy(tx, NULL, NULL), 0);
+}
+
 static void test_timeout_cancels_the_chain_down_to_the_root(void **state)
 {
     (void)state;
@@ -475,6 +504,7 @@ int main(void)
         cmocka_unit_test(test_release_never_cancels_the_chain),
         cmocka_unit_test(test_cancel_reaches_what_a_callback_adopted),
         cmocka_unit_test(test_cancel_reaches_what_a_task_adopted),
+        cmocka_unit_test(test_cancel_during_a_callback_reaches_what_it_adopts),
         cmocka_unit_test(test_timeout_cancels_the_chain_down_to_the_root),
         cmocka_unit_test(test_cancel_of_a_timeout_reaches_its_input),
         cmocka_unit_test(test_cancel_all_cancels_unobserved_inputs),
