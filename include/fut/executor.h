@@ -116,6 +116,13 @@ FUT_API void *fut_executor_impl(const fut_executor_t *ex,
  * FUT_ESHUTDOWN), finishes or drops queued work, joins its threads.  The
  * handle must not be used afterwards; futures still attached to EX stay
  * safe (the core keeps what they need).
+ * Queued work: the pool runs every task and callback already queued (and
+ * what they queue) before its workers exit; the loop runs nothing more:
+ * queued tasks settle FUT_ESHUTDOWN and its timers are dropped (a pending
+ * delay settles FUT_ESHUTDOWN); a custom executor runs or drops as its
+ * destroy op does.  A fut_finally callback is never dropped: one dropped
+ * runs on the thread that calls this, one due later on the thread that
+ * settles its source.
  * Returns: 0; FUT_EINVAL for NULL or fut_inline(); FUT_EDEADLK when called
  *   from a task running on EX; FUT_EALREADY when a destroy of EX already
  *   began (a second call racing the first; after the first returned, the
