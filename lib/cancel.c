@@ -93,8 +93,8 @@ static uint32_t internal_holds(const fut_t *s)
         return hold == TS_ARMED ? 2 : 1;
     case FK_COMBINE:
         return fut__comb_holds(s);
-    case FK_MEMBER: /* the scope's list, and its node or queue slot */
-        return 2;
+    case FK_MEMBER: /* its node, queue slot or start under way */
+        return 1;
     case FK_SCOPE:
         return fut__scope_holds(s);
     default:
@@ -125,8 +125,7 @@ static bool cancel_one(fut_t *f)
          * list fields are reused by the deferred queue (scope.c). */
         if (!fut__claim(f))
             return false;
-        fut__member_unlink(f);
-        fut__close_claimed_err(f, FUT_CANCELLED, FUT_ECANCELED);
+        fut__member_close(f, NULL, FUT_CANCELLED, FUT_ECANCELED);
         return true;
     }
     if (!fut__settle_err(f, FUT_CANCELLED, FUT_ECANCELED))
@@ -158,11 +157,7 @@ static fut_t *step(fut_t *s, const fut_cont_t *mine)
         fut_cancel(s); /* its members, not a chain: scope.c */
         return NULL;
     }
-    if (!cancel_one(s))
-        return NULL;
-    if (FUT__UNLIKELY(s->kind == FK_MEMBER))
-        fut__member_settled(s);
-    return s;
+    return cancel_one(s) ? s : NULL;
 }
 
 /* F's one source (chains), or NULL after handling several (combinators,
@@ -234,7 +229,5 @@ int fut_cancel(fut_t *f)
     if (!cancel_one(f))
         return FUT_EALREADY;
     fut__cancel_from(f);
-    if (FUT__UNLIKELY(f->kind == FK_MEMBER))
-        fut__member_settled(f); /* scope.c: its slot, its scope */
     return 0;
 }

@@ -372,8 +372,9 @@ void fut__drop_src(fut_t *f);
 void fut__comb_cancel_inputs(fut_t *f, const fut_t *skip);
 uint32_t fut__comb_holds(const fut_t *f);
 /* scope.c */
-void fut__member_unlink(fut_t *m);  /* M claimed, about to close */
-void fut__member_settled(fut_t *m); /* after M closed */
+/* Closes claimed member M with STATE/ERR (or like SRC when not NULL),
+ * its scope's bookkeeping around it. */
+void fut__member_close(fut_t *m, fut_t *src, fut_state_t state, int err);
 void fut__scope_cancel_close(fut_t *f);
 uint32_t fut__scope_holds(const fut_t *f);
 void fut__scope_destroy(fut_t *f);

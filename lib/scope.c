@@ -5,26 +5,29 @@
  * A scope is a small struct under one mutex, owned by its close future (an
  * FK_SCOPE block made with it): the struct goes when that future does.
  * The close future's references: the handle (until fut_scope_close hands
- * it to the caller) and one per unsettled member, so the struct outlives
- * every member's bookkeeping.
+ * it to the caller) and one for all unsettled members together (taken when
+ * their count leaves 0, dropped when it returns to 0, after that last
+ * member's bookkeeping), so the struct outlives every member's.
  *
  * A member is one FK_MEMBER future (its only allocation), with references
- * from: the caller, the scope's list of unsettled members (snext/sprev,
- * under the mutex), and either its place in the queue of unstarted
- * members (task.next, FIFO) or, once started, its node on what START
- * returned (u.member.src, held until the member goes).
+ * from the caller and either its place in the queue of unstarted members
+ * (task.next, FIFO), the start under way, or, once started, its node on
+ * what START returned (u.member.src, held until the member goes).  The
+ * scope's list of unsettled members (snext/sprev, under the mutex) holds
+ * none: a member leaves it before that reference can go.
  *
  *     spawn --> WAITING --slot free--> STARTED --src settles--> settled
  *                  \                      \
  *                   \--cancel-------------+--cancel----------> settled
  *
- * A member leaves the list while it is claimed, before it closes (its
- * list fields share room with the deferred-completion queue's, which
- * closing may use), then its bookkeeping runs once, by the thread that
- * closed it (fut__member_settled): the slot it held goes to the next
- * queued member (START runs on that thread, outside the mutex), the first
- * non-fulfilment is kept, fail_fast cancels the rest, and the last member
- * of a closed scope settles the close future.  A queued member that was
+ * A member's end runs once, by the thread that claimed it
+ * (fut__member_close): under the mutex, while it is claimed and before it
+ * closes (its list fields share room with the deferred-completion queue's,
+ * which closing may use), it leaves the list, gives its slot to the next
+ * queued member and keeps the first non-fulfilment; then it closes; then,
+ * outside the mutex, START runs for the members popped, fail_fast cancels
+ * the rest, and the last member of a closed scope settles the close
+ * future (after every member closed: never early).  A queued member that was
  * cancelled stays queued, settled, until popped (or the scope goes).
  *
  * A member is started (STARTED, counted in running) under the mutex, and
@@ -101,12 +104,12 @@ void fut__scope_destroy(fut_t *f)
     fut__sys_free(s);
 }
 
-/* Under the mutex: references on the close future held by members. */
+/* Under the mutex: the members' one reference on the close future. */
 uint32_t fut__scope_holds(const fut_t *f)
 {
     struct fut_scope *s = f->u.member.scope;
     pthread_mutex_lock(&s->mu);
-    uint32_t n = (uint32_t)s->unsettled;
+    uint32_t n = s->unsettled > 0;
     pthread_mutex_unlock(&s->mu);
     return n;
 }
@@ -116,11 +119,8 @@ uint32_t fut__scope_holds(const fut_t *f)
 static void member_fire(fut_cont_t *c, fut_t *src)
 {
     fut_t *m = FUT__CONTAINER(c, fut_t, cont);
-    if (fut__claim(m)) {
-        fut__member_unlink(m);
-        fut__close_claimed_like(m, src);
-        fut__member_settled(m);
-    }
+    if (fut__claim(m))
+        fut__member_close(m, src, FUT_PENDING, 0);
     fut_release(m); /* the node's reference */
 }
 
@@ -155,20 +155,18 @@ static void link_member(struct fut_scope *s, fut_t *m)
     if (s->head)
         s->head->sprev = m;
     s->head = m;
-    s->unsettled++;
+    if (s->unsettled++ == 0)
+        fut_retain(s->closef); /* members keep the scope: see the top */
 }
 
-void fut__member_unlink(fut_t *m)
+static void unlink_member(struct fut_scope *s, fut_t *m)
 {
-    struct fut_scope *s = m->u.member.scope;
-    pthread_mutex_lock(&s->mu);
     if (m->sprev)
         m->sprev->snext = m->snext;
     else
         s->head = m->snext;
     if (m->snext)
         m->snext->sprev = m->sprev;
-    pthread_mutex_unlock(&s->mu);
 }
 
 /* Under the mutex: pops queued members into the free slots (onto *GO in
@@ -233,25 +231,35 @@ static void start_all(fut_task_t *go)
 static void cancel_members(struct fut_scope *s);
 static void settle_close(struct fut_scope *s);
 
-void fut__member_settled(fut_t *m)
+void fut__member_close(fut_t *m, fut_t *src, fut_state_t st, int err)
 {
     struct fut_scope *s = m->u.member.scope;
     fut_t *cf = s->closef;
-    fut_state_t st = fut_state(m);
+    if (src) {
+        st = fut_state(src);
+        err = fut_error(src);
+    }
     fut_task_t *go = NULL, *drop = NULL;
     pthread_mutex_lock(&s->mu);
-    s->unsettled--;
+    unlink_member(s, m);
+    bool last = --s->unsettled == 0;
     if (atomic_load_explicit(&m->hold, memory_order_relaxed) == MS_STARTED)
         s->running--;
     if (st != FUT_FULFILLED && s->bad_state == FUT_PENDING) {
         s->bad_state = st;
-        s->bad_err = fut_error(m);
+        s->bad_err = err;
     }
     bool ff = s->fail_fast && st == FUT_REJECTED && !s->cancelled;
     s->cancelled |= ff;
     fill_slots(s, &go, &drop);
-    bool done = s->closing && s->unsettled == 0;
+    bool done = s->closing && last;
     pthread_mutex_unlock(&s->mu);
+    /* M closes before anything it freed happens: the close future and
+     * the members started into its slot come after it. */
+    if (src)
+        fut__close_claimed_like(m, src);
+    else
+        fut__close_claimed_err(m, st, err);
     for (fut_task_t *n; drop; drop = n) {
         n = drop->next;
         fut_release(queued_member(drop));
@@ -261,19 +269,18 @@ void fut__member_settled(fut_t *m)
         cancel_members(s);
     if (done)
         settle_close(s);
-    fut_release(m);  /* the list's reference */
-    fut_release(cf); /* the member's reference on its scope */
+    if (last)
+        fut_release(cf); /* the members' reference on the scope */
 }
 
-/* A new member of S: 3 references (the caller's, the list's, and its
- * queue slot's or node's), one on S's close future. */
+/* A new member of S: 2 references (the caller's, and its queue slot's or
+ * node's; the list takes none: a member leaves it before that one goes). */
 static fut_t *new_member(struct fut_scope *s)
 {
-    fut_t *m = fut__new(FK_MEMBER, 3);
+    fut_t *m = fut__new(FK_MEMBER, 2);
     if (!m)
         return NULL;
     m->u.member.scope = s;
-    fut_retain(s->closef);
     return m;
 }
 
