@@ -131,9 +131,11 @@ static void attach_started(fut_t *m, fut_t *f)
     m->cont.fire = member_fire;
     /* seq_cst: the recorder's half of cancel.c's Dekker pair. */
     atomic_store_explicit(&m->u.member.src, f, memory_order_seq_cst);
+    fut_retain(m); /* a settled F fires the node, which may drop M's last */
     fut__attach(f, &m->cont);
     if (atomic_load_explicit(&m->word, memory_order_seq_cst) & 2u)
         fut__cancel_unobserved(f, &m->cont); /* cancelled meanwhile */
+    fut_release(m);
 }
 
 /* Runs M's START (M counted as started; the caller's reference on M is
