@@ -16,8 +16,9 @@
  *     scope close future   every member (scope.c)
  *
  * NOTHING ELSE OBSERVES S (fut__unobserved) is decided when the cancel
- * happens and costs nothing before: S is pending and unclaimed, its
- * continuation list is exactly F's node, and its reference count is
+ * happens and costs nothing before: S is pending and unclaimed, F's node
+ * heads its continuation list (a node pushed before it belongs to a
+ * consumer holding a reference, which the count shows), and its count is
  * 1 (F's) plus the holds the library itself keeps on S while S is
  * pending (internal_holds: an executor's hold on a queued or running
  * task, the node a continuation hangs on its own source, an armed timer,
@@ -45,10 +46,12 @@
  * thread.  Everything read above is re-validated by the one CAS that
  * cancels S: if S settled first, the cancel fails and nothing happens.
  * S stays allocated while we look at it because F holds it and F's
- * reference is not released under us: a call kind's source is released
- * only by the thread that closed F other than by fut_cancel (future.c,
- * drop_src), and we closed F; a followed future, a timeout's input, a
- * member's start result and a combinator's inputs are held until F goes.
+ * reference is not released under us: a call kind's source, and what F
+ * follows, are released only by the thread that closed F other than by
+ * fut_cancel (future.c: drop_src, follow_fire), and we closed F; a
+ * timeout's input, a member's start result and a combinator's inputs are
+ * held until F goes.  (A cancelled chain thus keeps its sources until it
+ * goes; destroy_slow frees a long one in a loop.)
  *
  * THE ONE DEKKER PAIR.  What an async task or a callback returns
  * (fut_adopt) and what a member's start returns are recorded while F may
@@ -111,7 +114,10 @@ bool fut__unobserved(fut_t *s, const fut_cont_t *mine)
     uintptr_t w = atomic_load_explicit(&s->word, memory_order_acquire);
     if (w & (W_CLAIMED | W_CLOSED))
         return false;
-    if ((const fut_cont_t *)(w & W_PTR) != mine || (mine && mine->next))
+    /* MINE heads the list.  Nodes pushed before it are not looked at
+     * (MINE->next may be rewritten by a closer right now): each belongs
+     * to a consumer that holds a reference, which the count shows. */
+    if ((const fut_cont_t *)(w & W_PTR) != mine)
         return false;
     return refs == 1 + internal_holds(s);
 }

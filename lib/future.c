@@ -139,8 +139,14 @@ static inline void free_block(fut_t *f)
 #endif
 }
 
-static __attribute__((noinline)) void destroy_slow(fut_t *f)
+static bool unref(fut_t *f);
+
+/* What F holds that goes with it, but the one future returned: the caller
+ * drops that one, so that a long chain goes in a loop, not a frame per
+ * link (a cancelled chain keeps its sources until it goes: cancel.c). */
+static fut_t *destroy_parts(fut_t *f)
 {
+    fut_t *next = NULL;
     if (f->vkind == VK_PTR_OWNS) {
         if (fut__state_of(atomic_load_explicit(
                 &f->word, memory_order_relaxed)) == FUT_FULFILLED &&
@@ -150,22 +156,22 @@ static __attribute__((noinline)) void destroy_slow(fut_t *f)
             fut_release(f->owner);
     }
     if (f->flags & FF_FOLLOWS)
-        fut_release(f->u.call.fn.follows);
+        next = f->u.call.fn.follows;
+    fut_t *src = NULL;
     switch (f->kind) {
     case FK_THEN:
     case FK_CATCH:
     case FK_FINALLY:
-        fut_release(f->u.call.src);
+        src = f->u.call.src;
         break;
     case FK_TIMEOUT:
-        fut_release(f->u.tm.input);
+        src = f->u.tm.input;
         break;
     case FK_COMBINE:
         fut__comb_destroy(f);
         break;
     case FK_MEMBER:
-        fut_release(
-            atomic_load_explicit(&f->u.member.src, memory_order_relaxed));
+        src = atomic_load_explicit(&f->u.member.src, memory_order_relaxed);
         break;
     case FK_SCOPE:
         fut__scope_destroy(f);
@@ -173,9 +179,23 @@ static __attribute__((noinline)) void destroy_slow(fut_t *f)
     default:
         break;
     }
+    if (next)
+        fut_release(src); /* a callback's source and what it returned */
+    else
+        next = src;
     if (f->flags & FF_EX_REF)
         fut__ex_release(f->ex);
     free_block(f);
+    return next;
+}
+
+static __attribute__((noinline)) void destroy_slow(fut_t *f)
+{
+    while ((f = destroy_parts(f)) != NULL && unref(f))
+        if (f->vkind != VK_PTR_OWNS && f->kind <= FK_ASYNC && f->flags == 0) {
+            free_block(f); /* destroy()'s inline case */
+            return;
+        }
 }
 
 /* The last release.  Inline for the common block (a task's or a promise's
@@ -196,7 +216,9 @@ static inline void destroy(fut_t *f)
 
 /* Drops N references of F (N is 1, or 2 for a taken task's owed hold
  * together with its waiter's reference). */
-static inline void release_n(fut_t *f, uint32_t n)
+/* Drops N references of F; true if they were the last (F is then the
+ * caller's to destroy). */
+static inline bool unref_n(fut_t *f, uint32_t n)
 {
     /* Sole owner: nobody else holds a reference, so nobody can take one
      * (retaining needs a reference) and the count cannot change under us:
@@ -204,14 +226,17 @@ static inline void release_n(fut_t *f, uint32_t n)
      * of every earlier releaser, as the decrement below would. */
     uint32_t r = atomic_load_explicit(&f->refs, memory_order_acquire);
     FUT__CHECK_LIVE(r, f, "fut_release");
-    if (r == n) {
-        destroy(f);
-        return;
-    }
+    if (r == n)
+        return true;
     /* acq_rel: the release orders this thread's use of F before the free;
      * the acquire (taken by the last releaser) pairs with every other
      * releaser's release, so the destructor sees all their writes. */
-    if (atomic_fetch_sub_explicit(&f->refs, n, memory_order_acq_rel) == n)
+    return atomic_fetch_sub_explicit(&f->refs, n, memory_order_acq_rel) == n;
+}
+
+static inline void release_n(fut_t *f, uint32_t n)
+{
+    if (unref_n(f, n))
         destroy(f);
 }
 
@@ -241,6 +266,23 @@ static __attribute__((noinline)) void release_owing(struct fut_tls *t, fut_t *f)
 void fut__pay_owed(struct fut_tls *t)
 {
     pay_owed(t);
+}
+
+/* fut_release without the destroy: true if F is now the caller's to
+ * destroy (destroy_slow's loop). */
+static bool unref(fut_t *f)
+{
+    if (f == &fut__enomem)
+        return false;
+    struct fut_tls *t = &fut__tls;
+    if (FUT__UNLIKELY(t->owed != NULL)) {
+        if (t->owed == f) {
+            t->owed = NULL;
+            return unref_n(f, 2);
+        }
+        pay_owed(t);
+    }
+    return unref_n(f, 1);
 }
 
 void fut_release(fut_t *f)
@@ -478,16 +520,20 @@ void fut__close_claimed_like(fut_t *f, fut_t *src)
 static bool is_call_kind(const fut_t *f);
 
 /* F follows OTHER (our reference): settles like it when it settles.  A
- * follower that recorded OTHER (FF_FOLLOWS) keeps it until F goes: a
- * canceller of F may be looking at it (cancel.c). */
+ * follower that recorded OTHER (FF_FOLLOWS) and was cancelled keeps it
+ * until F goes: the canceller may be looking at it (cancel.c); one that
+ * this settle closed lets go now, as a call kind's source. */
 static void follow_fire(fut_cont_t *c, fut_t *other)
 {
     fut_t *f = FUT__CONTAINER(c, fut_t, cont);
-    if (fut__settle_like(f, other))
+    if (fut__settle_like(f, other)) {
         fut__drop_src(f);
-    if (!(f->flags & FF_FOLLOWS))
+        f->flags &= (uint8_t)~FF_FOLLOWS;
         fut_release(other); /* the reference the result handed over */
-    fut_release(f);         /* the node's reference */
+    } else if (!(f->flags & FF_FOLLOWS)) {
+        fut_release(other);
+    }
+    fut_release(f); /* the node's reference */
 }
 
 /* The task or callback of ASYNC or call-kind F returned a pending OTHER:
@@ -522,13 +568,17 @@ static int follow(fut_t *f, fut_t *other)
     f->cont.fire = follow_fire;
     fut_retain(f);
     bool rec = f->kind == FK_ASYNC || is_call_kind(f);
-    if (rec)
-        record_follows(f, other);
+    if (!rec) {
+        fut__attach(other, &f->cont);
+        return 0;
+    }
+    record_follows(f, other);
+    fut_retain(other); /* a winning follow_fire may drop F's at once */
     fut__attach(other, &f->cont);
     /* seq_cst: the other half of the Dekker pair (cancel.c). */
-    if (rec && (atomic_load_explicit(&f->word, memory_order_seq_cst) &
-                W_CLOSED))
+    if (atomic_load_explicit(&f->word, memory_order_seq_cst) & W_CLOSED)
         fut__cancel_followed(f, other);
+    fut_release(other);
     return 0;
 }
 

@@ -70,18 +70,37 @@ static void test_cancel_then_stops_its_queued_task(void **state)
     assert_int_equal(testexec_destroy(tx, NULL, NULL), 0);
 }
 
+struct long_chain {
+    int n;
+    atomic_int calls;
+    int cancel_rc, settle_rc;
+};
+
+/* On a small stack (no assert here: cmocka wants the main thread). */
+static void *long_chain(void *arg)
+{
+    struct long_chain *lc = arg;
+    fut_promise_t *p;
+    fut_t *f = fut_promise_new(&p);
+    for (int i = 0; i < lc->n; i++)
+        f = fut_then(f, fut_inline(), cb_count, &lc->calls);
+    lc->cancel_rc = fut_cancel(f);
+    lc->settle_rc = fut_promise_settle(p, fut_ok_i64(1));
+    fut_release(f);
+    return NULL;
+}
+
 static void test_cancel_reaches_the_root_of_a_long_chain(void **state)
 {
     (void)state;
-    atomic_int calls = 0;
-    fut_promise_t *p;
-    fut_t *f = pending(&p);
-    for (int i = 0; i < 100000; i++) /* one frame: the walk is a loop */
-        f = fut_then(f, fut_inline(), cb_count, &calls);
-    assert_int_equal(fut_cancel(f), 0);
-    assert_int_equal(fut_promise_settle(p, fut_ok_i64(1)), FUT_EALREADY);
-    assert_int_equal(calls, 0);
-    fut_release(f);
+    /* One frame for both on a 256 KiB stack: the walk is a loop, and so
+     * is the release of the cancelled chain (which keeps its sources
+     * until it goes). */
+    struct long_chain lc = {.n = 1000000};
+    assert_int_equal(run_on_small_stack(long_chain, &lc, 256 * 1024), 0);
+    assert_int_equal(lc.cancel_rc, 0);
+    assert_int_equal(lc.settle_rc, FUT_EALREADY);
+    assert_int_equal(lc.calls, 0);
 }
 
 static void test_cancel_leaves_a_retained_source_running(void **state)
