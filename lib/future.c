@@ -157,28 +157,19 @@ static fut_t *destroy_parts(fut_t *f)
     }
     if (f->flags & FF_FOLLOWS)
         next = f->u.call.fn.follows;
+    /* The kinds that hold one source, all at u.call.src's place (a
+     * timeout's input, a member's start result: internal.h). */
+    enum {
+        HOLDS_SRC = 1u << FK_THEN | 1u << FK_CATCH | 1u << FK_FINALLY |
+                    1u << FK_TIMEOUT | 1u << FK_MEMBER
+    };
     fut_t *src = NULL;
-    switch (f->kind) {
-    case FK_THEN:
-    case FK_CATCH:
-    case FK_FINALLY:
-        src = f->u.call.src;
-        break;
-    case FK_TIMEOUT:
-        src = f->u.tm.input;
-        break;
-    case FK_COMBINE:
+    if ((1u << f->kind) & HOLDS_SRC)
+        src = f->u.call.src; /* no one else touches F now */
+    else if (f->kind == FK_COMBINE)
         fut__comb_destroy(f);
-        break;
-    case FK_MEMBER:
-        src = atomic_load_explicit(&f->u.member.src, memory_order_relaxed);
-        break;
-    case FK_SCOPE:
+    else if (f->kind == FK_SCOPE)
         fut__scope_destroy(f);
-        break;
-    default:
-        break;
-    }
     if (next)
         fut_release(src); /* a callback's source and what it returned */
     else
@@ -520,20 +511,19 @@ void fut__close_claimed_like(fut_t *f, fut_t *src)
 static bool is_call_kind(const fut_t *f);
 
 /* F follows OTHER (our reference): settles like it when it settles.  A
- * follower that recorded OTHER (FF_FOLLOWS) and was cancelled keeps it
- * until F goes: the canceller may be looking at it (cancel.c); one that
- * this settle closed lets go now, as a call kind's source. */
+ * follower that recorded OTHER (FF_FOLLOWS) keeps it until F goes: a
+ * canceller of F, or the recorder's check in follow(), may be looking at
+ * it (cancel.c).  (OTHER settles only now, so this keeps nothing longer
+ * than a chain of followers kept anyway; destroy_slow frees such a chain
+ * in a loop.) */
 static void follow_fire(fut_cont_t *c, fut_t *other)
 {
     fut_t *f = FUT__CONTAINER(c, fut_t, cont);
-    if (fut__settle_like(f, other)) {
+    if (fut__settle_like(f, other))
         fut__drop_src(f);
-        f->flags &= (uint8_t)~FF_FOLLOWS;
+    if (!(f->flags & FF_FOLLOWS))
         fut_release(other); /* the reference the result handed over */
-    } else if (!(f->flags & FF_FOLLOWS)) {
-        fut_release(other);
-    }
-    fut_release(f); /* the node's reference */
+    fut_release(f);         /* the node's reference */
 }
 
 /* The task or callback of ASYNC or call-kind F returned a pending OTHER:
@@ -573,12 +563,10 @@ static int follow(fut_t *f, fut_t *other)
         return 0;
     }
     record_follows(f, other);
-    fut_retain(other); /* a winning follow_fire may drop F's at once */
     fut__attach(other, &f->cont);
     /* seq_cst: the other half of the Dekker pair (cancel.c). */
     if (atomic_load_explicit(&f->word, memory_order_seq_cst) & W_CLOSED)
         fut__cancel_followed(f, other);
-    fut_release(other);
     return 0;
 }
 

@@ -167,8 +167,10 @@ _Static_assert(sizeof(struct fut) <= FUT__BLOCK - sizeof(void *),
 _Static_assert(offsetof(struct fut, u.call.arg) + sizeof(void *) <= 64,
                "a task's life stays in the first cache line");
 _Static_assert(offsetof(struct fut, u.member.src) ==
-                   offsetof(struct fut, u.call.src),
-               "a member's source sits where a call's does");
+                       offsetof(struct fut, u.call.src) &&
+                   offsetof(struct fut, u.tm.input) ==
+                       offsetof(struct fut, u.call.src),
+               "a member's and a timeout's source sit where a call's does");
 _Static_assert(sizeof(uintptr_t) == 8, "the state word packs err in 64 bits");
 
 /* ---- executors ---------------------------------------------------------- */
