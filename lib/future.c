@@ -180,13 +180,23 @@ static fut_t *destroy_parts(fut_t *f)
     return next;
 }
 
-static __attribute__((noinline)) void destroy_slow(fut_t *f)
+/* F was the last reference of a source: destroy it and, in a loop, each
+ * source whose last reference that drops. */
+static __attribute__((noinline)) void destroy_chain(fut_t *f)
 {
-    while ((f = destroy_parts(f)) != NULL && unref(f))
+    do
         if (f->vkind != VK_PTR_OWNS && f->kind <= FK_ASYNC && f->flags == 0) {
             free_block(f); /* destroy()'s inline case */
             return;
         }
+    while ((f = destroy_parts(f)) != NULL && unref(f));
+}
+
+static __attribute__((noinline)) void destroy_slow(fut_t *f)
+{
+    fut_t *next = destroy_parts(f); /* most often NULL: nothing follows */
+    if (next && unref(next))
+        destroy_chain(next);
 }
 
 /* The last release.  Inline for the common block (a task's or a promise's
