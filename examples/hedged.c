@@ -9,6 +9,12 @@
  *            has not answered within 10 ms; fut_any takes whichever
  *            answers first
  *
+ * Cancellation does the clean-up: a timeout cancels its attempt down to
+ * the fd wait, fut_any cancels the losing branch (a backup not yet sent is
+ * never sent), and the request's fut_finally closes its socket whatever
+ * ended it.  A scope per run tracks every call, so the run ends only when
+ * all have.
+ *
  * Requests arrive one every millisecond (an open-loop load, so a slow reply
  * does not delay the next request), and each is timed from its arrival.
  * Prints p50/p99/max latency of each way.  No answer may be wrong; a request
@@ -27,16 +33,13 @@ static fut_executor_t *loop;
 static uint16_t ports[REPLICAS];
 static uint64_t attempt_timeout = 30 * MS, hedge_after = 10 * MS;
 
-/* Every request sent, kept so the run ends only when all have finished:
- * a loser's reply is ignored, but its socket is still closed properly.
- * Touched only on the loop's thread (or before it runs). */
-static fut_t **calls;
-static size_t ncalls, capcalls;
+static fut_scope_t *calls; /* every call of the run */
+static size_t sent;
 
 struct request {
     int mode;
     uint64_t key, t0, ns;
-    bool done, ok, wrong;
+    bool ok, wrong;
 };
 
 /* One branch of attempts (a request has two when hedged). */
@@ -45,31 +48,16 @@ struct branch {
     int replica, attempts;
 };
 
-static fut_result_t pass(void *arg, fut_t *src)
-{
-    (void)arg;
-    return fut_forward(src);
-}
-
-/* One attempt on the branch's next replica, given up after the timeout.
- * The timeout cancels only a view of the call (cancelling never travels
- * upstream), so the call itself runs to its end and cleans up. */
+/* One attempt on the branch's next replica, given up after the timeout
+ * (which cancels the call: its fd wait goes, its socket is closed). */
 static fut_t *attempt(struct branch *b)
 {
     fut_t *call = svc_call_async(loop, ports[b->replica], b->q->key, 0);
+    call = fut_scope_add(calls, call);
     b->replica = (b->replica + 1) % REPLICAS;
     b->attempts++;
-    if (ncalls == capcalls) {
-        fut_t **c =
-            realloc(calls, (capcalls = capcalls * 2 + 64) * sizeof *calls);
-        if (!c)
-            return call; /* untracked but still correct */
-        calls = c;
-    }
-    calls[ncalls++] = fut_retain(call);
-    if (b->q->mode == PLAIN)
-        return call;
-    return fut_timeout(fut_then(call, loop, pass, NULL), attempt_timeout);
+    sent++;
+    return b->q->mode == PLAIN ? call : fut_timeout(call, attempt_timeout);
 }
 
 static fut_t *with_retry(struct branch *b);
@@ -77,16 +65,16 @@ static fut_t *with_retry(struct branch *b);
 static fut_result_t again(void *arg, fut_t *src)
 {
     (void)src;
-    struct branch *b = arg;
-    return b->q->done ? fut_fail(FUT_ECANCELED) : fut_adopt(with_retry(b));
+    return fut_adopt(with_retry(arg));
 }
 
 /* An attempt failed (timed out, refused): back off, then try the next
- * replica, unless the request is answered or out of attempts. */
+ * replica, unless out of attempts.  (An answered request's other branch
+ * was cancelled by fut_any: it never gets here.) */
 static fut_result_t retry(void *arg, fut_t *src)
 {
     struct branch *b = arg;
-    if (b->q->done || b->attempts >= ATTEMPTS)
+    if (b->attempts >= ATTEMPTS)
         return fut_forward(src);
     fut_t *f = fut_delay(loop, (2 * MS) << (b->attempts - 1));
     return fut_adopt(fut_then(f, loop, again, b));
@@ -102,11 +90,8 @@ static fut_result_t finish(void *arg, fut_t *src)
 {
     struct request *q = arg;
     q->ns = fut_now_ns() - q->t0;
-    q->done = true;
     q->ok = fut_state(src) == FUT_FULFILLED;
     q->wrong = q->ok && (uint64_t)fut_value_i64(src) != svc_answer(q->key);
-    if (q->mode == HEDGED) /* the backup, if it has not started, never will */
-        fut_cancel(fut_input(src, 1));
     return fut_forward(src);
 }
 
@@ -138,9 +123,9 @@ static bool run_mode(int mode, size_t n)
     struct branch *bs = calloc(2 * n, sizeof *bs);
     fut_t **fs = calloc(n, sizeof *fs);
     uint64_t *lat = calloc(n, sizeof *lat);
-    if (!qs || !bs || !fs || !lat)
+    if (!qs || !bs || !fs || !lat || fut_scope_create(&calls, NULL) != 0)
         return false;
-    ncalls = 0;
+    sent = 0;
     for (size_t i = 0; i < n; i++) {
         qs[i] = (struct request){.mode = mode, .key = mode * 100000 + i};
         bs[2 * i] = (struct branch){&qs[i], (int)(i % REPLICAS), 0};
@@ -150,12 +135,9 @@ static bool run_mode(int mode, size_t n)
     fut_t *all = fut_all_settled(fs, n);
     fut_loop_run(loop, all);
     fut_release(all);
-    /* Let the losers finish too, so every socket is closed. */
-    fut_t *rest = fut_all_settled(calls, ncalls); /* consumes the calls */
-    size_t sent = ncalls;
+    fut_t *rest = fut_scope_close(calls); /* every call has ended */
     fut_loop_run(loop, rest);
     fut_release(rest);
-    ncalls = 0;
     size_t ok = 0, wrong = 0;
     for (size_t i = 0; i < n; i++) {
         lat[i] = qs[i].ns;
@@ -212,7 +194,6 @@ int main(int argc, char **argv)
     for (int m = 0; m < MODES; m++)
         ok = run_mode(m, n) && ok;
     fut_executor_destroy(loop);
-    free(calls);
     for (int r = 0; r < REPLICAS; r++)
         svc_stop(&svc[r]);
     return ok ? 0 : 1;

@@ -9,5 +9,6 @@
 #include "fut/executor_kit.h"
 #include "fut/pool.h"
 #include "fut/loop.h"
+#include "fut/scope.h"
 
 #endif

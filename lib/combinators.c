@@ -10,7 +10,13 @@
  * C.  Inputs that decide early (all's first rejection, any's first
  * fulfilment, race's first settlement) settle C with fut__settle_like, which
  * claims C first, so when several inputs race exactly one outcome is
- * written and the rest find C settled. */
+ * written and the rest find C settled.
+ *
+ * Cancellation (cancel.c): the input that decides early and wins also
+ * cancels the inputs nothing else observes (all's first rejection: the
+ * pending ones; any's and race's winner: the losers), and cancelling C
+ * cancels every such input.  C's record stays alive while C is, so the
+ * inputs can be looked at from any thread that holds C. */
 #include <string.h>
 
 #include "internal.h"
@@ -32,6 +38,27 @@ struct fut_comb {
     struct comb_node nodes[]; /* n nodes, then n input pointers */
 };
 
+void fut__comb_cancel_inputs(fut_t *f, const fut_t *skip)
+{
+    struct fut_comb *comb = f->u.comb;
+    if (!comb) /* its record could not be allocated */
+        return;
+    for (size_t i = 0; i < comb->n; i++)
+        if (comb->inputs[i] != skip)
+            fut__cancel_unobserved(comb->inputs[i], &comb->nodes[i].cont);
+}
+
+/* Each pending input's node is unfired and holds a reference on F (read
+ * after F's count: an input seen pending had not fired its node then). */
+uint32_t fut__comb_holds(const fut_t *f)
+{
+    const struct fut_comb *comb = f->u.comb;
+    uint32_t n = 0;
+    for (size_t i = 0; comb && i < comb->n; i++)
+        n += !fut__closed(comb->inputs[i]);
+    return n;
+}
+
 static void comb_fire(fut_cont_t *c, fut_t *src)
 {
     struct comb_node *node = FUT__CONTAINER(c, struct comb_node, cont);
@@ -40,8 +67,10 @@ static void comb_fire(fut_cont_t *c, fut_t *src)
     bool ok = fut_state(src) == FUT_FULFILLED;
     switch (comb->mode) {
     case CM_ALL:
-        if (!ok)
-            fut__settle_like(self, src);
+        if (!ok) {
+            if (fut__settle_like(self, src))
+                fut__comb_cancel_inputs(self, src);
+        }
         /* acq_rel: the last decrement sees every input settled. */
         else if (atomic_fetch_sub_explicit(&comb->remaining, 1,
                                            memory_order_acq_rel) == 1)
@@ -53,12 +82,17 @@ static void comb_fire(fut_cont_t *c, fut_t *src)
             fut__settle_err(self, FUT_FULFILLED, 0);
         break;
     case CM_ANY:
-        if (ok || atomic_fetch_sub_explicit(&comb->remaining, 1,
-                                            memory_order_acq_rel) == 1)
+        if (ok) {
+            if (fut__settle_like(self, src))
+                fut__comb_cancel_inputs(self, src);
+        } else if (atomic_fetch_sub_explicit(&comb->remaining, 1,
+                                             memory_order_acq_rel) == 1) {
             fut__settle_like(self, src);
+        }
         break;
     case CM_RACE:
-        fut__settle_like(self, src);
+        if (fut__settle_like(self, src))
+            fut__comb_cancel_inputs(self, src);
         break;
     }
     fut_release(self); /* the node's reference */

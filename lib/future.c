@@ -149,8 +149,14 @@ static inline void free_block(fut_t *f)
 #endif
 }
 
-static __attribute__((noinline)) void destroy_slow(fut_t *f)
+static bool unref(fut_t *f);
+
+/* What F holds that goes with it, but the one future returned: the caller
+ * drops that one, so that a long chain goes in a loop, not a frame per
+ * link (a cancelled chain keeps its sources until it goes: cancel.c). */
+static fut_t *destroy_parts(fut_t *f)
 {
+    fut_t *next = NULL;
     if (f->vkind == VK_PTR_OWNS) {
         if (fut__state_of(atomic_load_explicit(
                 &f->word, memory_order_relaxed)) == FUT_FULFILLED &&
@@ -159,24 +165,48 @@ static __attribute__((noinline)) void destroy_slow(fut_t *f)
         if (f->owner)
             fut_release(f->owner);
     }
-    switch (f->kind) {
-    case FK_THEN:
-    case FK_CATCH:
-    case FK_FINALLY:
-        fut_release(f->u.call.src);
-        break;
-    case FK_TIMEOUT:
-        fut_release(f->u.tm.input);
-        break;
-    case FK_COMBINE:
+    if (f->flags & FF_FOLLOWS)
+        next = f->u.call.fn.follows;
+    /* The kinds that hold one source, all at u.call.src's place (a
+     * timeout's input, a member's start result: internal.h). */
+    enum {
+        HOLDS_SRC = 1u << FK_THEN | 1u << FK_CATCH | 1u << FK_FINALLY |
+                    1u << FK_TIMEOUT | 1u << FK_MEMBER
+    };
+    fut_t *src = NULL;
+    if ((1u << f->kind) & HOLDS_SRC)
+        src = f->u.call.src; /* no one else touches F now */
+    else if (f->kind == FK_COMBINE)
         fut__comb_destroy(f);
-        break;
-    default:
-        break;
-    }
+    else if (f->kind == FK_SCOPE)
+        fut__scope_destroy(f);
+    if (next)
+        fut_release(src); /* a callback's source and what it returned */
+    else
+        next = src;
     if (f->flags & FF_EX_REF)
         fut__ex_release(f->ex);
     free_block(f);
+    return next;
+}
+
+/* F was the last reference of a source: destroy it and, in a loop, each
+ * source whose last reference that drops. */
+static __attribute__((noinline)) void destroy_chain(fut_t *f)
+{
+    do
+        if (f->vkind != VK_PTR_OWNS && f->kind <= FK_ASYNC && f->flags == 0) {
+            free_block(f); /* destroy()'s inline case */
+            return;
+        }
+    while ((f = destroy_parts(f)) != NULL && unref(f));
+}
+
+static __attribute__((noinline)) void destroy_slow(fut_t *f)
+{
+    fut_t *next = destroy_parts(f); /* most often NULL: nothing follows */
+    if (next && unref(next))
+        destroy_chain(next);
 }
 
 /* The last release.  Inline for the common block (a task's or a promise's
@@ -197,7 +227,9 @@ static inline void destroy(fut_t *f)
 
 /* Drops N references of F (N is 1, or 2 for a taken task's owed hold
  * together with its waiter's reference). */
-static inline void release_n(fut_t *f, uint32_t n)
+/* Drops N references of F; true if they were the last (F is then the
+ * caller's to destroy). */
+static inline bool unref_n(fut_t *f, uint32_t n)
 {
     /* Sole owner: nobody else holds a reference, so nobody can take one
      * (retaining needs a reference) and the count cannot change under us:
@@ -205,14 +237,17 @@ static inline void release_n(fut_t *f, uint32_t n)
      * of every earlier releaser, as the decrement below would. */
     uint32_t r = atomic_load_explicit(&f->refs, memory_order_acquire);
     FUT__CHECK_LIVE(r, f, "fut_release");
-    if (r == n) {
-        destroy(f);
-        return;
-    }
+    if (r == n)
+        return true;
     /* acq_rel: the release orders this thread's use of F before the free;
      * the acquire (taken by the last releaser) pairs with every other
      * releaser's release, so the destructor sees all their writes. */
-    if (atomic_fetch_sub_explicit(&f->refs, n, memory_order_acq_rel) == n)
+    return atomic_fetch_sub_explicit(&f->refs, n, memory_order_acq_rel) == n;
+}
+
+static inline void release_n(fut_t *f, uint32_t n)
+{
+    if (unref_n(f, n))
         destroy(f);
 }
 
@@ -242,6 +277,23 @@ static __attribute__((noinline)) void release_owing(struct fut_tls *t, fut_t *f)
 void fut__pay_owed(struct fut_tls *t)
 {
     pay_owed(t);
+}
+
+/* fut_release without the destroy: true if F is now the caller's to
+ * destroy (destroy_slow's loop). */
+static bool unref(fut_t *f)
+{
+    if (f == &fut__enomem)
+        return false;
+    struct fut_tls *t = &fut__tls;
+    if (FUT__UNLIKELY(t->owed != NULL)) {
+        if (t->owed == f) {
+            t->owed = NULL;
+            return unref_n(f, 2);
+        }
+        pay_owed(t);
+    }
+    return unref_n(f, 1);
 }
 
 void fut_release(fut_t *f)
@@ -541,21 +593,47 @@ bool fut__settle_like(fut_t *f, fut_t *src)
 {
     if (!fut__claim(f))
         return false;
+    fut__close_claimed_like(f, src);
+    return true;
+}
+
+void fut__close_claimed_like(fut_t *f, fut_t *src)
+{
     uintptr_t sw = load_word(src);
     fut_state_t s = fut__state_of(sw);
     if (s == FUT_FULFILLED)
         copy_value(f, src);
     close_claimed(f, W_SETTLED(s, fut__err_of(sw)));
-    return true;
 }
 
-/* F follows OTHER (our reference): settles like it when it settles. */
+static bool is_call_kind(const fut_t *f);
+
+/* F follows OTHER (our reference): settles like it when it settles.  A
+ * follower that recorded OTHER (FF_FOLLOWS) keeps it until F goes: a
+ * canceller of F, or the recorder's check in follow(), may be looking at
+ * it (cancel.c).  (OTHER settles only now, so this keeps nothing longer
+ * than a chain of followers kept anyway; destroy_slow frees such a chain
+ * in a loop.) */
 static void follow_fire(fut_cont_t *c, fut_t *other)
 {
     fut_t *f = FUT__CONTAINER(c, fut_t, cont);
-    fut__settle_like(f, other);
-    fut_release(other); /* the reference the result handed over */
-    fut_release(f);     /* the node's reference */
+    if (fut__settle_like(f, other))
+        fut__drop_src(f);
+    if (!(f->flags & FF_FOLLOWS))
+        fut_release(other); /* the reference the result handed over */
+    fut_release(f);         /* the node's reference */
+}
+
+/* The task or callback of ASYNC or call-kind F returned a pending OTHER:
+ * record it where a canceller of F finds it (u.call.fn is dead once the
+ * call returned), so that cancelling F reaches OTHER.  The protocol with
+ * fut__cancel_from is in cancel.c (a Dekker pair: we store, then look at
+ * F's word; the canceller closes F, then looks at hold). */
+static void record_follows(fut_t *f, fut_t *other)
+{
+    f->u.call.fn.follows = other;
+    f->flags |= FF_FOLLOWS;
+    atomic_store_explicit(&f->hold, 1, memory_order_seq_cst);
 }
 
 static int follow(fut_t *f, fut_t *other)
@@ -563,15 +641,30 @@ static int follow(fut_t *f, fut_t *other)
     if (fut__closed(other)) {
         bool won = fut__settle_like(f, other);
         fut_release(other);
+        if (won)
+            fut__drop_src(f);
         return won ? 0 : FUT_EALREADY;
     }
     if (fut__closed(f)) {
+        /* F was cancelled while its task or callback ran: what it
+         * adopted is orphaned work; cancel it if nothing observes it. */
+        if (fut__state_of(load_word(f)) == FUT_CANCELLED)
+            fut__cancel_unobserved(other, NULL);
         fut_release(other);
         return FUT_EALREADY;
     }
     f->cont.fire = follow_fire;
     fut_retain(f);
+    bool rec = f->kind == FK_ASYNC || is_call_kind(f);
+    if (!rec) {
+        fut__attach(other, &f->cont);
+        return 0;
+    }
+    record_follows(f, other);
     fut__attach(other, &f->cont);
+    /* seq_cst: the other half of the Dekker pair (cancel.c). */
+    if (atomic_load_explicit(&f->word, memory_order_seq_cst) & W_CLOSED)
+        fut__cancel_followed(f, other);
     return 0;
 }
 
@@ -672,8 +765,6 @@ static bool can_run_private(fut_executor_t *ex)
     return ex == &fut__inline && t->inline_depth == 0 && !t->firing;
 }
 
-static bool is_call_kind(const fut_t *f);
-
 static void settle_private(fut_t *f, const fut_result_t *r)
 {
     uintptr_t w;
@@ -690,12 +781,12 @@ static void settle_private(fut_t *f, const fut_result_t *r)
 
 /* Calls F's task or callback with F as the thread's current future (for
  * fut_cancel_requested and fut_executor_current), then drops F's source. */
-static fut_result_t call(fut_t *f)
+static fut_result_t call_on(fut_t *f, fut_executor_t *ex)
 {
     struct fut_tls *t = &fut__tls;
     fut_executor_t *pex = t->cur_ex;
     fut_t *pfut = t->cur_fut;
-    t->cur_ex = f->ex;
+    t->cur_ex = ex;
     t->cur_fut = f;
     fut_result_t r = f->kind == FK_ASYNC
                          ? f->u.call.fn.task(f->u.call.arg)
@@ -707,12 +798,37 @@ static fut_result_t call(fut_t *f)
     return r;
 }
 
+static fut_result_t call(fut_t *f)
+{
+    return call_on(f, f->ex);
+}
+
+/* THE SOURCE REFERENCE OF A CALL KIND.  A then/catch/finally future D
+ * holds its source until the thread that closes D releases it, unless
+ * fut_cancel closed D: then a canceller may be reading the source
+ * (cancel.c) and D keeps it until D goes (destroy_slow).  Closing is one
+ * CAS (or a claim), so exactly one thread knows it closed D. */
 static void drop_src(fut_t *f)
 {
     if (is_call_kind(f)) {
         fut_release(f->u.call.src);
         f->u.call.src = NULL;
     }
+}
+
+void fut__drop_src(fut_t *f)
+{
+    drop_src(f);
+}
+
+/* Settles F, whose task or callback ran, with R; releases its source if
+ * this settle closed F (a value or an error: forward and adopt close it
+ * later, in follow). */
+static void settle_ran(fut_t *f, fut_result_t *r)
+{
+    bool closes = r->kind_ != RK_FORWARD && r->kind_ != RK_ADOPT;
+    if (fut__settle(f, r) == 0 && closes)
+        drop_src(f);
 }
 
 static void run_private(fut_t *f)
@@ -773,19 +889,21 @@ static void drop_ex_ref(fut_t *f)
     }
 }
 
+/* A finally's callback runs even when its future was cancelled first
+ * (cancel.c): the clean-up is never dropped; its result is then
+ * disposed of. */
 void fut_task_run(fut_task_t *task)
 {
     fut_t *f = FUT__CONTAINER(task, fut_t, task);
-    if (FUT__LIKELY(!fut__closed(f))) { /* else cancelled before it started */
+    if (FUT__LIKELY(!fut__closed(f)) || f->kind == FK_FINALLY) {
         fut_result_t r = call(f);
-        fut__settle(f, &r);
+        settle_ran(f, &r);
     } else if (FUT__UNLIKELY(f->kind == FK_PLAIN && (f->flags & FF_HOOK))) {
         fut__hook_run(f); /* a cancelled promise's hook (promise.c) */
     } else if (f->kind == FK_POST) {
         fut__post_run(f); /* fut_post's work (post.c): frees F */
         return;
     }
-    drop_src(f);
     fut_release(f); /* the executor's hold */
 }
 
@@ -808,7 +926,7 @@ void fut__run_taken(fut_t *f)
 {
     struct fut_tls *t = &fut__tls;
 
-    if (FUT__LIKELY(!fut__closed(f))) { /* else cancelled before it ran */
+    if (FUT__LIKELY(!fut__closed(f)) || f->kind == FK_FINALLY) {
         /* call(), minus what the take already guarantees: this thread
          * runs a task of F's executor (fut_wait checked f->ex == cur_ex),
          * so cur_ex stays as it is. */
@@ -823,15 +941,16 @@ void fut__run_taken(fut_t *f)
          * nobody claiming (word 0); acq_rel as in close_cas.  Anything
          * else (fut__settle writes the value again, the same). */
         uintptr_t w0 = 0;
-        if (!write_value(f, &r) ||
-            !atomic_compare_exchange_strong_explicit(
+        if (write_value(f, &r) &&
+            atomic_compare_exchange_strong_explicit(
                 &f->word, &w0, W_SETTLED(FUT_FULFILLED, 0),
                 memory_order_acq_rel, memory_order_relaxed))
-            fut__settle(f, &r);
+            drop_src(f);
+        else
+            settle_ran(f, &r);
     } else {
         pay_owed(t);
     }
-    drop_src(f);
     t->owed = f;
 }
 
@@ -844,11 +963,17 @@ const void *fut_task_fn_addr(const fut_task_t *task)
                                : (const void *)(uintptr_t)f->u.call.fn.then;
 }
 
+/* A dropped finally still runs its callback, here, on the thread that
+ * drops it (the executor's destroy), with no current executor. */
 void fut_task_drop(fut_task_t *task)
 {
     fut_t *f = FUT__CONTAINER(task, fut_t, task);
-    fut__settle_err(f, FUT_REJECTED, FUT_ESHUTDOWN);
-    drop_src(f);
+    if (f->kind == FK_FINALLY) {
+        fut_result_t r = call_on(f, NULL);
+        settle_ran(f, &r);
+    } else if (fut__settle_err(f, FUT_REJECTED, FUT_ESHUTDOWN)) {
+        drop_src(f);
+    }
     fut_release(f);
 }
 
@@ -870,29 +995,38 @@ static bool wants_call(const fut_t *d, fut_state_t s)
  * executor (the node's reference becomes the executor's hold) or settle D
  * right here without a callback (pass-through, shutdown, already
  * cancelled). */
+/* D's node on its source's list: SRC settled.  Either hand D's task to its
+ * executor (the node's reference becomes the executor's hold) or settle D
+ * right here without a callback (pass-through, shutdown, already
+ * cancelled).  A finally's task is handed over even if D was cancelled;
+ * if its executor refuses it (shut down), the callback runs here, on the
+ * thread that settled SRC, with no current executor. */
 static void then_fire(fut_cont_t *c, fut_t *src)
 {
     fut_t *d = FUT__CONTAINER(c, fut_t, cont);
-    if (!fut__closed(d)) {
-        if (wants_call(d, fut__state_of(load_word(src)))) {
-            /* Once submitted, D may run and be freed on another thread:
-             * take what we need from it first. */
-            fut_executor_t *ex = d->ex;
-            bool ref = (d->flags & FF_EX_REF) != 0;
-            d->flags &= (uint8_t)~FF_EX_REF;
-            int rc = fut__ex_submit(ex, &d->task);
-            if (ref)
-                fut__ex_release(ex);
-            if (FUT__LIKELY(rc == 0))
-                return;
-            fut__settle_err(d, FUT_REJECTED, rc);
-        } else {
-            fut__settle_like(d, src);
+    bool open = !fut__closed(d);
+    if (open ? wants_call(d, fut__state_of(load_word(src)))
+             : d->kind == FK_FINALLY) {
+        /* Once submitted, D may run and be freed on another thread:
+         * take what we need from it first. */
+        fut_executor_t *ex = d->ex;
+        bool ref = (d->flags & FF_EX_REF) != 0;
+        d->flags &= (uint8_t)~FF_EX_REF;
+        int rc = fut__ex_submit(ex, &d->task);
+        if (ref)
+            fut__ex_release(ex);
+        if (FUT__LIKELY(rc == 0))
+            return;
+        if (d->kind == FK_FINALLY) {
+            fut_result_t r = call_on(d, NULL);
+            settle_ran(d, &r);
+        } else if (fut__settle_err(d, FUT_REJECTED, rc)) {
+            drop_src(d);
         }
+    } else if (open && fut__settle_like(d, src)) {
+        drop_src(d);
     }
     drop_ex_ref(d);
-    fut_release(d->u.call.src);
-    d->u.call.src = NULL;
     fut_release(d);
 }
 
@@ -916,10 +1050,8 @@ static fut_t *chain(fut_t *f, fut_executor_t *ex, fut_then_fn fn, void *arg,
     if (private) {
         if (wants_call(d, fut__state_of(load_word(f))))
             run_private(d);
-        else if (fut__settle_like(d, f)) {
-            fut_release(f);
-            d->u.call.src = NULL;
-        }
+        else if (fut__settle_like(d, f))
+            drop_src(d);
         return d;
     }
     d->cont.fire = then_fire;
@@ -971,20 +1103,6 @@ int64_t fut_value_i64(const fut_t *f)
     if (!f || fut__state_of(load_word(f)) != FUT_FULFILLED)
         return 0;
     return f->vkind == VK_I64 ? f->val.i64 : 0;
-}
-
-int fut_cancel(fut_t *f)
-{
-    if (!f)
-        return FUT_EINVAL;
-    if (!fut__settle_err(f, FUT_CANCELLED, FUT_ECANCELED))
-        return FUT_EALREADY;
-    fut__on_cancel(f);
-    /* A promise's flags are written only before it is shared (a call
-     * kind's change as its continuation fires: look at the kind first). */
-    if (FUT__UNLIKELY(f->kind == FK_PLAIN && (f->flags & FF_HOOK)))
-        fut__hook_fire(f); /* promise.c */
-    return 0;
 }
 
 bool fut_cancel_requested(void)

@@ -58,9 +58,11 @@ enum fut_kind {
     FK_COMBINE,   /* all / all_settled / any / race */
     FK_DELAY,     /* fulfils when its timer fires */
     FK_TIMEOUT,   /* follows an input unless its timer fires first */
-    FK_POST       /* fut_post's work: call.fn.post(call.arg), no future
+    FK_POST,      /* fut_post's work: call.fn.post(call.arg), no future
                      (post.c); born closed, so fut_task_run's common path
                      never sees it */
+    FK_MEMBER,    /* a scope's member: follows what its start returned */
+    FK_SCOPE      /* a scope's close future: scope.c */
 };
 
 /* Value kinds.  VK_PTR_OWNS: a pointer that comes with work for the last
@@ -90,8 +92,16 @@ enum {
 /* Flags (fut.flags), written by one thread at a time. */
 enum {
     FF_EX_REF = 1u << 0, /* holds a reference on ex */
-    FF_HOOK = 1u << 1    /* a promise's cancel hook: future.c, at the end */
+    FF_HOOK = 1u << 1,   /* a promise's cancel hook: future.c, at the end */
+    FF_FOLLOWS = 1u << 2 /* ASYNC or call kind: u.call.fn.follows is held */
 };
+
+/* fut.hold of ASYNC and call kinds: 1 once u.call.fn.follows is set (the
+ * task or callback returned fut_adopt/fut_forward of a pending future);
+ * of FK_MEMBER: MS_WAITING / MS_STARTED (scope.c). */
+enum { MS_WAITING = 0, MS_STARTED = 1 };
+struct fut_scope;
+typedef fut_t *(*fut__start_fn)(void *arg);
 
 struct fut_comb;
 
@@ -120,9 +130,17 @@ struct fut {
                 fut_task_fn task;
                 fut_then_fn then;
                 void (*post)(void *);
+                fut_t *follows; /* after the call: cancel.c */
             } fn;
             void *arg;
         } call;
+        struct {
+            _Atomic(fut_t *) src;    /* what START returned; kept until
+                                        the member goes (scope.c) */
+            fut__start_fn start;     /* until started */
+            void *arg;
+            struct fut_scope *scope; /* until settled */
+        } member;
         struct {
             fut_t *input;      /* TIMEOUT: the future it follows */
             fut_timer_t timer; /* DELAY, TIMEOUT */
@@ -133,8 +151,17 @@ struct fut {
     void (*dtor)(void *); /* VK_PTR_OWNS: runs on val.ptr at the last release */
     fut_t *owner;         /* VK_PTR_OWNS: future whose value this one borrows */
     fut_cont_t cont;      /* this future's node on its source's list */
-    fut_t *dnext;         /* deferred-completion queue: future.c; valid while */
-    fut_cont_t *dlist;    /* queued, or in the FUT_DEBUG quarantine (dnext) */
+    union {
+        struct {
+            fut_t *dnext;      /* deferred-completion queue: future.c; valid */
+            fut_cont_t *dlist; /* while queued, or in the FUT_DEBUG
+                                  quarantine (dnext) */
+        };
+        struct {
+            fut_t *snext, *sprev; /* FK_MEMBER, unsettled: scope.c; the
+                                     list is left before the member closes */
+        };
+    };
 };
 
 _Static_assert(sizeof(struct fut) <= FUT__BLOCK,
@@ -143,6 +170,11 @@ _Static_assert(sizeof(struct fut) <= FUT__BLOCK - sizeof(void *),
                "and leaves the block's last pointer to the allocator");
 _Static_assert(offsetof(struct fut, u.call.arg) + sizeof(void *) <= 64,
                "a task's life stays in the first cache line");
+_Static_assert(offsetof(struct fut, u.member.src) ==
+                       offsetof(struct fut, u.call.src) &&
+                   offsetof(struct fut, u.tm.input) ==
+                       offsetof(struct fut, u.call.src),
+               "a member's and a timeout's source sit where a call's does");
 _Static_assert(sizeof(uintptr_t) == 8, "the state word packs err in 64 bits");
 
 /* ---- executors ---------------------------------------------------------- */
@@ -341,6 +373,7 @@ bool fut__settle_like(fut_t *f, fut_t *src);
  * firing timeout cancels its input first): claim F (false if settled or
  * claimed already), act with fut__tls.claiming = F, then close it. */
 bool fut__claim(fut_t *f);
+void fut__close_claimed_like(fut_t *f, fut_t *src); /* F claimed */
 void fut__close_claimed_err(fut_t *f, fut_state_t state, int err);
 void fut__attach(fut_t *f, fut_cont_t *c);
 /* Takes C, attached to F by this thread earlier, off F's list again: true
@@ -352,6 +385,33 @@ bool fut__drain_deferred_one(void);
 /* Drops what R owns (a value with a dtor, an adopted future): result.c. */
 void fut__dispose(fut_result_t r);
 void fut__on_cancel(fut_t *f); /* kind-specific clean-up: timers */
+/* Cancellation reaching the work (cancel.c).  fut__cancel_from(F) runs
+ * after this thread cancelled F: it cancels F's sources that nothing else
+ * observes, down to the roots. */
+void fut__cancel_from(fut_t *f);
+/* True if S is pending and nothing but the consumer whose node is MINE
+ * (and who holds one reference on S) observes it; MINE NULL: a holder of
+ * one reference with no node on S. */
+bool fut__unobserved(fut_t *s, const fut_cont_t *mine);
+/* Cancels S if fut__unobserved(S, MINE); true if it did. */
+bool fut__cancel_unobserved(fut_t *s, const fut_cont_t *mine);
+/* A source recorded by follow() after F was cancelled: cancel it if
+ * unobserved (the canceller may have looked before it was recorded). */
+void fut__cancel_followed(fut_t *f, fut_t *other);
+/* Releases a call kind's source after this thread closed it (not by
+ * fut_cancel): future.c. */
+void fut__drop_src(fut_t *f);
+/* combinators.c: cancel unobserved inputs of combined F (pending ones only
+ * when SKIP is not NULL, skipping that one); internal holds of F. */
+void fut__comb_cancel_inputs(fut_t *f, const fut_t *skip);
+uint32_t fut__comb_holds(const fut_t *f);
+/* scope.c */
+/* Closes claimed member M with STATE/ERR (or like SRC when not NULL),
+ * its scope's bookkeeping around it. */
+void fut__member_close(fut_t *m, fut_t *src, fut_state_t state, int err);
+void fut__scope_cancel_close(fut_t *f);
+uint32_t fut__scope_holds(const fut_t *f);
+void fut__scope_destroy(fut_t *f);
 /* Runs F's task, which this thread took back from its executor (ops->take)
  * while waiting for F, from inside a task of that same executor
  * (fut__tls.cur_ex == F->ex): fork-join's fast path. */

@@ -223,7 +223,9 @@ static void test_alloc_scenario_without_failure_leaks_nothing(void **state)
         assert_int_equal(err, 0);
         assert_int_equal(atomic_load(&failalloc_live), 0);
         assert_int_equal(c.dtors, c.task_runs);
-        assert_int_equal(c.task_runs, 4);
+        /* 3: any's loser queued on the test executor is cancelled when
+         * its inline twin wins, so it never runs */
+        assert_int_equal(c.task_runs, 3);
     }
 }
 

@@ -281,12 +281,14 @@ static void test_cancel_pending_continuation_callback_never_runs(void **state)
     (void)state;
     atomic_int calls = 0;
     fut_promise_t *p;
-    fut_t *f = fut_then(fut_promise_new(&p), fut_inline(), cb_count, &calls);
+    fut_t *src = fut_promise_new(&p); /* kept: the cancel leaves it alone */
+    fut_t *f = fut_then(fut_retain(src), fut_inline(), cb_count, &calls);
     assert_int_equal(fut_cancel(f), 0);
     assert_int_equal(fut_promise_settle(p, fut_ok_i64(1)), 0);
     assert_int_equal(calls, 0);
     assert_int_equal(fut_state(f), FUT_CANCELLED);
     fut_release(f);
+    fut_release(src);
 }
 
 static void test_cancel_delay_removes_timer(void **state)

@@ -66,7 +66,9 @@ static void test_all_settles_like_first_rejection(void **state)
     /* settles at once, without waiting for p[1] */
     assert_int_equal(fut_state(c), FUT_REJECTED);
     assert_int_equal(fut_error(c), E2);
-    assert_int_equal(fut_promise_settle(p[1], fut_fail(E1)), 0);
+    /* the pending input nobody else observes was cancelled */
+    assert_int_equal(fut_promise_settle(p[1], fut_fail(E1)), FUT_EALREADY);
+    assert_int_equal(fut_state(fut_input(c, 1)), FUT_CANCELLED);
     assert_int_equal(fut_error(c), E2);
     fut_release(c);
 }
@@ -179,11 +181,14 @@ static void test_any_settles_like_first_fulfilment(void **state)
                      0);
     assert_int_equal(fut_state(c), FUT_FULFILLED);
     assert_ptr_equal(fut_value(c), v);
+    /* The loser nobody else observes was cancelled when any settled: its
+     * late value is disposed at once. */
+    assert_int_equal(fut_state(fut_input(c, 1)), FUT_CANCELLED);
     void *w = counted_new(&dtors);
     assert_int_equal(fut_promise_settle(p[1], fut_ok_owned(w, counted_free)),
-                     0);
+                     FUT_EALREADY);
     assert_ptr_equal(fut_value(c), v);
-    assert_int_equal(dtors, 0);
+    assert_int_equal(dtors, 1);
     fut_release(c);
     assert_int_equal(dtors, 2);
 }
@@ -237,8 +242,10 @@ static void test_race_settles_like_first_settlement(void **state)
     assert_int_equal(fut_promise_settle(p[1], fut_fail(E1)), 0);
     assert_int_equal(fut_state(c), FUT_REJECTED);
     assert_int_equal(fut_error(c), E1);
-    assert_int_equal(fut_promise_settle(p[0], fut_ok_i64(1)), 0);
+    /* the losers were cancelled when the race settled */
+    assert_int_equal(fut_promise_settle(p[0], fut_ok_i64(1)), FUT_EALREADY);
     assert_int_equal(fut_error(c), E1);
+    assert_int_equal(fut_state(fut_input(c, 2)), FUT_CANCELLED);
     fut_promise_drop(p[2]);
     fut_release(c);
 }
@@ -256,10 +263,11 @@ static void test_race_carries_winner_value(void **state)
                      0);
     assert_int_equal(fut_state(c), FUT_FULFILLED);
     assert_ptr_equal(fut_value(c), v);
+    /* late settles of the cancelled losers: disposed at once */
     fut_promise_settle(p[0], fut_ok_owned(counted_new(&dtors), counted_free));
     fut_promise_settle(p[1], fut_ok_i64(3));
     assert_ptr_equal(fut_value(c), v);
-    assert_int_equal(dtors, 0);
+    assert_int_equal(dtors, 1);
     fut_release(c);
     assert_int_equal(dtors, 2);
 }

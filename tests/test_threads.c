@@ -440,8 +440,12 @@ static void test_combinator_inputs_settled_concurrently(void **state)
         for (int i = 0; i < INPUTS; i++)
             pthread_join(th[i], NULL);
         assert_int_equal(fut_state(c), FUT_FULFILLED);
+        /* race cancels the losers still pending when it settles */
         for (int i = 0; i < INPUTS; i++)
-            assert_int_equal(fut_state(fut_input(c, (size_t)i)), FUT_FULFILLED);
+            if (round % 3 != 2 ||
+                fut_state(fut_input(c, (size_t)i)) != FUT_CANCELLED)
+                assert_int_equal(fut_state(fut_input(c, (size_t)i)),
+                                 FUT_FULFILLED);
         if (round % 3 == 2)
             assert_non_null(fut_value(c));
         fut_release(c);

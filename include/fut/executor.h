@@ -181,15 +181,18 @@ FUT_API void *fut_executor_impl(const fut_executor_t *ex,
  *    other threads are refused (FUT_ESHUTDOWN) once the destroy began.
  *  - loop: none of it runs (a task the loop's thread starts before it sees
  *    the destroy still runs to its end, and fut_loop_run then returns 0
- *    there): queued tasks and callbacks settle FUT_ESHUTDOWN uncalled,
- *    fut_finally's included; delays and timeouts kept by the loop settle
- *    FUT_ESHUTDOWN; pending fut_fd_ready futures reject FUT_ESHUTDOWN.
+ *    there): queued tasks and callbacks settle FUT_ESHUTDOWN uncalled
+ *    (fut_finally's excepted, below); delays and timeouts kept by the
+ *    loop settle FUT_ESHUTDOWN; pending fut_fd_ready futures reject
+ *    FUT_ESHUTDOWN.
  *  - custom: as its ops->destroy decides, task by task (fut_task_run: the
  *    task runs; fut_task_drop: FUT_ESHUTDOWN, its callback not called).
  *  - inline (fut_inline()): never destroyed; it keeps nothing queued
  *    between calls.
  * A continuation on EX whose source settles later (from a thread not of
- * EX) settles FUT_ESHUTDOWN without its callback, fut_finally's too.
+ * EX) settles FUT_ESHUTDOWN without its callback.  A fut_finally callback
+ * is never dropped: one dropped at the destroy runs on the thread that
+ * calls this, one due later on the thread that settles its source.
  * Delays on an executor without timers of its own (pool, most custom ones)
  * live on libfut's timer thread and still fire.
  * The handle stays valid after destroy, for the life of the process (its

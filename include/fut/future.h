@@ -6,7 +6,21 @@
  *  - chaining functions and combinators CONSUME the futures they are given;
  *  - fut_wait, fut_await, fut_state, fut_error, fut_value*, fut_cancel and
  *    fut_input BORROW;
- *  - releasing a future never cancels its work; fut_cancel does. */
+ *  - releasing a future never cancels its work; fut_cancel does.
+ *
+ * Cancellation reaches the work.  Cancelling a pending future (fut_cancel,
+ * a timeout, a scope) also cancels each source it waits on that nothing
+ * else observes, and so on down to the root: a queued task never runs, a
+ * promise's cancel hook fires (the loop deregisters an fd wait), a timer is
+ * removed.  "Waits on": a then/catch/finally's source, then what its
+ * callback returned (fut_adopt/fut_forward); what an async task returned;
+ * a timeout's input; a combinator's inputs; a scope's members.  "Nothing
+ * else observes S": S is pending and nobody but the cancelled future holds
+ * a reference to S or a continuation on it (an application handle, a
+ * retained copy, another then, a waiter, another combinator all count).
+ * It is decided when the cancel happens and costs nothing before.  A
+ * source someone else holds is left alone, and fut_release never cancels:
+ * fut_release(fut_then(...)) is still fire-and-forget. */
 #ifndef FUT_FUTURE_H
 #define FUT_FUTURE_H
 
@@ -146,7 +160,16 @@ FUT_API fut_t *fut_then(fut_t *f, fut_executor_t *ex, fut_then_fn fn,
  * recover with fut_ok*); a fulfilled F passes through. */
 FUT_API fut_t *fut_catch(fut_t *f, fut_executor_t *ex, fut_then_fn fn,
                          void *arg);
-/* As fut_then, but FN runs on every outcome of F. */
+/* As fut_then, but FN runs on every outcome of F: the place for clean-up.
+ * FN runs exactly once whatever ends the chain: F settling; the returned
+ * future being cancelled or timing out first (FN still runs, on EX, once F
+ * settles, which the cancel hastens by cancelling F if nothing else
+ * observes it; FN's result is then discarded, and fut_cancel_requested()
+ * is true inside); EX shut down when FN is due (FN runs at once on the
+ * thread that settled F) or destroyed with FN queued and not run (FN runs
+ * on the thread that destroys EX).  Without an executor to run on, FN sees
+ * fut_executor_current() == NULL.
+ * FN's result replaces F's outcome: return fut_forward(src) to keep it. */
 FUT_API fut_t *fut_finally(fut_t *f, fut_executor_t *ex, fut_then_fn fn,
                            void *arg);
 
@@ -160,7 +183,13 @@ FUT_API fut_t *fut_finally(fut_t *f, fut_executor_t *ex, fut_then_fn fn,
  * fut_race: settles like the first input to settle.  n = 0: FUT_EINVAL.
  * any/race carry the winner's value (borrowed from it; the combined future
  * keeps its inputs alive); all/all_settled carry none: read inputs with
- * fut_input.  Ownership: every non-NULL FS[i] is consumed, also on error;
+ * fut_input.
+ * Cancellation: cancelling the combined future cancels every input that
+ * nothing else observes (see the top of this file).  When any or race
+ * settle, the losers nothing else observes are cancelled (a hedged request
+ * stops its other attempts); when all rejects, the inputs still pending
+ * that nothing else observes are cancelled.  Retain an input to keep it
+ * running.  Ownership: every non-NULL FS[i] is consumed, also on error;
  * the array itself is borrowed.  Returns: never NULL; FS NULL with n > 0 or
  * a NULL element gives FUT_EINVAL, no memory FUT_ENOMEM; n >= 2^32 - 1
  * (more inputs than any array holds) gives FUT_EINVAL without reading FS,
@@ -215,7 +244,11 @@ FUT_API void fut_release(fut_t *f);
 
 /* Settles a pending F as FUT_CANCELLED (error FUT_ECANCELED): a task not yet
  * started never runs; a running one can poll fut_cancel_requested and its
- * result is discarded; dependents see the cancellation.
+ * result is discarded (a future that result adopted is cancelled if nothing
+ * else observes it); dependents see the cancellation.  The sources F waits
+ * on that nothing else observes are cancelled too, down to the root (see
+ * the top of this file); a scope's close future is the exception: it
+ * settles once the members it cancels have (<fut/scope.h>).
  * Returns: 0 if this call cancelled F, FUT_EALREADY if F was settled (by
  *   anyone, including a racing timeout), FUT_EINVAL for NULL.
  * Threads: any. */

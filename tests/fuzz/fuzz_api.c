@@ -43,6 +43,18 @@
  *   delay      fulfilled once fired; FUT_ESHUTDOWN if its executor went
  *   cancelled  (fut_cancel returned 0): FUT_CANCELLED/FUT_ECANCELED, and a
  *              callback still queued on a deterministic executor never runs
+ *              (a finally's callback still runs, once its source settled)
+ *   propagation a cancel (ours, a firing timeout, a combinator deciding, a
+ *              scope) may cancel every future its node waits on,
+ *              transitively (ext_cancel); and it must: a released promise
+ *              whose only consumer we cancelled refuses a later settle
+ *              (must_cancel), a released queued task so consumed never
+ *              runs (must_not_run)
+ *   member     (scope): spawned: its task's result, run at most once, or
+ *              cancelled if its scope was; added: like its input
+ *   scope      (close): every member settled first (probed while running);
+ *              fulfilled if all were, else like a member that was not (or
+ *              FUT_ECANCELED once the close future was cancelled)
  *
  * plus, for every program: every future settles once the promises are
  * dropped and the executors drained (no lost wake-up, no hang); a callback
@@ -130,11 +142,14 @@ enum kind {
     K_ANY,
     K_RACE,
     K_TIMEOUT,
-    K_DELAY
+    K_DELAY,
+    K_MEMBER,
+    K_SCOPE
 };
 static const char *kind_name[] = {
     "promise", "ready",       "async", "then", "catch",   "finally",
-    "all",     "all_settled", "any",   "race", "timeout", "delay"};
+    "all",     "all_settled", "any",   "race", "timeout", "delay",
+    "member",  "scope"};
 
 /* What a callback, a task, a ready or a settle returns. */
 enum mode {
@@ -182,7 +197,10 @@ typedef struct node {
     _Atomic(void *) ret;    /* owned value the callback returned */
     bool cancelled;         /* our fut_cancel returned 0 */
     bool cancel_before_run; /* ... while queued on a deterministic executor */
-    bool ext_cancel;        /* a timeout may cancel it */
+    bool ext_cancel;        /* a timeout, a propagated cancel may cancel it */
+    bool must_cancel;       /* a released promise whose consumer we cancelled */
+    bool must_not_run;      /* a released queued task so cancelled */
+    uint64_t members;       /* K_SCOPE: its member nodes (bit per id) */
     bool settled_by_op;     /* promise settle returned 0 */
     enum mode settle_mode;
     int settle_target;
@@ -210,6 +228,9 @@ typedef struct prog {
         atomic_bool wrong; /* it ran with another current executor */
     } posts[MAXPOSTS];
     int npost;
+    fut_scope_t *scope; /* the open scope, if any */
+    uint64_t scope_members;
+    bool scope_cancelled, scope_ff;
 } prog_t;
 
 static prog_t *G; /* for callbacks: read-only while threads run */
@@ -361,12 +382,15 @@ static void check_callback_node(prog_t *p, node_t *n, outcome_t o)
     int calls = atomic_load(&n->calls);
     if (calls > 1)
         fail(n, "ran %d times", calls);
-    bool has_src = n->kind != K_ASYNC;
+    bool has_src = n->kind != K_ASYNC && n->kind != K_MEMBER;
     outcome_t src = has_src ? outcome_of(p, n->in[0]) : mk(0, 0, NULL, 0);
     if (has_src && !src.known)
         return;
-    if (n->cancel_before_run && calls)
+    if (n->cancel_before_run && calls && n->kind != K_FINALLY)
         fail(n, "cancelled while queued, yet its callback ran");
+    if (n->must_not_run && calls)
+        fail(n, "its only consumer was cancelled, yet the task ran");
+
     if (is_cancel(o, FUT_ECANCELED) && (n->cancelled || n->ext_cancel)) {
         if (calls && n->mode == M_OWNED)
             p->disposed_min++; /* the late result was disposed */
@@ -460,6 +484,8 @@ static void check_combinator(prog_t *p, node_t *n, outcome_t o)
     }
 }
 
+static void check_scope(prog_t *p, node_t *n, outcome_t o);
+
 static void check_node(prog_t *p, node_t *n)
 {
     outcome_t o = outcome_of(p, n->id);
@@ -534,6 +560,21 @@ static void check_node(prog_t *p, node_t *n)
                  o.err, in.state, in.err);
         return;
     }
+    case K_MEMBER:
+        if (n->nin == 0) { /* spawned: like an async task */
+            check_callback_node(p, n, o);
+            return;
+        }
+        if (is_cancel(o, FUT_ECANCELED) && (n->cancelled || n->ext_cancel))
+            return;
+        if (n->cancelled)
+            fail(n, "cancelled member gave %d/%d", o.state, o.err);
+        if (outcome_of(p, n->in[0]).known && !same(o, outcome_of(p, n->in[0])))
+            fail(n, "member %d/%d differs from what it tracks", o.state, o.err);
+        return;
+    case K_SCOPE:
+        check_scope(p, n, o);
+        return;
     case K_DELAY:
         if (is_cancel(o, FUT_ECANCELED) && (n->cancelled || n->ext_cancel))
             return;
@@ -610,6 +651,81 @@ static void not_null(node_t *n)
     if (!n->f)
         fail(n, "constructor returned NULL");
     n->ident = n->f;
+}
+
+/* The node whose future node ID's is: ready(adopt(X)) returns X itself.
+ * Identities alone would also match a block freed and reused. */
+static int root_of(prog_t *p, int id)
+{
+    while (p->n[id].kind == K_READY && p->n[id].target >= 0 &&
+           p->n[id].ident == p->n[p->n[id].target].ident)
+        id = p->n[id].target;
+    return id;
+}
+
+static bool aliases(prog_t *p, int a, int b)
+{
+    return a != b && root_of(p, a) == root_of(p, b);
+}
+
+/* A cancel reaching node ID may go on to everything it waits on: mark it
+ * and them (ext_cancel), through aliases (ready(adopt(X)) is X itself:
+ * compare identities, since the program may have released X's first
+ * handle already).  Marked nodes had their sources marked, so a marked
+ * node ends the walk. */
+static void may_cancel(prog_t *p, int id)
+{
+    node_t *s = &p->n[id];
+    if (s->ext_cancel)
+        return;
+    s->ext_cancel = true;
+    for (int i = 0; i < p->nn; i++)
+        if (aliases(p, i, id))
+            may_cancel(p, i);
+    for (int i = 0; i < s->nin; i++)
+        may_cancel(p, s->in[i]);
+    if (s->target >= 0)
+        may_cancel(p, s->target);
+    for (int i = 0; i < p->nn && s->kind == K_SCOPE; i++)
+        if (s->members >> i & 1)
+            may_cancel(p, i);
+}
+
+/* True if nothing but node BY refers to node ID (as an input, an adopt or
+ * forward target, or an alias). */
+static bool only_consumer(prog_t *p, int id, int by)
+{
+    for (int i = 0; i < p->nn; i++) {
+        node_t *n = &p->n[i];
+        if (i == by || i == id)
+            continue;
+        bool uses = n->target == id || n->settle_target == id ||
+                    aliases(p, i, id);
+        for (int k = 0; k < n->nin; k++)
+            uses |= n->in[k] == id;
+        if (uses || (n->members >> id & 1))
+            return false;
+    }
+    return true;
+}
+
+/* We cancelled N: a source it alone consumes and the program released
+ * must be cancelled with it (a promise refuses its settle; a task queued
+ * on a deterministic executor never runs). */
+static void must_reach(prog_t *p, node_t *n)
+{
+    if (n->kind != K_THEN && n->kind != K_CATCH && n->kind != K_FINALLY &&
+        n->kind != K_TIMEOUT)
+        return;
+    node_t *s = &p->n[n->in[0]];
+    /* N's own adopt target is a reference the program keeps (target_ref) */
+    if (s->f || n->target == s->id || !only_consumer(p, s->id, n->id))
+        return;
+    if (s->kind == K_PROMISE && s->p && !s->by_thread)
+        s->must_cancel = true;
+    if (s->kind == K_ASYNC && s->in_ex->kind == 1 && !s->in_ex->destroyed &&
+        !atomic_load(&s->calls))
+        s->must_not_run = true;
 }
 
 static void op_promise(prog_t *p)
@@ -702,6 +818,131 @@ static void op_combine(prog_t *p)
            : k == K_ANY  ? fut_any(arr, (size_t)cnt)
                          : fut_race(arr, (size_t)cnt);
     not_null(n);
+    /* Deciding early cancels the inputs nothing else observes. */
+    for (int i = 0; i < cnt && k != K_ALLS; i++)
+        may_cancel(p, ids[i]);
+}
+
+/* ---- scopes ---------------------------------------------------------------
+ * One scope is open at a time.  Spawned members start an inline task
+ * (their node's), so START runs on whichever thread frees a slot. */
+
+static fut_t *start_member(void *arg)
+{
+    node_t *n = arg;
+    return fut_async(fut_inline(), task, n);
+}
+
+/* A new member node: tracked, and cancellable when the scope may cancel. */
+static void add_member(prog_t *p, node_t *n)
+{
+    not_null(n);
+    p->scope_members |= 1ull << n->id;
+    if (p->scope_cancelled || p->scope_ff)
+        may_cancel(p, n->id);
+}
+
+static void op_scope_close(prog_t *p)
+{
+    node_t *n = new_node(p, K_SCOPE);
+    fut_t *c = fut_scope_close(p->scope);
+    p->scope = NULL;
+    if (!n) {
+        fut_release(c);
+        return;
+    }
+    n->members = p->scope_members;
+    n->f = c;
+    not_null(n);
+}
+
+/* No member settles after its scope's close future did. */
+static void probe_scopes(prog_t *p)
+{
+    for (int i = 0; i < p->nn; i++) {
+        node_t *c = &p->n[i];
+        if (c->kind != K_SCOPE || !c->f || fut_state(c->f) == FUT_PENDING)
+            continue;
+        for (int k = 0; k < p->nn; k++)
+            if ((c->members >> k & 1) && p->n[k].f &&
+                fut_state(p->n[k].f) == FUT_PENDING)
+                fail(c, "settled before its member %d", k);
+    }
+}
+
+static void op_scope(prog_t *p)
+{
+    uint8_t b = next(p);
+    node_t *n, *src;
+    switch (b % 6) {
+    case 0:
+        if (p->scope)
+            return;
+        fut_scope_opts_t o = {.limit = (b >> 3) % 3, .fail_fast = b >> 5 & 1};
+        if (fut_scope_create(&p->scope, &o) != 0)
+            fail(NULL, "fut_scope_create failed");
+        p->scope_members = 0;
+        p->scope_cancelled = false;
+        p->scope_ff = o.fail_fast;
+        return;
+    case 1:
+        if (!p->scope || !(n = new_node(p, K_MEMBER)))
+            return;
+        n->in_ex = p->slot[0];
+        n->mode = pick_mode(p, next(p), n->id, &n->target, &n->target_ref);
+        n->f = fut_scope_spawn(p->scope, start_member, n);
+        add_member(p, n);
+        return;
+    case 2:
+        if (!p->scope || !(src = pick_held(p, next(p), -1)) ||
+            !(n = new_node(p, K_MEMBER)))
+            return;
+        n->in[0] = src->id;
+        n->nin = 1;
+        n->f = fut_scope_add(p->scope, fut_retain(src->f));
+        add_member(p, n);
+        return;
+    case 3:
+        if (!p->scope)
+            return;
+        fut_scope_cancel(p->scope);
+        p->scope_cancelled = true;
+        for (int i = 0; i < p->nn; i++)
+            if (p->scope_members >> i & 1)
+                may_cancel(p, i);
+        return;
+    case 4:
+        if (p->scope)
+            op_scope_close(p);
+        return;
+    default:
+        probe_scopes(p);
+        return;
+    }
+}
+
+static void check_scope(prog_t *p, node_t *n, outcome_t o)
+{
+    bool all_ok = true, like_one = false;
+    for (int i = 0; i < p->nn; i++) {
+        if (!(n->members >> i & 1))
+            continue;
+        outcome_t m = outcome_of(p, i);
+        if (!m.known)
+            return;
+        if (m.state == FUT_PENDING)
+            fail(n, "settled %d/%d before member %d", o.state, o.err, i);
+        all_ok &= m.state == FUT_FULFILLED;
+        like_one |= m.state != FUT_FULFILLED && m.state == o.state &&
+                    m.err == o.err;
+    }
+    if (n->cancelled && is_cancel(o, FUT_ECANCELED))
+        return;
+    if (n->cancelled)
+        fail(n, "cancelled close future gave %d/%d", o.state, o.err);
+    if (all_ok ? !same(o, mk(FUT_FULFILLED, 0, NULL, 0)) : !like_one)
+        fail(n, "close gave %d/%d, not allowed by its members", o.state,
+             o.err);
 }
 
 static void op_timeout(prog_t *p)
@@ -716,13 +957,7 @@ static void op_timeout(prog_t *p)
     n->nin = 1;
     n->ns = next(p) & 1 ? HUGE_NS : 0;
     if (n->ns != HUGE_NS)
-        for (int i = 0; i < p->nn; i++)
-            /* ready(adopt(X)) is X itself; compare identities, since the
-             * program may have released X's first handle already (found:
-             * a promise cancelled through such an alias after its own
-             * handle was gone). */
-            if (p->n[i].ident == in->f)
-                p->n[i].ext_cancel = true;
+        may_cancel(p, in->id); /* and its aliases, and what it waits on */
     n->f = fut_timeout(fut_retain(in->f), n->ns);
     not_null(n);
 }
@@ -753,6 +988,8 @@ static node_t *pick_promise(prog_t *p, uint8_t b)
 
 static void settle_check(node_t *n, int rc, enum mode m, fut_state_t st)
 {
+    if (n->must_cancel && rc == 0)
+        fail(n, "its only consumer was cancelled, yet it settled");
     if (rc == 0)
         return;
     if (rc != FUT_EALREADY)
@@ -834,13 +1071,18 @@ static void op_cancel(prog_t *p)
     int rc = fut_cancel(n->f);
     if (rc == 0) {
         n->cancelled = true;
+        may_cancel(p, n->id);
+        must_reach(p, n);
+        if (n->kind == K_SCOPE)
+            return; /* settles once every member has (at once but for a
+                       member settling on another thread) */
         if (!calls && n->in_ex && n->in_ex->kind == 1 && n->kind != K_DELAY)
             n->cancel_before_run = true;
         if (!is_cancel(observe(n, n->f), FUT_ECANCELED))
             fail(n, "fut_cancel returned 0 but state is %d", fut_state(n->f));
         /* ready(adopt(X)) returned X itself: both nodes are cancelled. */
         for (int i = 0; i < p->nn; i++)
-            if (p->n[i].ident == n->f)
+            if (aliases(p, i, n->id))
                 p->n[i].cancelled = true;
     } else if (rc == FUT_EALREADY) {
         /* Once a bug (tests/test_regress.c): a future another thread had
@@ -963,6 +1205,27 @@ static void op_wait(prog_t *p)
         fail(n, "fut_wait(0) returned %d", rc);
 }
 
+/* After the executors are gone (the pool joined, queued work run or
+ * dropped): a finally's clean-up ran exactly once if its source settled,
+ * whatever ended its own future.  Skipped while a timeout may still fire
+ * on the timer thread (its cancel may be running a callback there). */
+static void check_finally_ran(prog_t *p)
+{
+    for (int i = 0; i < p->nn; i++)
+        if (p->n[i].kind == K_TIMEOUT && p->n[i].ns != HUGE_NS)
+            return;
+    for (int i = 0; i < p->nn; i++) {
+        node_t *n = &p->n[i];
+        if (n->kind != K_FINALLY)
+            continue;
+        outcome_t src = outcome_of(p, n->in[0]);
+        if (src.known && src.state != FUT_PENDING &&
+            atomic_load(&n->calls) != 1)
+            fail(n, "finally's callback ran %d times for a settled source",
+                 atomic_load(&n->calls));
+    }
+}
+
 /* ---- one program ------------------------------------------------------------
  */
 
@@ -1051,7 +1314,8 @@ static void run_program(const uint8_t *data, size_t size)
     }
 
     for (int ops = 0; ops < MAXOPS && p->pos < p->size; ops++) {
-        switch (next(p) % 20) {
+        uint8_t op = next(p);
+        switch (op % 20) {
         case 0:
             op_promise(p);
             break;
@@ -1116,12 +1380,19 @@ static void run_program(const uint8_t *data, size_t size)
             op_wait(p);
             break;
         default:
-            op_post(p);
+            /* 19: a post or a scope op, by the byte's next bit. */
+            if ((op / 20) & 1)
+                op_post(p);
+            else
+                op_scope(p);
             break;
         }
     }
+    if (p->scope)
+        op_scope_close(p); /* so that its outcome is checked too */
 
     quiesce(p);
+    probe_scopes(p);
     for (int i = 0; i < p->nn; i++)
         check_node(p, &p->n[i]);
     if (atomic_load(&g_dtors) < p->disposed_min)
@@ -1142,6 +1413,7 @@ static void run_program(const uint8_t *data, size_t size)
             fail(NULL, "executor destroy returned %d", rc);
     }
     check_posts(p);
+    check_finally_ran(p);
     for (int i = 0; i < p->nn; i++) {
         fut_release(p->n[i].f);
         fut_release(p->n[i].target_ref);

@@ -1,0 +1,498 @@
+/* Scopes (<fut/scope.h>, lib/scope.c): spawn and its limit, add, close
+ * (never early; its outcome), fail_fast, cancel (reaching the work and
+ * stopping unstarted members), the close future's cancel, bad arguments,
+ * one allocation per member, and the limit under four submitting
+ * threads. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+
+#include <fut.h>
+
+#include "testexec.h"
+
+#define USER_ERR (-100555)
+#define SLOTS 4
+
+/* Starts that hand out pending promises, one per call, and count. */
+struct starter {
+    atomic_int starts;
+    pthread_t last_thread;
+    fut_promise_t *p[SLOTS];
+};
+
+static fut_t *start_promise(void *arg)
+{
+    struct starter *st = arg;
+    int i = atomic_fetch_add(&st->starts, 1);
+    st->last_thread = pthread_self();
+    return fut_promise_new(&st->p[i]);
+}
+
+static fut_scope_t *new_scope(size_t limit, bool fail_fast)
+{
+    fut_scope_t *s = NULL;
+    fut_scope_opts_t o = {.limit = limit, .fail_fast = fail_fast};
+    assert_int_equal(fut_scope_create(&s, &o), 0);
+    assert_non_null(s);
+    return s;
+}
+
+static void release_all(fut_t **fs, int n)
+{
+    for (int i = 0; i < n; i++)
+        fut_release(fs[i]);
+}
+
+/* ---- spawn and the limit ------------------------------------------------ */
+
+static void test_scope_spawn_without_limit_starts_at_once(void **state)
+{
+    (void)state;
+    struct starter st = {0};
+    fut_scope_t *s = new_scope(0, false);
+    fut_t *m[3];
+    for (int i = 0; i < 3; i++)
+        m[i] = fut_scope_spawn(s, start_promise, &st);
+    assert_int_equal(st.starts, 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(fut_promise_settle(st.p[i], fut_ok_i64(i)), 0);
+    assert_int_equal(fut_value_i64(m[2]), 2); /* follows START's future */
+    fut_t *c = fut_scope_close(s);
+    assert_int_equal(fut_state(c), FUT_FULFILLED);
+    release_all(m, 3);
+    fut_release(c);
+}
+
+static void test_scope_limit_starts_the_next_when_a_slot_frees(void **state)
+{
+    (void)state;
+    struct starter st = {0};
+    fut_scope_t *s = new_scope(1, false);
+    fut_t *m[2] = {fut_scope_spawn(s, start_promise, &st),
+                   fut_scope_spawn(s, start_promise, &st)};
+    assert_int_equal(st.starts, 1);
+    assert_int_equal(fut_state(m[1]), FUT_PENDING);
+    st.last_thread = (pthread_t)0;
+    assert_int_equal(fut_promise_settle(st.p[0], fut_ok_i64(1)), 0);
+    assert_int_equal(st.starts, 2); /* on the thread that freed the slot */
+    assert_true(pthread_equal(st.last_thread, pthread_self()));
+    assert_int_equal(fut_promise_settle(st.p[1], fut_ok_i64(2)), 0);
+    fut_t *c = fut_scope_close(s);
+    assert_int_equal(fut_state(c), FUT_FULFILLED);
+    release_all(m, 2);
+    fut_release(c);
+}
+
+static fut_t *start_null(void *arg)
+{
+    (void)arg;
+    return NULL;
+}
+
+static void test_scope_member_of_a_null_start_rejects_einval(void **state)
+{
+    (void)state;
+    fut_scope_t *s = new_scope(0, false);
+    fut_t *m = fut_scope_spawn(s, start_null, NULL);
+    assert_int_equal(fut_error(m), FUT_EINVAL);
+    fut_t *c = fut_scope_close(s);
+    assert_int_equal(fut_error(c), FUT_EINVAL);
+    fut_release(m);
+    fut_release(c);
+}
+
+static fut_t *start_settled(void *arg)
+{
+    atomic_fetch_add((atomic_int *)arg, 1);
+    return fut_ready(fut_ok_i64(1));
+}
+
+static void test_scope_queued_members_start_in_a_loop_not_nested(void **state)
+{
+    (void)state;
+    /* 10^5 queued members whose starts settle at once: started by one
+     * frame in a loop (a frame each would overflow the stack) */
+    enum { N = 100000 };
+    struct starter st = {0};
+    atomic_int starts = 0;
+    fut_scope_t *s = new_scope(1, false);
+    fut_t *first = fut_scope_spawn(s, start_promise, &st);
+    for (int i = 0; i < N; i++)
+        fut_release(fut_scope_spawn(s, start_settled, &starts));
+    assert_int_equal(starts, 0);
+    assert_int_equal(fut_promise_settle(st.p[0], fut_ok_i64(1)), 0);
+    assert_int_equal(starts, N);
+    fut_t *c = fut_scope_close(s);
+    assert_int_equal(fut_state(c), FUT_FULFILLED);
+    fut_release(first);
+    fut_release(c);
+}
+
+/* ---- close -------------------------------------------------------------- */
+
+static void test_scope_close_never_settles_before_every_member(void **state)
+{
+    (void)state;
+    struct starter st = {0};
+    fut_scope_t *s = new_scope(0, false);
+    fut_t *m[3];
+    for (int i = 0; i < 3; i++)
+        m[i] = fut_scope_spawn(s, start_promise, &st);
+    fut_t *c = fut_scope_close(s);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(fut_state(c), FUT_PENDING);
+        assert_int_equal(fut_promise_settle(st.p[i], fut_ok_i64(i)), 0);
+    }
+    assert_int_equal(fut_state(c), FUT_FULFILLED);
+    assert_null(fut_value(c));
+    release_all(m, 3);
+    fut_release(c);
+}
+
+static void test_scope_close_of_an_empty_scope_fulfils_at_once(void **state)
+{
+    (void)state;
+    fut_t *c = fut_scope_close(new_scope(0, false));
+    assert_int_equal(fut_state(c), FUT_FULFILLED);
+    fut_release(c);
+}
+
+static void test_scope_close_settles_like_the_first_rejection(void **state)
+{
+    (void)state;
+    struct starter st = {0};
+    fut_scope_t *s = new_scope(0, false);
+    fut_t *m[3];
+    for (int i = 0; i < 3; i++)
+        m[i] = fut_scope_spawn(s, start_promise, &st);
+    fut_t *c = fut_scope_close(s);
+    assert_int_equal(fut_promise_settle(st.p[1], fut_fail(USER_ERR)), 0);
+    assert_int_equal(fut_promise_settle(st.p[0], fut_fail(USER_ERR - 1)), 0);
+    /* without fail_fast the rest keeps running */
+    assert_int_equal(fut_state(c), FUT_PENDING);
+    assert_int_equal(fut_promise_settle(st.p[2], fut_ok_i64(0)), 0);
+    assert_int_equal(fut_state(c), FUT_REJECTED);
+    assert_int_equal(fut_error(c), USER_ERR);
+    release_all(m, 3);
+    fut_release(c);
+}
+
+static void test_scope_fail_fast_cancels_the_rest(void **state)
+{
+    (void)state;
+    struct starter st = {0};
+    fut_scope_t *s = new_scope(2, true);
+    fut_t *m[3];
+    for (int i = 0; i < 3; i++)
+        m[i] = fut_scope_spawn(s, start_promise, &st);
+    fut_t *c = fut_scope_close(s);
+    assert_int_equal(fut_promise_settle(st.p[1], fut_fail(USER_ERR)), 0);
+    assert_int_equal(st.starts, 2); /* the queued third never starts */
+    assert_int_equal(fut_state(m[0]), FUT_CANCELLED);
+    assert_int_equal(fut_state(m[2]), FUT_CANCELLED);
+    /* the cancel reached the work: the first one's promise is cancelled */
+    assert_int_equal(fut_promise_settle(st.p[0], fut_ok_i64(1)), FUT_EALREADY);
+    assert_int_equal(fut_error(c), USER_ERR);
+    release_all(m, 3);
+    fut_release(c);
+}
+
+/* ---- cancel ------------------------------------------------------------- */
+
+static void test_scope_cancel_stops_unstarted_members(void **state)
+{
+    (void)state;
+    struct starter st = {0};
+    fut_scope_t *s = new_scope(1, false);
+    fut_t *m[3];
+    for (int i = 0; i < 3; i++)
+        m[i] = fut_scope_spawn(s, start_promise, &st);
+    fut_scope_cancel(s);
+    assert_int_equal(st.starts, 1);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(fut_error(m[i]), FUT_ECANCELED);
+    assert_int_equal(fut_promise_settle(st.p[0], fut_ok_i64(1)), FUT_EALREADY);
+    fut_t *c = fut_scope_close(s);
+    assert_int_equal(fut_error(c), FUT_ECANCELED);
+    assert_int_equal(st.starts, 1);
+    release_all(m, 3);
+    fut_release(c);
+}
+
+static void test_scope_spawn_after_cancel_never_starts(void **state)
+{
+    (void)state;
+    struct starter st = {0};
+    fut_scope_t *s = new_scope(0, false);
+    fut_scope_cancel(s);
+    fut_scope_cancel(s); /* idempotent */
+    fut_t *m = fut_scope_spawn(s, start_promise, &st);
+    assert_int_equal(fut_error(m), FUT_ECANCELED);
+    assert_int_equal(st.starts, 0);
+    fut_t *c = fut_scope_close(s);
+    assert_int_equal(fut_error(c), FUT_ECANCELED);
+    fut_release(m);
+    fut_release(c);
+}
+
+static void test_scope_member_cancelled_while_queued_never_starts(void **state)
+{
+    (void)state;
+    struct starter st = {0};
+    fut_scope_t *s = new_scope(1, false);
+    fut_t *m[3];
+    for (int i = 0; i < 3; i++)
+        m[i] = fut_scope_spawn(s, start_promise, &st);
+    assert_int_equal(fut_cancel(m[1]), 0);
+    assert_int_equal(fut_promise_settle(st.p[0], fut_ok_i64(1)), 0);
+    assert_int_equal(st.starts, 2); /* the third took the slot */
+    assert_int_equal(fut_promise_settle(st.p[1], fut_ok_i64(3)), 0);
+    assert_int_equal(fut_value_i64(m[2]), 3);
+    fut_t *c = fut_scope_close(s);
+    assert_int_equal(fut_error(c), FUT_ECANCELED); /* m[1]'s outcome */
+    release_all(m, 3);
+    fut_release(c);
+}
+
+static void
+test_scope_cancelling_the_close_future_cancels_the_scope(void **state)
+{
+    (void)state;
+    struct starter st = {0};
+    fut_scope_t *s = new_scope(0, false);
+    fut_t *m = fut_scope_spawn(s, start_promise, &st);
+    fut_t *c = fut_scope_close(s);
+    assert_int_equal(fut_cancel(c), 0);
+    assert_int_equal(fut_error(m), FUT_ECANCELED);
+    assert_int_equal(fut_error(c), FUT_ECANCELED);
+    assert_int_equal(fut_cancel(c), FUT_EALREADY);
+    assert_int_equal(fut_promise_settle(st.p[0], fut_ok_i64(1)), FUT_EALREADY);
+    fut_release(m);
+    fut_release(c);
+}
+
+static void test_scope_add_tracks_a_started_future(void **state)
+{
+    (void)state;
+    fut_promise_t *p;
+    fut_scope_t *s = new_scope(0, false);
+    fut_t *m = fut_scope_add(s, fut_promise_new(&p));
+    fut_t *c = fut_scope_close(s);
+    assert_int_equal(fut_state(c), FUT_PENDING);
+    assert_int_equal(fut_promise_settle(p, fut_ok_i64(9)), 0);
+    assert_int_equal(fut_value_i64(m), 9);
+    assert_int_equal(fut_state(c), FUT_FULFILLED);
+    fut_release(m);
+    fut_release(c);
+}
+
+static void test_scope_add_is_not_counted_against_the_limit(void **state)
+{
+    (void)state;
+    struct starter st = {0};
+    fut_promise_t *p;
+    fut_scope_t *s = new_scope(1, false);
+    fut_t *a = fut_scope_add(s, fut_promise_new(&p));
+    fut_t *m = fut_scope_spawn(s, start_promise, &st);
+    assert_int_equal(st.starts, 1); /* the added one took no slot */
+    assert_int_equal(fut_promise_settle(st.p[0], fut_ok_i64(1)), 0);
+    assert_int_equal(fut_promise_settle(p, fut_ok_i64(2)), 0);
+    fut_t *c = fut_scope_close(s);
+    assert_int_equal(fut_state(c), FUT_FULFILLED);
+    fut_release(a);
+    fut_release(m);
+    fut_release(c);
+}
+
+static void
+test_scope_cancel_leaves_an_added_future_held_elsewhere(void **state)
+{
+    (void)state;
+    fut_promise_t *p, *q;
+    fut_scope_t *s = new_scope(0, false);
+    fut_t *kept = fut_promise_new(&p);
+    fut_t *m[2] = {fut_scope_add(s, fut_retain(kept)),
+                   fut_scope_add(s, fut_promise_new(&q))};
+    fut_scope_cancel(s);
+    assert_int_equal(fut_error(m[0]), FUT_ECANCELED);
+    assert_int_equal(fut_promise_settle(p, fut_ok_i64(1)), 0); /* kept */
+    assert_int_equal(fut_promise_settle(q, fut_ok_i64(1)), FUT_EALREADY);
+    fut_t *c = fut_scope_close(s);
+    assert_int_equal(fut_error(c), FUT_ECANCELED);
+    release_all(m, 2);
+    fut_release(kept);
+    fut_release(c);
+}
+
+/* ---- bad arguments and memory ------------------------------------------- */
+
+static void test_scope_bad_arguments(void **state)
+{
+    (void)state;
+    assert_int_equal(fut_scope_create(NULL, NULL), FUT_EINVAL);
+    fut_t *f = fut_scope_spawn(NULL, start_null, NULL);
+    assert_int_equal(fut_error(f), FUT_EINVAL);
+    fut_release(f);
+    f = fut_scope_add(NULL, fut_ready(fut_ok_i64(1))); /* released */
+    assert_int_equal(fut_error(f), FUT_EINVAL);
+    fut_release(f);
+    fut_scope_t *s = new_scope(0, false);
+    f = fut_scope_add(s, NULL);
+    assert_int_equal(fut_error(f), FUT_EINVAL);
+    fut_release(f);
+    fut_scope_cancel(NULL); /* no-op */
+    f = fut_scope_close(NULL);
+    assert_int_equal(fut_error(f), FUT_EINVAL);
+    fut_release(f);
+    f = fut_scope_close(s);
+    fut_release(f);
+}
+
+static fut_t *g_shared;
+
+static fut_t *start_shared(void *arg)
+{
+    (void)arg;
+    return fut_retain(g_shared);
+}
+
+static void test_scope_create_without_memory_is_enomem(void **state)
+{
+    (void)state;
+    atomic_store(&failalloc_calls, 0);
+    atomic_store(&failalloc_live, 0);
+    atomic_store(&failalloc_at, 1);
+    fut_set_allocator(failalloc_alloc, failalloc_free);
+    fut_scope_t *s = (fut_scope_t *)&s;
+    assert_int_equal(fut_scope_create(&s, NULL), FUT_ENOMEM);
+    assert_null(s);
+    atomic_store(&failalloc_at, 2); /* the close future's block */
+    atomic_store(&failalloc_calls, 0);
+    assert_int_equal(fut_scope_create(&s, NULL), FUT_ENOMEM);
+    assert_null(s);
+    fut_set_allocator(NULL, NULL);
+    assert_int_equal(atomic_load(&failalloc_live), 0); /* nothing kept */
+}
+
+static void test_scope_member_costs_one_allocation(void **state)
+{
+    (void)state;
+    enum { N = 64 };
+    atomic_store(&failalloc_at, 0);
+    fut_set_allocator(failalloc_alloc, failalloc_free);
+    g_shared = fut_ready(fut_ok_i64(1));
+    fut_scope_t *s = new_scope(0, false);
+    fut_t *m[N];
+    atomic_store(&failalloc_calls, 0);
+    for (int i = 0; i < N; i++)
+        m[i] = fut_scope_spawn(s, start_shared, NULL);
+    assert_int_equal(atomic_load(&failalloc_calls), N);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(fut_value_i64(m[i]), 1);
+    release_all(m, N);
+    fut_release(fut_scope_close(s));
+    fut_release(g_shared);
+    fut_set_allocator(NULL, NULL);
+    assert_int_equal(atomic_load(&failalloc_live), 0);
+}
+
+/* ---- four submitting threads -------------------------------------------- */
+
+enum { SUBMITTERS = 4, PER_SUBMITTER = 200, LIMIT = 3 };
+
+struct shared {
+    fut_scope_t *s;
+    fut_executor_t *pool;
+    atomic_int running, max_running, done;
+    atomic_int bad; /* a submitter's spawn came back NULL */
+};
+
+static fut_result_t limited_task(void *arg)
+{
+    struct shared *sh = arg;
+    int now = atomic_fetch_add(&sh->running, 1) + 1;
+    int max = atomic_load(&sh->max_running);
+    while (now > max &&
+           !atomic_compare_exchange_weak(&sh->max_running, &max, now))
+        ;
+    for (int i = 0; i < 50; i++)
+        sched_yield(); /* stay a while: others try to start meanwhile */
+    atomic_fetch_sub(&sh->running, 1);
+    atomic_fetch_add(&sh->done, 1);
+    return fut_ok_i64(1);
+}
+
+static fut_t *start_limited(void *arg)
+{
+    struct shared *sh = arg;
+    return fut_async(sh->pool, limited_task, sh);
+}
+
+static void *submitter(void *arg)
+{
+    struct shared *sh = arg;
+    for (int i = 0; i < PER_SUBMITTER; i++) {
+        fut_t *m = fut_scope_spawn(sh->s, start_limited, sh);
+        if (!m)
+            atomic_fetch_add(&sh->bad, 1);
+        fut_release(m); /* the scope keeps tracking it */
+    }
+    return NULL;
+}
+
+static void test_scope_limit_never_exceeded_with_four_submitters(void **state)
+{
+    (void)state;
+    struct shared sh = {.s = new_scope(LIMIT, false)};
+    fut_pool_opts_t po = {.threads = 2};
+    assert_int_equal(fut_pool_create(&sh.pool, &po), 0);
+    pthread_t th[SUBMITTERS];
+    for (int i = 0; i < SUBMITTERS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, submitter, &sh), 0);
+    for (int i = 0; i < SUBMITTERS; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    fut_t *c = fut_scope_close(sh.s);
+    assert_int_equal(fut_wait(c, -1), 0);
+    assert_int_equal(fut_state(c), FUT_FULFILLED);
+    assert_int_equal(atomic_load(&sh.bad), 0);
+    assert_int_equal(atomic_load(&sh.done), SUBMITTERS * PER_SUBMITTER);
+    assert_true(atomic_load(&sh.max_running) <= LIMIT);
+    assert_true(atomic_load(&sh.max_running) >= 1);
+    fut_release(c);
+    assert_int_equal(fut_executor_destroy(sh.pool), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_scope_spawn_without_limit_starts_at_once),
+        cmocka_unit_test(test_scope_limit_starts_the_next_when_a_slot_frees),
+        cmocka_unit_test(test_scope_member_of_a_null_start_rejects_einval),
+        cmocka_unit_test(test_scope_queued_members_start_in_a_loop_not_nested),
+        cmocka_unit_test(test_scope_close_never_settles_before_every_member),
+        cmocka_unit_test(test_scope_close_of_an_empty_scope_fulfils_at_once),
+        cmocka_unit_test(test_scope_close_settles_like_the_first_rejection),
+        cmocka_unit_test(test_scope_fail_fast_cancels_the_rest),
+        cmocka_unit_test(test_scope_cancel_stops_unstarted_members),
+        cmocka_unit_test(test_scope_spawn_after_cancel_never_starts),
+        cmocka_unit_test(test_scope_member_cancelled_while_queued_never_starts),
+        cmocka_unit_test(
+            test_scope_cancelling_the_close_future_cancels_the_scope),
+        cmocka_unit_test(test_scope_add_tracks_a_started_future),
+        cmocka_unit_test(test_scope_add_is_not_counted_against_the_limit),
+        cmocka_unit_test(
+            test_scope_cancel_leaves_an_added_future_held_elsewhere),
+        cmocka_unit_test(test_scope_bad_arguments),
+        cmocka_unit_test(test_scope_create_without_memory_is_enomem),
+        cmocka_unit_test(test_scope_member_costs_one_allocation),
+        cmocka_unit_test(test_scope_limit_never_exceeded_with_four_submitters),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
