@@ -151,11 +151,15 @@ struct fut_executor {
     _Atomic uint32_t closed;   /* set once by fut_executor_destroy */
     _Atomic uint32_t gone;     /* IMPL freed: fut_executor_impl says NULL */
     uint32_t is_static;        /* never destroyed (inline, timer service) */
+    /* Fibers of this executor, for its destroy: fiber.c, SHUTDOWN. */
+    _Atomic uint32_t fiber_lock;
+    uint32_t fibers_closed;
+    struct fut_fiber *fibers;
 };
 
 #define FUT__EXECUTOR_STATIC(OPS, IMPL)                                        \
     {                                                                          \
-        (OPS), (IMPL), 1, 0, 0, 0, 1                                           \
+        (OPS), (IMPL), 1, 0, 0, 0, 1, 0, 0, NULL                               \
     }
 
 /* ---- per-thread context ------------------------------------------------- */
@@ -185,6 +189,7 @@ struct fut_tls {
     /* inline executor's trampoline (executors/inline.c) */
     int inline_depth;
     fut_task_t *inline_head, *inline_tail;
+    struct fut_fiber *fiber; /* the fiber this thread runs: fiber.c */
 };
 
 extern _Thread_local struct fut_tls fut__tls
@@ -376,6 +381,13 @@ extern fut_executor_t fut__timer_service;
  * tasks queued on this thread while it was inside an inline task. */
 extern fut_executor_t fut__inline;
 void fut__inline_drain(void);
+
+/* ---- fibers (fiber.c) ----------------------------------------------------
+ * fut_wait's suspending path, taken when fut__tls.fiber is set; and the
+ * last run of EX's suspended fibers, by fut_executor_destroy once EX's own
+ * destroy has returned. */
+int fut__fiber_wait(fut_t *f, int64_t timeout_ns);
+void fut__fibers_shutdown(fut_executor_t *ex);
 
 /* ---- combinators (combinators.c) ---------------------------------------- */
 void fut__comb_destroy(fut_t *f);
