@@ -586,16 +586,32 @@ static int park_on(struct fut_fiber *fb, fut_t *f, int64_t timeout_ns)
     return err;
 }
 
+/* True when the running code is the fiber's own, not a callback the core
+ * runs inline on the fiber's stack (a private fut_then, a continuation
+ * fired by a settle): those frames keep fut__tls's address across the call
+ * and must come back on the same thread, so they never suspend. */
+static bool at_fiber_base(const struct fut_tls *t, const struct fut_fiber *fb)
+{
+    return t->cur_fut == fb->fut && t->inline_depth == 0 && !t->firing;
+}
+
 int fut__fiber_wait(fut_t *f, int64_t timeout_ns)
 {
-    struct fut_fiber *fb = fut__tls.fiber;
+    struct fut_tls *t = &fut__tls;
+    struct fut_fiber *fb = t->fiber;
+    if (!at_fiber_base(t, fb)) { /* an ordinary wait, on this thread */
+        t->fiber = NULL;
+        int rc = fut_wait(f, timeout_ns);
+        t->fiber = fb;
+        return rc;
+    }
     int err = sticky_error(atomic_load_explicit(&fb->park,
                                                 memory_order_acquire));
     if (err)
         return err;
     if (fut__closed(fb->fut))
         return FUT_ECANCELED; /* settled by a cancel: the watch may lag */
-    if (f == fb->fut || f == fut__tls.cur_fut)
+    if (f == fb->fut)
         return FUT_EDEADLK;
     if (fut__closed(f))
         return 0;
@@ -606,8 +622,9 @@ int fut__fiber_wait(fut_t *f, int64_t timeout_ns)
 
 void fut_yield(void)
 {
-    struct fut_fiber *fb = fut__tls.fiber;
-    if (!fb ||
+    struct fut_tls *t = &fut__tls;
+    struct fut_fiber *fb = t->fiber;
+    if (!fb || !at_fiber_base(t, fb) ||
         (atomic_load_explicit(&fb->park, memory_order_acquire) & P_SHUT))
         return;
     switch_out(fb, A_YIELD);

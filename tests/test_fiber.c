@@ -422,6 +422,62 @@ static void test_switch_keeps_fp_control_per_context(void **state)
     assert_int_equal(testexec_destroy(tx, NULL, NULL), 0);
 }
 
+/* ---- only the fiber's own code suspends ------------------------------- */
+
+struct nested {
+    fut_executor_t *loop;
+    fut_t *on;
+    atomic_int other_ran;
+    int ran_when_woken;
+    int rc;
+};
+
+static fut_result_t mark(void *arg)
+{
+    atomic_store(&((struct nested *)arg)->other_ran, 1);
+    return fut_ok(NULL);
+}
+
+static fut_result_t wait_in_callback(void *arg, fut_t *src)
+{
+    struct nested *n = arg;
+    (void)src;
+    n->rc = fut_wait(n->on, -1); /* blocks the loop: no suspension here */
+    n->ran_when_woken = atomic_load(&n->other_ran);
+    return fut_ok(NULL);
+}
+
+static fut_result_t fiber_with_inline_callback(void *arg)
+{
+    struct nested *n = arg;
+    fut_release(fut_fiber(n->loop, mark, n, NULL)); /* queued behind us */
+    fut_t *r = fut_ready(fut_ok(NULL));
+    fut_release(fut_then(r, fut_inline(), wait_in_callback, n));
+    return fut_ok(NULL);
+}
+
+static void test_wait_in_inline_callback_inside_fiber_blocks(void **state)
+{
+    (void)state;
+    fut_executor_t *loop = new_loop();
+    struct settler s = {.v = 1};
+    struct nested n = {.loop = loop, .on = fut_promise_new(&s.p)};
+    fut_t *f = fut_fiber(loop, fiber_with_inline_callback, &n, NULL);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, settle_later, &s), 0);
+    assert_int_equal(run_until(loop, f), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(n.rc, 0);
+    assert_int_equal(n.ran_when_woken, 0); /* the loop was blocked */
+    fut_t *d = fut_delay(loop, 1 * MS);
+    run_until(loop, d);
+    fut_release(d);
+    assert_int_equal(atomic_load(&n.other_ran), 1);
+    fut_release(f);
+    fut_release(n.on);
+    assert_int_equal(fut_executor_destroy(loop), 0);
+}
+
 /* ---- yield ----------------------------------------------------------------- */
 
 struct yielder {
@@ -776,6 +832,7 @@ int main(void)
         cmocka_unit_test(test_timed_wait_in_fiber_times_out),
         cmocka_unit_test(test_stale_wait_does_not_wake_a_later_wait),
         cmocka_unit_test(test_switch_keeps_fp_control_per_context),
+        cmocka_unit_test(test_wait_in_inline_callback_inside_fiber_blocks),
         cmocka_unit_test(test_yield_interleaves_fibers_in_order),
         cmocka_unit_test(test_fibers_spawn_and_await_fibers_on_loop),
         cmocka_unit_test(test_fibers_spawn_and_await_fibers_on_pool),

@@ -15,10 +15,13 @@
  * included) read after fut_await may be another thread's.  A blocking call
  * (read(2), sleep, a mutex held long) inside a fiber still blocks the whole
  * thread, and on the loop freezes every other fiber and callback: the
- * loop's stall warnings report it.  Memory on a fiber's stack lent to
- * work it awaits must outlive that work: a wait that returns FUT_ECANCELED
- * or FUT_ESHUTDOWN does not stop the work (cancel it, or wait for it with
- * fut_wait outside the fiber, before the fiber returns).
+ * loop's stall warnings report it.  Only the fiber's own code suspends: a
+ * callback the library runs inline on the fiber's stack (fut_then on
+ * fut_inline(), a continuation fired by a settle inside the fiber) waits
+ * as it would outside a fiber, and fut_yield there returns at once.  Memory on
+ * a fiber's stack lent to work it awaits must outlive that work: a wait that
+ * returns FUT_ECANCELED or FUT_ESHUTDOWN does not stop the work (cancel it, or
+ * wait for it with fut_wait outside the fiber, before the fiber returns).
  *
  * Stacks: FUT_FIBER_STACK_DEFAULT usable bytes each, below which lies a
  * guard page (an overflow is a SIGSEGV there, never silent corruption).
