@@ -45,7 +45,9 @@
  *
  * LIFETIME.  A fiber lives at the top of its own stack.  Its references:
  * one for its life (dropped by the scheduler after the last switch out),
- * one for the node on its own future's list (the cancel watch), one per
+ * one for the node on its own future's list (the cancel watch, hung at
+ * the fiber's first wait: a cancel before that is seen by the wait's own
+ * check of the future, or by the first run), one per
  * wait node not yet fired (a wait that ended early, by cancel, timeout or
  * shutdown, leaves its node on the awaited future until that settles).
  * The last reference gives the stack back and drops the fiber's reference
@@ -113,6 +115,7 @@ struct fut_fiber {
     _Atomic uint32_t refs; /* see LIFETIME */
     int action;            /* A_*: written by the fiber, read after switch */
     bool started;
+    bool watching;   /* the cancel watch is on fut's list (first wait) */
     bool registered; /* on ex->fibers: under ex->fiber_lock */
     fut_executor_t *ex;
     fut_task_fn fn;
@@ -155,8 +158,12 @@ static __attribute__((noinline)) struct fut_tls *tls(void)
 
 static void fiber_release(struct fut_fiber *fb)
 {
-    /* acq_rel: the last one gives the stack back after everyone's use. */
-    if (atomic_fetch_sub_explicit(&fb->refs, 1, memory_order_acq_rel) != 1)
+    /* Sole owner (nobody else can take a reference: only the running
+     * fiber does): no locked instruction.  Acquire pairs with the other
+     * releasers' release, as the decrement's would.  Else acq_rel: the
+     * last one gives the stack back after everyone's use. */
+    if (atomic_load_explicit(&fb->refs, memory_order_acquire) != 1 &&
+        atomic_fetch_sub_explicit(&fb->refs, 1, memory_order_acq_rel) != 1)
         return;
     fut_executor_t *ex = fb->ex;
     fut__stack_put(fb->stack_lo, fb->stack_size);
@@ -337,9 +344,9 @@ static void fail_unstarted(struct fut_fiber *fb, int err);
 
 static void run(struct fut_fiber *fb)
 {
-    /* Cancelled before it started: like a task, it never runs. */
-    if (!fb->started &&
-        (atomic_load_explicit(&fb->park, memory_order_acquire) & P_CANCEL)) {
+    /* Cancelled before it started (only a cancel settles its future
+     * then): like a task, it never runs. */
+    if (!fb->started && fut__closed(fb->fut)) {
         fail_unstarted(fb, FUT_ECANCELED);
         return;
     }
@@ -423,9 +430,9 @@ static struct fut_fiber *fiber_new(fut_executor_t *ex, size_t size,
         return NULL;
     }
     atomic_init(&fb->park, 0);
-    atomic_init(&fb->refs, 3); /* life, watch, fut_fiber's call */
+    atomic_init(&fb->refs, 2); /* life, fut_fiber's call */
     fb->action = 0;
-    fb->started = fb->registered = false;
+    fb->started = fb->watching = fb->registered = false;
     fb->ex = ex;
     fut__ex_retain(ex);
     fb->fn = fn;
@@ -440,8 +447,6 @@ static struct fut_fiber *fiber_new(fut_executor_t *ex, size_t size,
     fb->tsan_fiber = __tsan_create_fiber(0);
 #endif
     fut__ctx_make(&fb->ctx, lo, (uintptr_t)fb - (uintptr_t)lo, fiber_main, fb);
-    fb->watch.fire = watch_fire;
-    fut__attach(fb->fut, &fb->watch);
     return fb;
 }
 
@@ -559,6 +564,12 @@ static int arm(struct fut_fiber *fb, uint64_t *p)
 /* Suspends FB until F settles or TIMEOUT_NS passes (> 0 or < 0). */
 static int park_on(struct fut_fiber *fb, fut_t *f, int64_t timeout_ns)
 {
+    if (!fb->watching) { /* the first wait: from now on a cancel wakes it */
+        fb->watching = true;
+        fb->watch.fire = watch_fire;
+        atomic_fetch_add_explicit(&fb->refs, 1, memory_order_relaxed);
+        fut__attach(fb->fut, &fb->watch);
+    }
     uint64_t p = atomic_load_explicit(&fb->park, memory_order_acquire);
     int err = arm(fb, &p);
     if (err)
