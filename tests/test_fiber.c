@@ -269,21 +269,23 @@ static fut_result_t delays(void *arg)
 
 /* Overlap, not speed: 1000 fibers x 3 awaits of 20 ms would take 60 s one
  * after another; suspended side by side they take about 60 ms.  The bound
- * (10 s) is far from both, so load cannot make this flaky. */
+ * (half the sum) is far from both, so load cannot make this flaky.  (TSan
+ * makes a thread state per fiber, milliseconds each: 100 fibers there.) */
 static void test_thousand_fibers_on_loop_overlap_their_delays(void **state)
 {
     (void)state;
-    enum { N = 1000 };
+    enum { MAX = 1000 };
+    const int n = TEST_UNDER_TSAN ? 100 : MAX;
     fut_executor_t *loop = new_loop();
-    static fut_t *fs[N];
+    static fut_t *fs[MAX];
     uint64_t t0 = fut_now_ns();
-    for (int i = 0; i < N; i++)
+    for (int i = 0; i < n; i++)
         fs[i] = fut_fiber(loop, delays, loop, NULL);
-    fut_t *all = fut_all(fs, N);
+    fut_t *all = fut_all(fs, (size_t)n);
     assert_int_equal(run_until(loop, all), 0);
-    assert_true(fut_now_ns() - t0 < 10000 * MS);
-    for (int i = 0; i < N; i++)
-        assert_int_equal(fut_value_i64(fut_input(all, i)), 1);
+    assert_true(fut_now_ns() - t0 < (uint64_t)n * 3 * 20 * MS / 2);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(fut_value_i64(fut_input(all, (size_t)i)), 1);
     fut_release(all);
     assert_int_equal(fut_executor_destroy(loop), 0);
 }
@@ -475,6 +477,31 @@ static void test_wait_in_inline_callback_inside_fiber_blocks(void **state)
     assert_int_equal(atomic_load(&n.other_ran), 1);
     fut_release(f);
     fut_release(n.on);
+    assert_int_equal(fut_executor_destroy(loop), 0);
+}
+
+/* ---- the pitfall: blocking inside a fiber still freezes the loop ------- */
+
+static fut_result_t block_in_fiber(void *arg)
+{
+    (void)arg;
+    usleep(120 * 1000); /* a blocking call: no await, no suspension */
+    return fut_ok(NULL);
+}
+
+static void test_blocking_call_in_fiber_is_reported_as_a_stall(void **state)
+{
+    (void)state;
+    fut_loop_opts_t o = {.stall_ns = 50 * MS};
+    fut_executor_t *loop = NULL;
+    assert_int_equal(fut_loop_create(&loop, &o), 0);
+    fut_t *f = fut_fiber(loop, block_in_fiber, NULL, NULL);
+    assert_int_equal(run_until(loop, f), 0);
+    fut_stats_t st;
+    assert_int_equal(fut_executor_stats(loop, &st), 0);
+    assert_int_equal(st.stalls, 1);
+    assert_true(st.longest_callback_ns >= 120 * MS);
+    fut_release(f);
     assert_int_equal(fut_executor_destroy(loop), 0);
 }
 
@@ -833,6 +860,7 @@ int main(void)
         cmocka_unit_test(test_stale_wait_does_not_wake_a_later_wait),
         cmocka_unit_test(test_switch_keeps_fp_control_per_context),
         cmocka_unit_test(test_wait_in_inline_callback_inside_fiber_blocks),
+        cmocka_unit_test(test_blocking_call_in_fiber_is_reported_as_a_stall),
         cmocka_unit_test(test_yield_interleaves_fibers_in_order),
         cmocka_unit_test(test_fibers_spawn_and_await_fibers_on_loop),
         cmocka_unit_test(test_fibers_spawn_and_await_fibers_on_pool),
