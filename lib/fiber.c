@@ -121,6 +121,7 @@ struct fut_fiber {
     fut_task_fn fn;
     void *arg;
     fut_result_t result; /* what fn returned, settled by the scheduler */
+    fut_t *runner;       /* its next run, made ahead: see runner_new */
     fut_t *fut;          /* the fiber's future (one reference) */
     fut_promise_t *promise;
     void *stack_lo;
@@ -315,11 +316,43 @@ static void fiber_main(void *arg)
 
 static fut_result_t resume_task(void *arg);
 
-/* Hands FB to its executor as a new run.  A refused run (the executor is
- * shutting down) leaves FB to fut__fibers_shutdown. */
+/* A run of FB made ahead, when it waits or yields, so that waking it
+ * never needs memory (a wake that found none would leave FB suspended
+ * for good).  NULL on no memory. */
+static fut_t *runner_new(struct fut_fiber *fb)
+{
+    fut_t *r = fut__new_block(FK_ASYNC, 2); /* ours, the executor's hold */
+    if (!r)
+        return NULL;
+    r->ex = fb->ex;
+    r->u.call.fn.task = resume_task;
+    r->u.call.arg = fb;
+    return r;
+}
+
+/* Drops a run made ahead that was not needed (never submitted). */
+static void runner_drop(struct fut_fiber *fb)
+{
+    fut_t *r = fb->runner;
+    if (r) {
+        fb->runner = NULL;
+        fut_release(r);
+        fut_release(r);
+    }
+}
+
+/* Hands FB's prepared run to its executor, as fut_async would.  A refused
+ * run (the executor is shutting down) leaves FB to fut__fibers_shutdown. */
 static void schedule(struct fut_fiber *fb)
 {
-    fut_release(fut_async(fb->ex, resume_task, fb));
+    fut_t *r = fb->runner;
+    fb->runner = NULL;
+    int rc = fut__ex_submit(r->ex, &r->task);
+    if (rc) {
+        fut__settle_err(r, FUT_REJECTED, rc);
+        fut_release(r); /* the hold the executor refused */
+    }
+    fut_release(r);
 }
 
 /* The fiber returned: settle its future, let go of it.  Scheduler side. */
@@ -431,6 +464,7 @@ static struct fut_fiber *fiber_new(fut_executor_t *ex, size_t size,
     }
     atomic_init(&fb->park, 0);
     atomic_init(&fb->refs, 2); /* life, fut_fiber's call */
+    fb->runner = NULL;
     fb->action = 0;
     fb->started = fb->watching = fb->registered = false;
     fb->ex = ex;
@@ -570,10 +604,15 @@ static int park_on(struct fut_fiber *fb, fut_t *f, int64_t timeout_ns)
         atomic_fetch_add_explicit(&fb->refs, 1, memory_order_relaxed);
         fut__attach(fb->fut, &fb->watch);
     }
+    fb->runner = runner_new(fb);
+    if (!fb->runner)
+        return FUT_ENOMEM;
     uint64_t p = atomic_load_explicit(&fb->park, memory_order_acquire);
     int err = arm(fb, &p);
-    if (err)
+    if (err) {
+        runner_drop(fb);
         return err;
+    }
     uint64_t seq = P_SEQ(p);
     fut_t *delay = NULL;
     bool ok = hang(fb, f, seq, false);
@@ -587,6 +626,7 @@ static int park_on(struct fut_fiber *fb, fut_t *f, int64_t timeout_ns)
         P_RUN)
         switch_out(fb, A_PARK);
     p = atomic_load_explicit(&fb->park, memory_order_acquire);
+    runner_drop(fb); /* not used: claimed before the commit, or shut down */
     if (delay) {
         fut_cancel(delay);
         fut_release(delay);
@@ -638,7 +678,9 @@ void fut_yield(void)
     if (!fb || !at_fiber_base(t, fb) ||
         (atomic_load_explicit(&fb->park, memory_order_acquire) & P_SHUT))
         return;
-    switch_out(fb, A_YIELD);
+    fb->runner = runner_new(fb);
+    if (fb->runner) /* no memory: no yield */
+        switch_out(fb, A_YIELD);
 }
 
 /* ---- shutdown ------------------------------------------------------------ */

@@ -197,14 +197,15 @@ FUT_API int64_t fut_value_i64(const fut_t *f);
  *   never end (on the loop thread outside a fiber; F is the calling task's
  *   or fiber's own future); FUT_EINVAL for NULL.  Inside a fiber also
  *   FUT_ECANCELED (the fiber's future was cancelled: this and every later
- *   wait) and FUT_ESHUTDOWN (its executor is being destroyed).
+ *   wait), FUT_ESHUTDOWN (its executor is being destroyed) and FUT_ENOMEM
+ *   (no memory to suspend: nothing waited).
  *   Threads: any. */
 FUT_API int fut_wait(fut_t *f, int64_t timeout_ns);
 
 /* Waits forever and returns fut_error(F) (or an error of the wait:
- * FUT_EDEADLK, FUT_EINVAL; in a fiber FUT_ECANCELED, FUT_ESHUTDOWN); if
- * VALUE is not NULL it receives fut_value(F) (only when the wait ended
- * with F settled). */
+ * FUT_EDEADLK, FUT_EINVAL; in a fiber FUT_ECANCELED, FUT_ESHUTDOWN,
+ * FUT_ENOMEM); if VALUE is not NULL it receives fut_value(F) (only when
+ * the wait ended with F settled). */
 FUT_API int fut_await(fut_t *f, void **value);
 
 /* ---- references -------------------------------------------------------- */
