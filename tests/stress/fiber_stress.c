@@ -32,7 +32,10 @@
 
 struct slot {
     _Atomic(fut_promise_t *) p; /* published by the fiber, taken by a settler */
-    int64_t v;
+    /* The step's value.  Atomic: a fiber whose wait was cancelled goes on
+     * to its next step (and writes v) while a settler that took the old
+     * promise may still read it (its value is then never checked). */
+    _Atomic int64_t v;
 };
 
 struct fiber_arg {
@@ -52,7 +55,8 @@ static fut_result_t body(void *arg)
     for (int i = 0; i < STEPS; i++) {
         fut_promise_t *p;
         fut_t *f = fut_promise_new(&p);
-        a->slot.v = i;
+        /* Relaxed: published by the release store of p below. */
+        atomic_store_explicit(&a->slot.v, i, memory_order_relaxed);
         /* Release: the settler's acquire exchange sees v. */
         atomic_store_explicit(&a->slot.p, p, memory_order_release);
         int rc = fut_await(f, NULL);
@@ -86,7 +90,8 @@ static void *settler(void *unused)
         fut_promise_t *p = atomic_exchange_explicit(&args[i].slot.p, NULL,
                                                     memory_order_acquire);
         if (p)
-            fut_promise_settle(p, fut_ok_i64(args[i].slot.v));
+            fut_promise_settle(p, fut_ok_i64(atomic_load_explicit(
+                                      &args[i].slot.v, memory_order_relaxed)));
     }
     return NULL;
 }
