@@ -948,8 +948,21 @@ static void op_release(prog_t *p)
         n->snap.known = false;
     }
     /* Value pointers stay comparable but are never read again. */
+    const fut_t *id = n->f;
     fut_release(n->f);
     n->f = NULL;
+    /* An identity stays meaningful only while some node holds that future
+     * (only a held future can be returned again, by ready(adopt(X))); once
+     * none does, its block may be freed and reused by an unrelated future,
+     * which must not look like an alias (found: a fiber's run reused a
+     * released, settled promise's block; cancelling it marked the promise
+     * cancelled). */
+    for (int i = 0; i < p->nn; i++)
+        if (p->n[i].f == id)
+            return;
+    for (int i = 0; i < p->nn; i++)
+        if (p->n[i].ident == id)
+            p->n[i].ident = NULL;
 }
 
 static testexec_t *pick_tx(prog_t *p, uint8_t b)
