@@ -372,9 +372,9 @@ static void finish(struct fut_fiber *fb)
     fiber_release(fb);
 }
 
-/* Runs FB until it parks for good, yields, or ends. */
 static void fail_unstarted(struct fut_fiber *fb, int err);
 
+/* Runs FB until it parks for good, yields, or ends. */
 static void run(struct fut_fiber *fb)
 {
     /* Cancelled before it started (only a cancel settles its future
