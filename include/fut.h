@@ -10,5 +10,6 @@
 #include "fut/pool.h"
 #include "fut/loop.h"
 #include "fut/scope.h"
+#include "fut/fiber.h"
 
 #endif

@@ -217,6 +217,7 @@ int fut_executor_destroy(fut_executor_t *ex)
         sched_yield();
     ex->ops->destroy(ex->impl);
     atomic_store_explicit(&ex->gone, 1, memory_order_release);
+    fut__fibers_shutdown(ex); /* the last run of suspended fibers */
     /* The struct stays: closed and gone for good (see the protocol). */
     return 0;
 }

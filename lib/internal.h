@@ -194,6 +194,10 @@ struct fut_executor {
     fut_executor_t *reg_prev, *reg_next; /* the live list: fork.c */
     struct fut_executor *next_handle;    /* every handle made: executor.c */
     char name[24];                       /* ops->name (or "custom"), cut */
+    /* Fibers of this executor, for its destroy: fiber.c, SHUTDOWN. */
+    _Atomic uint32_t fiber_lock;
+    uint32_t fibers_closed;
+    struct fut_fiber *fibers;
 };
 
 /* A static executor's OPS are static too: has_timers, has_stats and name
@@ -244,6 +248,7 @@ struct fut_tls {
     /* inline executor's trampoline (executors/inline.c) */
     int inline_depth;
     fut_task_t *inline_head, *inline_tail;
+    struct fut_fiber *fiber; /* the fiber this thread runs: fiber.c */
 };
 
 extern _Thread_local struct fut_tls fut__tls
@@ -456,6 +461,13 @@ extern fut_executor_t fut__timer_service;
  * tasks queued on this thread while it was inside an inline task. */
 extern fut_executor_t fut__inline;
 void fut__inline_drain(void);
+
+/* ---- fibers (fiber.c) ----------------------------------------------------
+ * fut_wait's suspending path, taken when fut__tls.fiber is set; and the
+ * last run of EX's suspended fibers, by fut_executor_destroy once EX's own
+ * destroy has returned. */
+int fut__fiber_wait(fut_t *f, int64_t timeout_ns);
+void fut__fibers_shutdown(fut_executor_t *ex);
 
 /* ---- combinators (combinators.c) ---------------------------------------- */
 void fut__comb_destroy(fut_t *f);

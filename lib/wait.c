@@ -15,7 +15,8 @@
  * the node with a short timeout that doubles up to 1 ms, because new work
  * for it to help with arrives without waking its futex.  On an executor
  * whose thread must never block (the loop), a wait for a pending future is
- * refused with FUT_EDEADLK, as is a task waiting for its own future. */
+ * refused with FUT_EDEADLK, as is a task waiting for its own future.
+ * Inside a fiber none of this happens: the fiber suspends (fiber.c). */
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -85,6 +86,8 @@ int fut_wait(fut_t *f, int64_t timeout_ns)
 {
     if (!f)
         return FUT_EINVAL;
+    if (FUT__UNLIKELY(fut__tls.fiber != NULL))
+        return fut__fiber_wait(f, timeout_ns); /* suspends: fiber.c */
     if (FUT__LIKELY(fut__closed(f)))
         return 0;
     fut_executor_t *cur = fut__tls.cur_ex;

@@ -219,17 +219,25 @@ FUT_API int64_t fut_value_i64(const fut_t *f);
 
 /* Blocks until F settles or TIMEOUT_NS passes (< 0: forever, 0: poll).
  * On a pool worker (or inside an inline task) it helps: runs other tasks of
- * that executor while it waits.
+ * that executor while it waits.  Inside a fiber (<fut/fiber.h>) it
+ * suspends the fiber instead, on any executor, the loop included (a
+ * settled F never switches).
  * Returns: 0 once F is settled (read the outcome with fut_state/fut_error);
  *   FUT_ETIMEDOUT; FUT_EDEADLK at once if F is pending and waiting could
- *   never end (on the loop thread; F is the calling task's own future);
- *   FUT_EINVAL for NULL.  Threads: any. */
+ *   never end (on the loop thread outside a fiber; F is the calling task's
+ *   or fiber's own future); FUT_EINVAL for NULL.  Inside a fiber also
+ *   FUT_ECANCELED (the fiber's future was cancelled: this and every later
+ *   wait), FUT_ESHUTDOWN (its executor is being destroyed) and FUT_ENOMEM
+ *   (no memory to suspend: nothing waited).
+ *   Threads: any. */
 FUT_API int fut_wait(fut_t *f, int64_t timeout_ns);
 
-/* Waits forever and returns fut_error(F) (or FUT_EDEADLK / FUT_EINVAL from
- * the wait); if VALUE is not NULL it receives fut_value(F): a pointer value
- * only.  A future fulfilled with fut_ok_i64 gives NULL there: read its
- * value with fut_value_i64(F) after the await. */
+/* Waits forever and returns fut_error(F) (or an error of the wait:
+ * FUT_EDEADLK, FUT_EINVAL; in a fiber FUT_ECANCELED, FUT_ESHUTDOWN,
+ * FUT_ENOMEM); if VALUE is not NULL it receives fut_value(F) (only when
+ * the wait ended with F settled): a pointer value only.  A future
+ * fulfilled with fut_ok_i64 gives NULL there: read its value with
+ * fut_value_i64(F) after the await. */
 FUT_API int fut_await(fut_t *f, void **value);
 
 /* ---- references -------------------------------------------------------- */

@@ -7,10 +7,10 @@
  * Each input byte string is decoded one operation at a time (an opcode byte
  * and its argument bytes; a missing byte reads as 0).  Operations make
  * futures (promise, ready, async, then/catch/finally, all/all_settled/any/
- * race, timeout, delay), settle promises (on this thread or a new one),
- * drop promises, cancel, release, post functions (fut_post: each runs once
- * on its executor, or never if its test executor was destroyed first),
- * run the deterministic test executors
+ * race, timeout, delay, fiber), settle promises (on this thread or a new
+ * one), drop promises, cancel, release, post functions (fut_post: each
+ * runs once on its executor, or never if its test executor was destroyed
+ * first), run the deterministic test executors
  * (tests/testexec.c) one task or all, fire their timers, destroy them, and
  * wait.  Executors: inline, two testexecs (deterministic, with timers, run
  * only when the program says so) and, once executors/pool.c exists, a
@@ -40,6 +40,12 @@
  *   any        some input fulfilled: a fulfilled input's; else some input's
  *   race       some input's outcome (value included, borrowed)
  *   timeout    the input's outcome, or FUT_ETIMEDOUT when it may fire
+ *   fiber      awaits an earlier node (suspending), yields, then returns
+ *              like an async task whose source is that node; the await
+ *              returns 0 only once the node settled, FUT_ESHUTDOWN when
+ *              the executor was destroyed (the fiber then fails with it),
+ *              FUT_ECANCELED only when the fiber was cancelled; a fiber
+ *              that never started is FUT_ESHUTDOWN (executor destroyed)
  *   delay      fulfilled once fired; FUT_ESHUTDOWN if its executor went
  *   cancelled  (fut_cancel returned 0): FUT_CANCELLED/FUT_ECANCELED, and a
  *              callback still queued on a deterministic executor never runs
@@ -144,12 +150,13 @@ enum kind {
     K_TIMEOUT,
     K_DELAY,
     K_MEMBER,
-    K_SCOPE
+    K_SCOPE,
+    K_FIBER
 };
 static const char *kind_name[] = {
     "promise", "ready",       "async", "then", "catch",   "finally",
     "all",     "all_settled", "any",   "race", "timeout", "delay",
-    "member",  "scope"};
+    "member",  "scope",       "fiber"};
 
 /* What a callback, a task, a ready or a settle returns. */
 enum mode {
@@ -206,6 +213,8 @@ typedef struct node {
     int settle_target;
     bool dropped;
     atomic_int thread_rc; /* settle from a thread: its return code */
+    fut_t *await_ref;     /* fiber: reference on the node it awaits */
+    atomic_int await_rc;  /* fiber: what its await returned */
     bool by_thread;
     outcome_t snap; /* outcome when released */
 } node_t;
@@ -367,6 +376,62 @@ static fut_result_t task(void *arg)
     if (atomic_fetch_add(&n->calls, 1) != 0)
         fail(n, "task ran twice");
     return make_result(n, n->mode, NULL, n->target_ref);
+}
+
+/* A fiber: await the input (suspending), yield, answer like a task whose
+ * source is the input. */
+static fut_result_t fiber_body(void *arg)
+{
+    node_t *n = arg;
+    if (atomic_fetch_add(&n->calls, 1) != 0)
+        fail(n, "fiber ran twice");
+    if (!fut_in_fiber())
+        fail(n, "fut_in_fiber() is false inside a fiber");
+    int rc = fut_wait(n->await_ref, -1); /* not fut_await: its own error */
+    atomic_store(&n->await_rc, rc);
+    if (rc == 0 && fut_state(n->await_ref) == FUT_PENDING)
+        fail(n, "fiber's await returned 0 on a pending future");
+    if (rc)
+        return fut_fail(rc);
+    fut_yield();
+    return make_result(n, n->mode, n->await_ref, n->target_ref);
+}
+
+static bool is_cancel(outcome_t o, int err);
+
+static void check_fiber(prog_t *p, node_t *n, outcome_t o)
+{
+    int calls = atomic_load(&n->calls), rc = atomic_load(&n->await_rc);
+    if (calls > 1)
+        fail(n, "ran %d times", calls);
+    if (n->cancel_before_run && calls)
+        fail(n, "cancelled before its first run, yet it ran");
+    if (is_cancel(o, FUT_ECANCELED) && (n->cancelled || n->ext_cancel)) {
+        if (calls && n->mode == M_OWNED && atomic_load(&n->ret))
+            p->disposed_min++; /* the late result was disposed */
+        return;
+    }
+    if (n->cancelled)
+        fail(n, "fut_cancel returned 0 but outcome is %d/%d", o.state, o.err);
+    if (rc == FUT_ECANCELED)
+        fail(n, "await returned FUT_ECANCELED in a fiber never cancelled");
+    if (!calls || rc == FUT_ESHUTDOWN) {
+        if (!n->in_ex->destroyed ||
+            !same(o, mk(FUT_REJECTED, FUT_ESHUTDOWN, NULL, 0)))
+            fail(n, "fiber %s; outcome %d/%d",
+                 calls ? "got FUT_ESHUTDOWN" : "never ran", o.state, o.err);
+        return;
+    }
+    if (rc != 0)
+        fail(n, "fiber's await returned %d", rc);
+    outcome_t src = outcome_of(p, n->in[0]);
+    if (!src.known || (n->mode == M_ADOPT && !outcome_of(p, n->target).known))
+        return;
+    outcome_t e =
+        expect_result(p, n, n->mode, n->target, atomic_load(&n->ret), src, true);
+    if (!same(o, e))
+        fail(n, "outcome %d/%d/%p/%lld, model %d/%d/%p/%lld", o.state, o.err,
+             o.ptr, (long long)o.i64, e.state, e.err, e.ptr, (long long)e.i64);
 }
 
 /* ---- checking one node ----------------------------------------------------
@@ -546,6 +611,9 @@ static void check_node(prog_t *p, node_t *n)
     case K_ANY:
     case K_RACE:
         check_combinator(p, n, o);
+        return;
+    case K_FIBER:
+        check_fiber(p, n, o);
         return;
     case K_TIMEOUT: {
         outcome_t in = outcome_of(p, n->in[0]);
@@ -768,6 +836,23 @@ static void op_async(prog_t *p)
     n->in_ex = pick_ex(p, next(p), false);
     n->mode = pick_mode(p, next(p), n->id, &n->target, &n->target_ref);
     n->f = fut_async(n->in_ex->ex, task, n);
+    not_null(n);
+}
+
+static void op_fiber(prog_t *p)
+{
+    node_t *src = pick_held(p, next(p), -1);
+    if (!src)
+        return;
+    node_t *n = new_node(p, K_FIBER);
+    if (!n)
+        return;
+    n->in[0] = src->id;
+    n->nin = 1;
+    n->await_ref = fut_retain(src->f);
+    n->in_ex = pick_ex(p, next(p), false);
+    n->mode = pick_mode(p, next(p), n->id, &n->target, &n->target_ref);
+    n->f = fut_fiber(n->in_ex->ex, fiber_body, n, NULL);
     not_null(n);
 }
 
@@ -1113,8 +1198,21 @@ static void op_release(prog_t *p)
         n->snap.known = false;
     }
     /* Value pointers stay comparable but are never read again. */
+    const fut_t *id = n->f;
     fut_release(n->f);
     n->f = NULL;
+    /* An identity stays meaningful only while some node holds that future
+     * (only a held future can be returned again, by ready(adopt(X))); once
+     * none does, its block may be freed and reused by an unrelated future,
+     * which must not look like an alias (found: a fiber's run reused a
+     * released, settled promise's block; cancelling it marked the promise
+     * cancelled). */
+    for (int i = 0; i < p->nn; i++)
+        if (p->n[i].f == id)
+            return;
+    for (int i = 0; i < p->nn; i++)
+        if (p->n[i].ident == id)
+            p->n[i].ident = NULL;
 }
 
 static testexec_t *pick_tx(prog_t *p, uint8_t b)
@@ -1380,11 +1478,14 @@ static void run_program(const uint8_t *data, size_t size)
             op_wait(p);
             break;
         default:
-            /* 19: a post or a scope op, by the byte's next bit. */
-            if ((op / 20) & 1)
+            /* 19: a scope op, a post or a fiber, by the byte's high
+             * part. */
+            if ((op / 20) % 3 == 0)
+                op_scope(p);
+            else if ((op / 20) % 3 == 1)
                 op_post(p);
             else
-                op_scope(p);
+                op_fiber(p);
             break;
         }
     }
@@ -1417,6 +1518,7 @@ static void run_program(const uint8_t *data, size_t size)
     for (int i = 0; i < p->nn; i++) {
         fut_release(p->n[i].f);
         fut_release(p->n[i].target_ref);
+        fut_release(p->n[i].await_ref);
     }
     /* The timer thread may still be letting go of a timeout it fired. */
     for (int i = 0; i < 2000 && atomic_load(&g_dtors) != atomic_load(&g_vals);

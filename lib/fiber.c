@@ -1,0 +1,708 @@
+/* libfut — fibers: fut_fiber, the suspending wait, fut_yield, and the
+ * shutdown of fibers left suspended (the stack and the switch are in
+ * fiber_stack.c and fiber_ctx.c).
+ *
+ * A fiber runs as tasks of its executor: each run is a fut_async task
+ * (resume_task) that switches to the fiber's stack and comes back when the
+ * fiber suspends, yields or ends.  The thread's per-context state in
+ * fut__tls (current executor and future, the continuation and inline
+ * trampolines' queues, the current fiber) is swapped with the fiber's own
+ * copy around each run, so the fiber's frames and the scheduler's never
+ * see each other's.
+ *
+ * THE PARK WORD.  Who may resume a suspended fiber is decided by one
+ * atomic word, fiber.park: a state, a wake reason, sticky flags, and a
+ * sequence number that counts the fiber's waits.
+ *
+ *     RUN --arm (fiber, own stack)--> ARMED --commit (scheduler, after the
+ *      ^                               |      switch)--> PARKED
+ *      |                               | claim                | claim
+ *      +-------------------------------+----------------------+
+ *
+ *   arm:    the waiting fiber CASes RUN -> ARMED (fails if CANCEL or SHUT
+ *           is set: the wait returns at once), then hangs its wait nodes
+ *           (the future's, a timer's) and switches out.
+ *   commit: the scheduler, now off the fiber's stack, CASes ARMED ->
+ *           PARKED.  Only from PARKED may another thread resume the
+ *           fiber, so nobody ever switches to a context still being
+ *           saved.  If the CAS fails, a claim came first: the scheduler
+ *           switches straight back in.
+ *   claim:  whoever has a reason to wake the fiber (a wait node firing,
+ *           the fiber's future being cancelled, the executor's destroy)
+ *           CASes ARMED or PARKED, with the current sequence number, to
+ *           RUN with sequence + 1 and its reason.  One claim wins per
+ *           wait; a node of an older wait finds another sequence number
+ *           and does nothing.  A winner that took PARKED resumes the fiber
+ *           (a new resume_task on its executor); one that took ARMED
+ *           leaves that to the failing commit.
+ *
+ * Every change is a CAS on this one word (acq_rel), so the arm, the
+ * commit and the claims are totally ordered and a claim's reason is read
+ * with the state it came with.  The sticky flags: CANCEL (the fiber's
+ * future was cancelled: every wait returns FUT_ECANCELED), SHUT (the
+ * executor's destroy took the fiber: every wait returns FUT_ESHUTDOWN),
+ * DONE (the fiber's function returned: a late cancel has nothing to wake).
+ *
+ * LIFETIME.  A fiber lives at the top of its own stack.  Its references:
+ * one for its life (dropped by the scheduler after the last switch out),
+ * one for the node on its own future's list (the cancel watch, hung at
+ * the fiber's first wait: a cancel before that is seen by the wait's own
+ * check of the future, or by the first run), one per
+ * wait node not yet fired (a wait that ended early, by cancel, timeout or
+ * shutdown, leaves its node on the awaited future until that settles).
+ * The last reference gives the stack back and drops the fiber's reference
+ * on its executor's struct, so a late waker can still read the struct
+ * (executor.c: a refused submit).
+ *
+ * SHUTDOWN.  Fibers of a non-static executor are listed in its struct
+ * (ex->fibers, under ex->fiber_lock): added by fut_fiber, removed when they
+ * end.  fut_executor_destroy, after the executor's own destroy has run or
+ * dropped every task and joined its threads, calls fut__fibers_shutdown:
+ * it takes each fiber still listed, claims it with SHUT (a suspended one,
+ * or one whose resume task was dropped or refused) and runs it to its end
+ * right there, on the destroying thread, with no current executor. */
+#include <sched.h>
+#include <stdint.h>
+
+#include "fiber_ctx.h"
+#include "internal.h"
+
+#ifdef FUT_ASAN
+void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom,
+                                    size_t size);
+void __sanitizer_finish_switch_fiber(void *fake_stack_save,
+                                     const void **bottom_old, size_t *size_old);
+#endif
+#ifdef FUT_TSAN
+void *__tsan_get_current_fiber(void);
+void *__tsan_create_fiber(unsigned flags);
+void __tsan_destroy_fiber(void *fiber);
+void __tsan_switch_to_fiber(void *fiber, unsigned flags);
+#endif
+
+/* ---- the park word ------------------------------------------------------ */
+enum { P_RUN = 0, P_ARMED = 1, P_PARKED = 2 };
+#define P_STATE 3u
+#define P_CANCEL 4u
+#define P_SHUT 8u
+#define P_DONE 16u
+#define P_REASON_SHIFT 5
+#define P_REASON (7u << P_REASON_SHIFT)
+#define P_SEQ_ONE ((uint64_t)1 << 8)
+#define P_SEQ(p) ((p) >> 8)
+enum { R_SETTLED = 0, R_TIMEDOUT, R_CANCELED, R_SHUTDOWN, R_NOMEM };
+
+/* What the fiber asked for when it switched out. */
+enum { A_PARK = 1, A_YIELD, A_DONE };
+
+/* The per-context part of fut__tls, swapped around each run. */
+struct ctx_tls {
+    fut_executor_t *cur_ex;
+    fut_t *cur_fut;
+    int firing;
+    int inline_depth;
+    fut_t *active;
+    fut_cont_t *alist;
+    fut_t *dhead, *dtail;
+    fut_task_t *inline_head, *inline_tail;
+    struct fut_fiber *fiber;
+};
+
+struct fut_fiber {
+    fut__ctx_t ctx;     /* the fiber's context while it is switched out */
+    fut__ctx_t *back;   /* the scheduler's, during a run */
+    _Atomic uint64_t park; /* the protocol above */
+    _Atomic uint32_t refs; /* see LIFETIME */
+    int action;            /* A_*: written by the fiber, read after switch */
+    bool started;
+    bool watching;   /* the cancel watch is on fut's list (first wait) */
+    bool registered; /* on ex->fibers: under ex->fiber_lock */
+    fut_executor_t *ex;
+    fut_task_fn fn;
+    void *arg;
+    fut_result_t result; /* what fn returned, settled by the scheduler */
+    fut_t *runner;       /* its next run, made ahead: see runner_new */
+    fut_t *fut;          /* the fiber's future (one reference) */
+    fut_promise_t *promise;
+    void *stack_lo;
+    size_t stack_size;
+    fut_cont_t watch; /* on fut's list: the cancel watch */
+    struct fut_fiber *reg_next, *reg_prev;
+    struct ctx_tls saved; /* the other side's fut__tls part */
+#ifdef FUT_ASAN
+    void *fake_fiber, *fake_sched;
+    const void *sched_bottom;
+    size_t sched_size;
+#endif
+#ifdef FUT_TSAN
+    void *tsan_fiber, *tsan_sched;
+#endif
+};
+
+/* A wait's node on the awaited future (or on its timer's delay). */
+struct wait_node {
+    fut_cont_t cont;
+    struct fut_fiber *fb;
+    uint64_t seq;
+    bool timer;
+};
+
+/* fut__tls's address, read again after a switch: a fiber may come back on
+ * another thread, and the compiler may keep a thread-local address in a
+ * register across a call. */
+static __attribute__((noinline)) struct fut_tls *tls(void)
+{
+    struct fut_tls *t = &fut__tls;
+    __asm__ volatile("" : "+r"(t));
+    return t;
+}
+
+static void fiber_release(struct fut_fiber *fb)
+{
+    /* Sole owner (nobody else can take a reference: only the running
+     * fiber does): no locked instruction.  Acquire pairs with the other
+     * releasers' release, as the decrement's would.  Else acq_rel: the
+     * last one gives the stack back after everyone's use. */
+    if (atomic_load_explicit(&fb->refs, memory_order_acquire) != 1 &&
+        atomic_fetch_sub_explicit(&fb->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    fut_executor_t *ex = fb->ex;
+    fut__stack_put(fb->stack_lo, fb->stack_size);
+    fut__ex_release(ex);
+}
+
+/* ---- the registry (shutdown) -------------------------------------------- */
+
+static void reg_lock(fut_executor_t *ex)
+{
+    /* Acquire / release: the list's own lock (it guards only pointers). */
+    while (atomic_exchange_explicit(&ex->fiber_lock, 1, memory_order_acquire))
+        sched_yield();
+}
+
+static void reg_unlock(fut_executor_t *ex)
+{
+    atomic_store_explicit(&ex->fiber_lock, 0, memory_order_release);
+}
+
+static bool reg_add(struct fut_fiber *fb)
+{
+    fut_executor_t *ex = fb->ex;
+    if (ex->is_static)
+        return true;
+    reg_lock(ex);
+    bool ok = !ex->fibers_closed;
+    if (ok) {
+        fb->reg_prev = NULL;
+        fb->reg_next = ex->fibers;
+        if (ex->fibers)
+            ex->fibers->reg_prev = fb;
+        ex->fibers = fb;
+        fb->registered = true;
+    }
+    reg_unlock(ex);
+    return ok;
+}
+
+static void unlink_locked(struct fut_fiber *fb)
+{
+    fut_executor_t *ex = fb->ex;
+    if (fb->reg_prev)
+        fb->reg_prev->reg_next = fb->reg_next;
+    else
+        ex->fibers = fb->reg_next;
+    if (fb->reg_next)
+        fb->reg_next->reg_prev = fb->reg_prev;
+    fb->registered = false;
+}
+
+/* True if FB was listed (and now is not): the caller owns its end. */
+static bool reg_remove(struct fut_fiber *fb)
+{
+    fut_executor_t *ex = fb->ex;
+    if (ex->is_static)
+        return true;
+    reg_lock(ex);
+    bool was = fb->registered;
+    if (was)
+        unlink_locked(fb);
+    reg_unlock(ex);
+    return was;
+}
+
+/* ---- switching ------------------------------------------------------------ */
+
+static void tls_swap(struct fut_tls *t, struct ctx_tls *s)
+{
+    struct ctx_tls mine = {t->cur_ex,      t->cur_fut,     t->firing,
+                           t->inline_depth, t->active,     t->alist,
+                           t->dhead,        t->dtail,      t->inline_head,
+                           t->inline_tail,  t->fiber};
+    t->cur_ex = s->cur_ex;
+    t->cur_fut = s->cur_fut;
+    t->firing = s->firing;
+    t->inline_depth = s->inline_depth;
+    t->active = s->active;
+    t->alist = s->alist;
+    t->dhead = s->dhead;
+    t->dtail = s->dtail;
+    t->inline_head = s->inline_head;
+    t->inline_tail = s->inline_tail;
+    t->fiber = s->fiber;
+    *s = mine;
+}
+
+/* Scheduler side: runs FB until it switches out; returns its action. */
+static int switch_in(struct fut_fiber *fb)
+{
+    struct fut_tls *t = &fut__tls;
+    if (t->owed)
+        fut__pay_owed(t); /* a debt never crosses a switch */
+    tls_swap(t, &fb->saved);
+    if (atomic_load_explicit(&fb->park, memory_order_relaxed) & P_SHUT)
+        t->cur_ex = NULL; /* its executor is gone: nothing runs "on" it */
+    fut__ctx_t here;
+    fb->back = &here;
+    fb->started = true;
+#ifdef FUT_TSAN
+    fb->tsan_sched = __tsan_get_current_fiber();
+    __tsan_switch_to_fiber(fb->tsan_fiber, 0);
+#endif
+#ifdef FUT_ASAN
+    __sanitizer_start_switch_fiber(&fb->fake_sched, fb->stack_lo,
+                                   fb->stack_size);
+#endif
+    fut__ctx_swap(&here, &fb->ctx);
+#ifdef FUT_ASAN
+    __sanitizer_finish_switch_fiber(fb->fake_sched, NULL, NULL);
+#endif
+    t = tls();
+    if (t->owed)
+        fut__pay_owed(t);
+    tls_swap(t, &fb->saved);
+    return fb->action;
+}
+
+/* Fiber side: back to the scheduler with ACTION; returns when resumed
+ * (never for A_DONE). */
+static void switch_out(struct fut_fiber *fb, int action)
+{
+    fb->action = action;
+#ifdef FUT_ASAN
+    __sanitizer_start_switch_fiber(action == A_DONE ? NULL : &fb->fake_fiber,
+                                   fb->sched_bottom, fb->sched_size);
+#endif
+#ifdef FUT_TSAN
+    __tsan_switch_to_fiber(fb->tsan_sched, 0);
+#endif
+    fut__ctx_swap(&fb->ctx, fb->back);
+#ifdef FUT_ASAN
+    __sanitizer_finish_switch_fiber(fb->fake_fiber, &fb->sched_bottom,
+                                    &fb->sched_size);
+#endif
+}
+
+static void fiber_main(void *arg)
+{
+    struct fut_fiber *fb = arg;
+#ifdef FUT_ASAN
+    __sanitizer_finish_switch_fiber(NULL, &fb->sched_bottom, &fb->sched_size);
+#endif
+    fb->result = fb->fn(fb->arg);
+    switch_out(fb, A_DONE);
+}
+
+/* ---- running ---------------------------------------------------------- */
+
+static fut_result_t resume_task(void *arg);
+
+/* A run of FB made ahead, when it waits or yields, so that waking it
+ * never needs memory (a wake that found none would leave FB suspended
+ * for good).  NULL on no memory. */
+static fut_t *runner_new(struct fut_fiber *fb)
+{
+    fut_t *r = fut__new_block(FK_ASYNC, 2); /* ours, the executor's hold */
+    if (!r)
+        return NULL;
+    r->ex = fb->ex;
+    r->u.call.fn.task = resume_task;
+    r->u.call.arg = fb;
+    return r;
+}
+
+/* Drops a run made ahead that was not needed (never submitted). */
+static void runner_drop(struct fut_fiber *fb)
+{
+    fut_t *r = fb->runner;
+    if (r) {
+        fb->runner = NULL;
+        fut_release(r);
+        fut_release(r);
+    }
+}
+
+/* Hands FB's prepared run to its executor, as fut_async would.  A refused
+ * run (the executor is shutting down) leaves FB to fut__fibers_shutdown. */
+static void schedule(struct fut_fiber *fb)
+{
+    fut_t *r = fb->runner;
+    fb->runner = NULL;
+    int rc = fut__ex_submit(r->ex, &r->task);
+    if (rc) {
+        fut__settle_err(r, FUT_REJECTED, rc);
+        fut_release(r); /* the hold the executor refused */
+    }
+    fut_release(r);
+}
+
+/* The fiber returned: settle its future, let go of it.  Scheduler side. */
+static void finish(struct fut_fiber *fb)
+{
+    /* acq_rel RMW on the park word: a cancel watch firing later sees DONE
+     * (it has nothing to wake). */
+    atomic_fetch_or_explicit(&fb->park, P_DONE, memory_order_acq_rel);
+#ifdef FUT_TSAN
+    __tsan_destroy_fiber(fb->tsan_fiber);
+#endif
+    reg_remove(fb);
+    fut_t *f = fb->fut;
+    /* A cancelled fiber's value is disposed here (its destructor runs). */
+    fut_promise_settle(fb->promise, fb->result);
+    fut_release(f);
+    fiber_release(fb);
+}
+
+static void fail_unstarted(struct fut_fiber *fb, int err);
+
+/* Runs FB until it parks for good, yields, or ends. */
+static void run(struct fut_fiber *fb)
+{
+    /* Cancelled before it started (only a cancel settles its future
+     * then): like a task, it never runs. */
+    if (!fb->started && fut__closed(fb->fut)) {
+        fail_unstarted(fb, FUT_ECANCELED);
+        return;
+    }
+    for (;;) {
+        int action = switch_in(fb);
+        if (action == A_DONE) {
+            finish(fb);
+            return;
+        }
+        if (action == A_YIELD) {
+            schedule(fb);
+            return;
+        }
+        /* A_PARK: commit, unless a claim came while it was armed. */
+        uint64_t p = atomic_load_explicit(&fb->park, memory_order_relaxed);
+        if ((p & P_STATE) == P_ARMED &&
+            atomic_compare_exchange_strong_explicit(
+                &fb->park, &p, (p & ~(uint64_t)P_STATE) | P_PARKED,
+                memory_order_acq_rel, memory_order_acquire))
+            return; /* FB is another thread's to resume from here on */
+    }
+}
+
+static fut_result_t resume_task(void *arg)
+{
+    run(arg);
+    return fut_ok(NULL);
+}
+
+/* Claims FB's current wait for REASON (only wait number SEQ unless ANY):
+ * the word goes to RUN with the next sequence number and FLAGS added.
+ * With ANY, a fiber that is not waiting gets FLAGS all the same.  Returns
+ * the state taken (P_ARMED, P_PARKED: the caller resumes FB, or leaves it
+ * to the failing commit), or P_RUN if there was nothing to claim. */
+static unsigned claim(struct fut_fiber *fb, uint64_t seq, bool any,
+                      unsigned reason, uint64_t flags)
+{
+    uint64_t p = atomic_load_explicit(&fb->park, memory_order_acquire);
+    for (;;) {
+        unsigned st = (unsigned)(p & P_STATE);
+        if ((p & P_DONE) || (!any && (st == P_RUN || P_SEQ(p) != seq)))
+            return P_RUN;
+        uint64_t n = p | flags;
+        if (st != P_RUN)
+            n = ((n & ~(uint64_t)(P_STATE | P_REASON)) + P_SEQ_ONE) |
+                ((uint64_t)reason << P_REASON_SHIFT);
+        /* acq_rel: see THE PARK WORD. */
+        if (atomic_compare_exchange_weak_explicit(&fb->park, &p, n,
+                                                  memory_order_acq_rel,
+                                                  memory_order_acquire))
+            return st;
+    }
+}
+
+/* ---- fut_fiber ---------------------------------------------------------- */
+
+/* The fiber's future settled.  Unless the fiber did it (DONE), that is a
+ * cancel (or a timeout's cancel): wake a waiting fiber, mark a running
+ * one (its next wait sees CANCEL). */
+static void watch_fire(fut_cont_t *c, fut_t *f)
+{
+    (void)f;
+    struct fut_fiber *fb = FUT__CONTAINER(c, struct fut_fiber, watch);
+    if (claim(fb, 0, true, R_CANCELED, P_CANCEL) == P_PARKED)
+        schedule(fb);
+    fiber_release(fb);
+}
+
+static struct fut_fiber *fiber_new(fut_executor_t *ex, size_t size,
+                                   fut_task_fn fn, void *arg)
+{
+    void *lo = fut__stack_get(size);
+    if (!lo)
+        return NULL;
+    uintptr_t top = (uintptr_t)lo + size;
+    struct fut_fiber *fb =
+        (struct fut_fiber *)((top - sizeof *fb) & ~(uintptr_t)63);
+    fb->fut = fut_promise_new(&fb->promise);
+    if (fb->fut == &fut__enomem) {
+        fut__stack_put(lo, size);
+        return NULL;
+    }
+    atomic_init(&fb->park, 0);
+    atomic_init(&fb->refs, 2); /* life, fut_fiber's call */
+    fb->runner = NULL;
+    fb->action = 0;
+    fb->started = fb->watching = fb->registered = false;
+    fb->ex = ex;
+    fut__ex_retain(ex);
+    fb->fn = fn;
+    fb->arg = arg;
+    fb->stack_lo = lo;
+    fb->stack_size = size;
+    fb->saved = (struct ctx_tls){.cur_ex = ex, .cur_fut = fb->fut, .fiber = fb};
+#ifdef FUT_ASAN
+    fb->fake_fiber = fb->fake_sched = NULL;
+#endif
+#ifdef FUT_TSAN
+    fb->tsan_fiber = __tsan_create_fiber(0);
+#endif
+    fut__ctx_make(&fb->ctx, lo, (uintptr_t)fb - (uintptr_t)lo, fiber_main, fb);
+    return fb;
+}
+
+/* FB never ran: settle its future with ERR and let it go. */
+static void fail_unstarted(struct fut_fiber *fb, int err)
+{
+#ifdef FUT_TSAN
+    __tsan_destroy_fiber(fb->tsan_fiber);
+#endif
+    atomic_fetch_or_explicit(&fb->park, P_DONE, memory_order_acq_rel);
+    reg_remove(fb);
+    fut_t *f = fb->fut;
+    fut_promise_settle(fb->promise, fut_fail(err));
+    fut_release(f);
+    fiber_release(fb);
+}
+
+fut_t *fut_fiber(fut_executor_t *ex, fut_task_fn fn, void *arg,
+                 const fut_fiber_opts_t *opts)
+{
+    if (!ex || !fn)
+        return fut__rejected(FUT_EINVAL);
+    size_t size = fut__stack_size(opts ? opts->stack_size : 0);
+    if (!size)
+        return fut__rejected(FUT_EINVAL);
+    struct fut_fiber *fb = fiber_new(ex, size, fn, arg);
+    if (!fb)
+        return &fut__enomem;
+    fut_t *f = fut_retain(fb->fut); /* the caller's */
+    if (!reg_add(fb)) {
+        fail_unstarted(fb, FUT_ESHUTDOWN);
+        fiber_release(fb);
+        return f;
+    }
+    fut_t *r = fut_async(ex, resume_task, fb);
+    int rc = fut_state(r) == FUT_REJECTED ? fut_error(r) : 0;
+    fut_release(r);
+    /* Refused: ours to fail, unless a destroy's shutdown took it first. */
+    if (rc && reg_remove(fb))
+        fail_unstarted(fb, rc);
+    fiber_release(fb);
+    return f;
+}
+
+/* ---- waiting and yielding (inside a fiber) -------------------------------- */
+
+bool fut_in_fiber(void)
+{
+    return fut__tls.fiber != NULL;
+}
+
+static void node_fire(fut_cont_t *c, fut_t *src)
+{
+    struct wait_node *w = FUT__CONTAINER(c, struct wait_node, cont);
+    int err = w->timer ? fut_error(src) : 0;
+    /* A timer the wait cancelled itself (it ended another way) claims
+     * nothing: its wait number is past anyway. */
+    if (err != FUT_ECANCELED) {
+        unsigned reason = !w->timer               ? R_SETTLED
+                          : err == 0              ? R_TIMEDOUT
+                          : err == FUT_ESHUTDOWN ? R_SHUTDOWN
+                                                  : R_NOMEM;
+        if (claim(w->fb, w->seq, false, reason, 0) == P_PARKED)
+            schedule(w->fb);
+    }
+    fiber_release(w->fb);
+    fut__free(w, sizeof *w);
+}
+
+/* Hangs a node for wait SEQ of FB on F; false if no memory. */
+static bool hang(struct fut_fiber *fb, fut_t *f, uint64_t seq, bool timer)
+{
+    struct wait_node *w = fut__alloc(sizeof *w);
+    if (!w)
+        return false;
+    w->fb = fb;
+    w->seq = seq;
+    w->timer = timer;
+    w->cont.fire = node_fire;
+    atomic_fetch_add_explicit(&fb->refs, 1, memory_order_relaxed);
+    fut__attach(f, &w->cont);
+    return true;
+}
+
+static int sticky_error(uint64_t p)
+{
+    if (p & P_SHUT)
+        return FUT_ESHUTDOWN;
+    return (p & P_CANCEL) ? FUT_ECANCELED : 0;
+}
+
+static int reason_error(uint64_t p)
+{
+    static const int err[] = {0, FUT_ETIMEDOUT, FUT_ECANCELED, FUT_ESHUTDOWN,
+                              FUT_ENOMEM};
+    unsigned r = (unsigned)((p & P_REASON) >> P_REASON_SHIFT);
+    return r < sizeof err / sizeof err[0] ? err[r] : FUT_ENOMEM;
+}
+
+/* Arms wait number SEQ (P is the word seen); 0 or the sticky error. */
+static int arm(struct fut_fiber *fb, uint64_t *p)
+{
+    for (;;) {
+        int err = sticky_error(*p);
+        if (err)
+            return err;
+        /* acq_rel: see THE PARK WORD (ordered with the cancel watch). */
+        if (atomic_compare_exchange_weak_explicit(
+                &fb->park, p, *p | P_ARMED, memory_order_acq_rel,
+                memory_order_acquire))
+            return 0;
+    }
+}
+
+/* Suspends FB until F settles or TIMEOUT_NS passes (> 0 or < 0). */
+static int park_on(struct fut_fiber *fb, fut_t *f, int64_t timeout_ns)
+{
+    if (!fb->watching) { /* the first wait: from now on a cancel wakes it */
+        fb->watching = true;
+        fb->watch.fire = watch_fire;
+        atomic_fetch_add_explicit(&fb->refs, 1, memory_order_relaxed);
+        fut__attach(fb->fut, &fb->watch);
+    }
+    fb->runner = runner_new(fb);
+    if (!fb->runner)
+        return FUT_ENOMEM;
+    uint64_t p = atomic_load_explicit(&fb->park, memory_order_acquire);
+    int err = arm(fb, &p);
+    if (err) {
+        runner_drop(fb);
+        return err;
+    }
+    uint64_t seq = P_SEQ(p);
+    fut_t *delay = NULL;
+    bool ok = hang(fb, f, seq, false);
+    if (ok && timeout_ns > 0) {
+        delay = fut_delay(fb->ex, (uint64_t)timeout_ns);
+        ok = hang(fb, delay, seq, true);
+    }
+    if (!ok) /* no memory for a node: give up the wait (ARMED: no switch) */
+        claim(fb, seq, false, R_NOMEM, 0);
+    if ((atomic_load_explicit(&fb->park, memory_order_acquire) & P_STATE) !=
+        P_RUN)
+        switch_out(fb, A_PARK);
+    p = atomic_load_explicit(&fb->park, memory_order_acquire);
+    runner_drop(fb); /* not used: claimed before the commit, or shut down */
+    if (delay) {
+        fut_cancel(delay);
+        fut_release(delay);
+    }
+    err = (p & P_SHUT) ? FUT_ESHUTDOWN : reason_error(p);
+    if (err == FUT_ETIMEDOUT && fut__closed(f))
+        err = 0; /* settled as the timer fired: as fut_wait does */
+    return err;
+}
+
+/* True when the running code is the fiber's own, not a callback the core
+ * runs inline on the fiber's stack (a private fut_then, a continuation
+ * fired by a settle): those frames keep fut__tls's address across the call
+ * and must come back on the same thread, so they never suspend. */
+static bool at_fiber_base(const struct fut_tls *t, const struct fut_fiber *fb)
+{
+    return t->cur_fut == fb->fut && t->inline_depth == 0 && !t->firing;
+}
+
+int fut__fiber_wait(fut_t *f, int64_t timeout_ns)
+{
+    struct fut_tls *t = &fut__tls;
+    struct fut_fiber *fb = t->fiber;
+    if (!at_fiber_base(t, fb)) { /* an ordinary wait, on this thread */
+        t->fiber = NULL;
+        int rc = fut_wait(f, timeout_ns);
+        t->fiber = fb;
+        return rc;
+    }
+    int err = sticky_error(atomic_load_explicit(&fb->park,
+                                                memory_order_acquire));
+    if (err)
+        return err;
+    if (fut__closed(fb->fut))
+        return FUT_ECANCELED; /* settled by a cancel: the watch may lag */
+    if (f == fb->fut)
+        return FUT_EDEADLK;
+    if (fut__closed(f))
+        return 0;
+    if (timeout_ns == 0)
+        return FUT_ETIMEDOUT;
+    return park_on(fb, f, timeout_ns);
+}
+
+void fut_yield(void)
+{
+    struct fut_tls *t = &fut__tls;
+    struct fut_fiber *fb = t->fiber;
+    if (!fb || !at_fiber_base(t, fb) ||
+        (atomic_load_explicit(&fb->park, memory_order_acquire) & P_SHUT))
+        return;
+    fb->runner = runner_new(fb);
+    if (fb->runner) /* no memory: no yield */
+        switch_out(fb, A_YIELD);
+}
+
+/* ---- shutdown ------------------------------------------------------------ */
+
+void fut__fibers_shutdown(fut_executor_t *ex)
+{
+    for (;;) {
+        reg_lock(ex);
+        struct fut_fiber *fb = ex->fibers;
+        if (fb)
+            unlink_locked(fb);
+        else
+            ex->fibers_closed = 1;
+        reg_unlock(ex);
+        if (!fb)
+            return;
+        /* Suspended: claim it.  Not suspended: its run was dropped or
+         * refused (nothing of EX runs any more); mark it all the same. */
+        claim(fb, 0, true, R_SHUTDOWN, P_SHUT);
+        if (fb->started)
+            run(fb);
+        else
+            fail_unstarted(fb, FUT_ESHUTDOWN);
+    }
+}

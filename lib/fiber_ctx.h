@@ -1,0 +1,58 @@
+/* libfut — the fibers' machine layer: a context switch and guarded,
+ * pooled stacks.  Internal to lib/ (fiber.c, fiber_ctx.c, fiber_stack.c).
+ *
+ * The switch is hand-written assembly on x86-64 and aarch64 (fiber_ctx.c
+ * says what it saves and why), and swapcontext(3) elsewhere or when the
+ * build asks for it (`scons fiber=ucontext` defines FUT_FIBER_UCONTEXT),
+ * so the portable path is built and tested too. */
+#ifndef FUT_FIBER_CTX_H
+#define FUT_FIBER_CTX_H
+
+#include <stddef.h>
+
+#if !defined(FUT_FIBER_UCONTEXT) && !defined(__x86_64__) &&                   \
+    !defined(__aarch64__)
+#define FUT_FIBER_UCONTEXT 1
+#endif
+
+#ifdef FUT_FIBER_UCONTEXT
+#include <ucontext.h>
+#endif
+
+/* A suspended context: the stack pointer at which the assembly switch left
+ * it (its registers are saved on its own stack), or a ucontext. */
+typedef struct fut__ctx {
+#ifdef FUT_FIBER_UCONTEXT
+    ucontext_t uc;
+#else
+    void *sp;
+#endif
+} fut__ctx_t;
+
+/* Prepares CTX so that the first switch to it calls ENTRY(ARG) on the
+ * stack [LO, LO + SIZE).  ENTRY must never return (it switches away for
+ * the last time instead). */
+void fut__ctx_make(fut__ctx_t *ctx, void *lo, size_t size,
+                   void (*entry)(void *), void *arg);
+
+/* Saves the running context into FROM and continues TO; returns when
+ * something switches back to FROM. */
+void fut__ctx_swap(fut__ctx_t *from, fut__ctx_t *to);
+
+/* ---- stacks (fiber_stack.c) ---------------------------------------------
+ * A stack is SIZE usable bytes (a power of two, from fut__stack_size)
+ * above a guard page.  Stacks are carved from larger mappings and never
+ * unmapped: fut__stack_put keeps them for the next fut__stack_get, in a
+ * small per-thread cache first, then in a shared list per size. */
+
+/* SIZE as fut_fiber_opts_t gives it (0: default) rounded to the size of
+ * the stack it gets; 0 if out of range. */
+size_t fut__stack_size(size_t requested);
+/* The lowest usable address of a stack of SIZE bytes, or NULL (no
+ * memory).  Any thread. */
+void *fut__stack_get(size_t size);
+/* Gives the stack at LO (from fut__stack_get(SIZE)) back.  Any thread; never
+ * on that stack itself. */
+void fut__stack_put(void *lo, size_t size);
+
+#endif
