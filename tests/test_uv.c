@@ -57,7 +57,8 @@ static fut_result_t stop_loop(void *arg, fut_t *src)
     return fut_ok(NULL);
 }
 
-/* ---- create ----------------------------------------------------------------- */
+/* ---- create -----------------------------------------------------------------
+ */
 
 static void test_uv_create_rejects_null_arguments(void **state)
 {
@@ -80,7 +81,8 @@ static void test_uv_executor_is_named_uv(void **state)
     env_close(&e);
 }
 
-/* ---- tasks and chains ------------------------------------------------------- */
+/* ---- tasks and chains -------------------------------------------------------
+ */
 
 struct seen {
     pthread_t thread;
@@ -164,7 +166,8 @@ static void test_uv_continuation_of_pool_work_comes_back_to_loop(void **state)
     env_close(&e);
 }
 
-/* ---- timers ----------------------------------------------------------------- */
+/* ---- timers -----------------------------------------------------------------
+ */
 
 static void test_uv_delay_fulfils_not_before_its_deadline(void **state)
 {
@@ -249,8 +252,8 @@ static void *settle_later(void *arg)
     return NULL;
 }
 
-static void test_uv_timeout_cancelled_from_other_thread_stops_timer(
-    void **state)
+static void
+test_uv_timeout_cancelled_from_other_thread_stops_timer(void **state)
 {
     (void)state;
     struct env e;
@@ -271,7 +274,8 @@ static void test_uv_timeout_cancelled_from_other_thread_stops_timer(
     env_close(&e);
 }
 
-/* ---- other threads ---------------------------------------------------------- */
+/* ---- other threads ----------------------------------------------------------
+ */
 
 #define BURST 1000
 
@@ -320,8 +324,8 @@ static void *post_then_stop(void *arg)
     return NULL;
 }
 
-static void test_uv_submission_from_other_thread_wakes_sleeping_loop(
-    void **state)
+static void
+test_uv_submission_from_other_thread_wakes_sleeping_loop(void **state)
 {
     (void)state;
     struct env e;
@@ -335,7 +339,8 @@ static void test_uv_submission_from_other_thread_wakes_sleeping_loop(
     env_close(&e);
 }
 
-/* ---- never block, stalls ---------------------------------------------------- */
+/* ---- never block, stalls ----------------------------------------------------
+ */
 
 struct wait_case {
     fut_t *pending;
@@ -412,7 +417,8 @@ static void test_uv_callback_over_100ms_is_reported_as_stall(void **state)
     env_close(&e);
 }
 
-/* ---- destroy ---------------------------------------------------------------- */
+/* ---- destroy ----------------------------------------------------------------
+ */
 
 static fut_result_t never_runs(void *arg)
 {
@@ -421,15 +427,15 @@ static fut_result_t never_runs(void *arg)
     return fut_ok(NULL);
 }
 
-static void test_uv_destroy_settles_queued_work_and_timers_eshutdown(
-    void **state)
+static void
+test_uv_destroy_settles_queued_work_and_timers_eshutdown(void **state)
 {
     (void)state;
     struct env e;
     env_open(&e);
     fut_t *started = fut_delay(e.ex, 3600 * 1000 * MS);
     uv_run(&e.loop, UV_RUN_NOWAIT); /* the start taken: a uv timer runs */
-    fut_t *task = fut_async(e.ex, never_runs, NULL); /* handed over only */
+    fut_t *task = fut_async(e.ex, never_runs, NULL);   /* handed over only */
     fut_t *queued = fut_delay(e.ex, 3600 * 1000 * MS); /* likewise */
     assert_int_equal(active_timers(&e), 1);
     assert_int_equal(fut_executor_destroy(e.ex), 0);
