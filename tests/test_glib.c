@@ -340,6 +340,59 @@ test_glib_submission_from_other_thread_wakes_sleeping_context(void **state)
     env_close(&e);
 }
 
+/* ---- a storm of hand-offs
+ * ---------------------------------------------------- */
+
+#define PRODUCERS 3
+#define PER_PRODUCER 3000
+
+static atomic_int g_done;
+
+/* Posts, and every tenth time starts a long delay and cancels it at once
+ * (a cancel the loop may take before the start) and a short one left to
+ * fire: the three hand-off stacks from several threads at once.  TSan
+ * checks the publication of every node (a relaxed push CAS is reported). */
+static void *storm(void *arg)
+{
+    struct env *e = arg;
+    for (int i = 0; i < PER_PRODUCER; i++) {
+        fut_post(e->ex, count_post, NULL);
+        if (i % 10 == 0) {
+            fut_t *f = fut_delay(e->ex, 3600 * 1000 * MS);
+            fut_cancel(f);
+            fut_release(f);
+            fut_release(fut_delay(e->ex, MS));
+        }
+    }
+    atomic_fetch_add(&g_done, 1);
+    return NULL;
+}
+
+static void
+test_glib_storm_of_posts_and_timers_from_threads_all_land(void **state)
+{
+    (void)state;
+    struct env e;
+    env_open(&e);
+    atomic_store(&g_ran, 0);
+    atomic_store(&g_done, 0);
+    pthread_t th[PRODUCERS];
+    for (int i = 0; i < PRODUCERS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, storm, &e), 0);
+    while (atomic_load(&g_ran) < PRODUCERS * PER_PRODUCER)
+        g_main_context_iteration(e.ctx, TRUE);
+    for (int i = 0; i < PRODUCERS; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    while (poll_timeout(&e) !=
+           -1) /* the short delays fire, the long ones are gone */
+        g_main_context_iteration(e.ctx, TRUE);
+    fut_stats_t st;
+    assert_int_equal(fut_executor_stats(e.ex, &st), 0);
+    assert_int_equal(st.tasks_run, PRODUCERS * PER_PRODUCER);
+    assert_int_equal(st.timers_fired, PRODUCERS * PER_PRODUCER / 10);
+    env_close(&e);
+}
+
 /* ---- never block, stalls ----------------------------------------------------
  */
 
@@ -495,6 +548,8 @@ int main(void)
         cmocka_unit_test(test_glib_burst_from_other_thread_takes_one_wakeup),
         cmocka_unit_test(
             test_glib_submission_from_other_thread_wakes_sleeping_context),
+        cmocka_unit_test(
+            test_glib_storm_of_posts_and_timers_from_threads_all_land),
         cmocka_unit_test(test_glib_wait_and_destroy_inside_work_are_edeadlk),
         cmocka_unit_test(test_glib_callback_over_100ms_is_reported_as_stall),
         cmocka_unit_test(
