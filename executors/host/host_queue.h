@@ -335,6 +335,10 @@ static inline void host_drop_tasks(struct host_queue *q)
         fut_task_drop(t);
 }
 
+/* tasks_submitted counts the tasks the loop thread took from its queues
+ * (counting each there, on one thread, costs producers nothing): a task
+ * accepted but not yet taken is not in it.  wakeups counts the adapter's
+ * wake callbacks (the uv async's, the work source's dispatches). */
 static inline int host_stats(struct host_queue *q, fut_stats_t *out)
 {
     /* Relaxed: counters, each written by the loop thread alone. */
