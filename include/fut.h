@@ -8,5 +8,6 @@
 #include "fut/executor.h"
 #include "fut/pool.h"
 #include "fut/loop.h"
+#include "fut/io.h"
 
 #endif

@@ -314,6 +314,13 @@ bool fut__settle_like(fut_t *f, fut_t *src);
  * claimed already), act with fut__tls.claiming = F, then close it. */
 bool fut__claim(fut_t *f);
 void fut__close_claimed_err(fut_t *f, fut_state_t state, int err);
+/* Closes claimed F with R: a value (ok, owned, i64) or a failure; a
+ * forward or adopt is refused as FUT_EINVAL. */
+void fut__close_claimed(fut_t *f, fut_result_t r);
+/* Lets go of a claim without settling F: a racing settle or cancel that
+ * waited for the claim then tries again (the I/O operations, which claim
+ * their future around each system call and let go on EAGAIN). */
+void fut__unclaim(fut_t *f);
 void fut__attach(fut_t *f, fut_cont_t *c);
 /* Fires one deferred completion of this thread, if any (helping waits). */
 bool fut__drain_deferred_one(void);
@@ -332,6 +339,13 @@ void fut__run_taken(fut_t *f);
  * per promise (loop_fd.c: deregister a cancelled fd). */
 int fut__promise_on_cancel(fut_promise_t *p, fut_executor_t *ex, fut_then_fn fn,
                            void *arg);
+/* Claimed settles of a promise (promise.c; executors/loop_io.c): claim P's
+ * future (false: cancelled or settled already), then either let go
+ * (unclaim) or settle it (settle_claimed consumes P; R a value or a
+ * failure). */
+bool fut__promise_claim(fut_promise_t *p);
+void fut__promise_unclaim(fut_promise_t *p);
+void fut__promise_settle_claimed(fut_promise_t *p, fut_result_t r);
 void fut__hook_fire(fut_t *f); /* fut_cancel won on hooked F */
 void fut__hook_run(fut_t *f);  /* F's hook task runs (fut_task_run) */
 /* The one future a failed allocation can still return: settled FUT_ENOMEM,
