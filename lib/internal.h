@@ -343,6 +343,11 @@ int fut__promise_on_cancel(fut_promise_t *p, fut_executor_t *ex, fut_then_fn fn,
  * future (false: cancelled or settled already), then either let go
  * (unclaim) or settle it (settle_claimed consumes P; R a value or a
  * failure). */
+/* executors/io_file.c: 1 sends every fut_pread/fut_pwrite on a loop to
+ * the offload threads (what FUT_IO_OFFLOAD=1 does), 0 tries RWF_NOWAIT
+ * first (tests cover both paths). */
+void fut__io_force_offload(int on);
+unsigned long fut__io_offload_count(void); /* jobs sent to those threads */
 bool fut__promise_claim(fut_promise_t *p);
 void fut__promise_unclaim(fut_promise_t *p);
 void fut__promise_settle_claimed(fut_promise_t *p, fut_result_t r);

@@ -100,6 +100,58 @@ FUT_API fut_t *fut_accept(fut_executor_t *loop, int listen_fd);
 FUT_API fut_t *fut_connect(fut_executor_t *loop, int fd,
                            const struct sockaddr *addr, socklen_t addrlen);
 
+/* Reads up to LEN bytes at offset OFF of FD (a regular file, or anything
+ * pread(2) takes) into BUF, without moving the file offset.  Where it runs:
+ * on a loop, first as a non-blocking preadv2(RWF_NOWAIT) on the loop
+ * thread (data in the page cache), else on a small internal thread pool
+ * (up to 4 threads, started on first use), never blocking the loop thread;
+ * on any other executor EX, as a task on EX (a pool worker; fut_inline():
+ * the calling thread, which blocks).  The environment variable
+ * FUT_IO_OFFLOAD=1, read once, sends every loop request to the threads.
+ * Ownership: returns a new reference; BUF is borrowed until the future
+ * settles or a cancel returned: as for fut_read, a cancel that wins means
+ * nothing was read (a cancel racing the read waits for it to end).
+ * Returns: never NULL.  Fulfils with fut_value_i64 = bytes read, 0 at or
+ *   past end of file (and for LEN 0).  Rejects with FUT_EINVAL (EX NULL,
+ *   FD < 0, OFF < 0, BUF NULL with LEN > 0), FUT_ENOMEM, FUT_ESHUTDOWN,
+ *   or -errno (-EBADF, -EISDIR, -ESPIPE, ...).
+ * Threads: any. */
+FUT_API fut_t *fut_pread(fut_executor_t *ex, int fd, void *buf, size_t len,
+                         off_t off);
+
+/* Writes all LEN bytes of BUF at offset OFF of FD (partial writes
+ * continue), without moving the file offset.  Runs as fut_pread does
+ * (RWF_NOWAIT first on a loop where the file system supports it).
+ * Ownership and cancel: as fut_pread; a cancel that wins between two
+ * partial writes leaves the first written.
+ * Returns: never NULL.  Fulfils with fut_value_i64 = LEN.  Rejects as
+ *   fut_pread (-ENOSPC, -EFBIG, ...).
+ * Threads: any. */
+FUT_API fut_t *fut_pwrite(fut_executor_t *ex, int fd, const void *buf,
+                          size_t len, off_t off);
+
+/* Error codes of fut_getaddrinfo: FUT_EAI(EAI_NONAME) and so on (glibc's
+ * EAI_* are small negative numbers; this puts them out of errno's range).
+ * fut_strerror gives gai_strerror's text for them. */
+#define FUT_EAI_BASE (-5000)
+#define FUT_EAI(eai) (FUT_EAI_BASE + (eai))
+
+/* Looks HOST and SERVICE up with getaddrinfo(3), off the loop thread: on
+ * a loop, on the internal thread pool fut_pread uses; on any other
+ * executor EX, as a task on EX.  HOST, SERVICE and HINTS are copied
+ * (borrowed for the call only; either name may be NULL, not both).
+ * Ownership: returns a new reference; the value (struct addrinfo *) is
+ *   owned by the future and freed with freeaddrinfo at its last release.
+ * Returns: never NULL.  Fulfils with fut_value = the list.  Rejects with
+ *   FUT_EINVAL (EX NULL, HOST and SERVICE both NULL), FUT_ENOMEM,
+ *   FUT_ESHUTDOWN, FUT_EAI(EAI_NONAME) and the other FUT_EAI codes, or
+ *   -errno for EAI_SYSTEM.  A cancel that wins drops the lookup's result
+ *   (the lookup itself, once started, runs to its end on its thread).
+ * Threads: any. */
+FUT_API fut_t *fut_getaddrinfo(fut_executor_t *ex, const char *host,
+                               const char *service,
+                               const struct addrinfo *hints);
+
 #ifdef __cplusplus
 }
 #endif
