@@ -32,7 +32,8 @@
  * Who frees an operation: step() when it settled F itself (the hook then
  * never runs); on_cancel when the cancel won (QUEUED: unlink; HEAD
  * waiting: it cancels the wait and wait_fire frees; ORPHAN: unlink from
- * the orphan list); start_task for a REMOTE one already cancelled;
+ * the orphan list; LOST: enqueue found no memory after the cancel won);
+ * start_task for a REMOTE one already cancelled;
  * start_failed for one whose start task the loop refused or dropped; and
  * fut__loop_io_shutdown for the rest (a hook dropped at shutdown never
  * runs).  A waiting head's node stays attached to its wait until that
@@ -46,7 +47,7 @@
 
 enum { SIDE_R = 0, SIDE_W = 1 };
 enum { OP_READ, OP_WRITE, OP_ACCEPT, OP_CONNECT };
-enum { S_REMOTE, S_QUEUED, S_HEAD, S_ORPHAN, S_DETACHED };
+enum { S_REMOTE, S_QUEUED, S_HEAD, S_ORPHAN, S_DETACHED, S_LOST };
 /* What a step of a system call found. */
 enum { R_DONE, R_AGAIN_IN, R_AGAIN_OUT };
 
@@ -320,9 +321,12 @@ static void enqueue(struct loop *l, struct io_op *op)
 {
     struct ioq *q = queue_grow(l, op->fd);
     if (!q) {
-        fut_promise_settle(op->p, fut_fail(FUT_ENOMEM));
+        int rc = fut_promise_settle(op->p, fut_fail(FUT_ENOMEM));
         op->p = NULL;
-        xfree(op); /* settled or cancelled: either way the hook is moot */
+        if (rc == 0 || op->hooked)
+            xfree(op);
+        else
+            op->state = S_LOST; /* cancelled: on_cancel is coming */
         return;
     }
     int s = side_of(op->kind);
@@ -368,6 +372,9 @@ static fut_result_t on_cancel(void *arg, fut_t *src)
     case S_HEAD:
         if (op->wait)
             fut_cancel(op->wait); /* wait_fire frees OP */
+        break;
+    case S_LOST: /* enqueue found no memory after the cancel won */
+        xfree(op);
         break;
     default: /* S_REMOTE: start_task frees it */
         break;
