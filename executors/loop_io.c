@@ -114,7 +114,69 @@ static struct ioq *queue_grow(struct loop *l, int fd)
 
 /* ---- one system call ---------------------------------------------------- */
 
-/* Tries OP's system call once (EINTR retried).  R_DONE with *RES set, or
+/* What one call found besides R_DONE and R_AGAIN_*. */
+enum { R_RETRY = R_AGAIN_OUT + 1, R_ERRNO };
+
+/* OP_CONNECT's call: connect(2), or once it said EINPROGRESS and the
+ * socket turned writable, the handshake's outcome (SO_ERROR). */
+static int connect_call(struct io_op *op, fut_result_t *res)
+{
+    if (op->connecting) {
+        int e = 0;
+        socklen_t el = sizeof e;
+        if (getsockopt(op->fd, SOL_SOCKET, SO_ERROR, &e, &el))
+            e = errno;
+        *res = e ? fut_fail(-e) : fut_ok_i64(0);
+        return R_DONE;
+    }
+    if (connect(op->fd, (struct sockaddr *)&op->addr, op->alen) == 0) {
+        *res = fut_ok_i64(0);
+        return R_DONE;
+    }
+    if (errno == EINPROGRESS || errno == EINTR) {
+        op->connecting = true; /* EINTR: it goes on regardless */
+        return R_AGAIN_OUT;
+    }
+    return R_ERRNO;
+}
+
+/* One system call of OP: R_DONE with *RES, R_AGAIN_OUT (a partial write,
+ * a connect under way), R_RETRY (call again at once) or R_ERRNO. */
+static int one_call(struct io_op *op, fut_result_t *res)
+{
+    ssize_t n;
+    switch (op->kind) {
+    case OP_READ:
+        n = op->notsock ? read(op->fd, op->buf, op->len)
+                        : recv(op->fd, op->buf, op->len, MSG_DONTWAIT);
+        break;
+    case OP_WRITE:
+        if (op->done == op->len) {
+            *res = fut_ok_i64((int64_t)op->len);
+            return R_DONE;
+        }
+        n = op->notsock ? write(op->fd, op->buf + op->done, op->len - op->done)
+                        : send(op->fd, op->buf + op->done, op->len - op->done,
+                               MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0)
+            return R_ERRNO;
+        op->done += (size_t)n; /* short: the buffer is full, wait */
+        return op->done < op->len ? R_AGAIN_OUT : R_RETRY;
+    case OP_ACCEPT:
+        n = accept4(op->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (n < 0 && errno == ECONNABORTED)
+            return R_RETRY; /* that client left; the next may be there */
+        break;
+    default:
+        return connect_call(op, res);
+    }
+    if (n < 0)
+        return R_ERRNO;
+    *res = fut_ok_i64(n);
+    return R_DONE;
+}
+
+/* Tries OP's system call (EINTR retried).  R_DONE with *RES set, or
  * R_AGAIN_IN/OUT: wait for readability / writability. */
 static int attempt(struct io_op *op, fut_result_t *res)
 {
@@ -126,78 +188,24 @@ static int attempt(struct io_op *op, fut_result_t *res)
         return R_DONE;
     }
     for (;;) {
-        ssize_t n;
-        switch (op->kind) {
-        case OP_READ:
-            n = op->notsock ? read(op->fd, op->buf, op->len)
-                            : recv(op->fd, op->buf, op->len, MSG_DONTWAIT);
-            if (n >= 0) {
-                *res = fut_ok_i64(n);
-                return R_DONE;
-            }
-            break;
-        case OP_WRITE:
-            if (op->done == op->len) {
-                *res = fut_ok_i64((int64_t)op->len);
-                return R_DONE;
-            }
-            n = op->notsock
-                    ? write(op->fd, op->buf + op->done, op->len - op->done)
-                    : send(op->fd, op->buf + op->done, op->len - op->done,
-                           MSG_DONTWAIT | MSG_NOSIGNAL);
-            if (n >= 0) {
-                op->done += (size_t)n;
-                if (op->done < op->len)
-                    return R_AGAIN_OUT; /* the buffer is full: wait */
-                continue;
-            }
-            break;
-        case OP_ACCEPT:
-            n = accept4(op->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-            if (n >= 0) {
-                *res = fut_ok_i64(n);
-                return R_DONE;
-            }
-            if (errno == ECONNABORTED)
-                continue; /* that client left; the next may be there */
-            break;
-        default: /* OP_CONNECT */
-            if (op->connecting) {
-                /* Writable: the handshake ended. */
-                int e = 0;
-                socklen_t el = sizeof e;
-                if (getsockopt(op->fd, SOL_SOCKET, SO_ERROR, &e, &el))
-                    e = errno;
-                *res = e ? fut_fail(-e) : fut_ok_i64(0);
-                return R_DONE;
-            }
-            n = connect(op->fd, (struct sockaddr *)&op->addr, op->alen);
-            if (n == 0) {
-                *res = fut_ok_i64(0);
-                return R_DONE;
-            }
-            if (errno == EINPROGRESS || errno == EINTR) {
-                op->connecting = true; /* EINTR: it goes on regardless */
-                return R_AGAIN_OUT;
-            }
-            break;
-        }
-        if (errno == EINTR)
+        int r = one_call(op, res);
+        if (r == R_RETRY || (r == R_ERRNO && errno == EINTR))
             continue;
+        if (r != R_ERRNO)
+            return r;
         if (errno == ENOTSOCK && !op->notsock &&
             (op->kind == OP_READ || op->kind == OP_WRITE)) {
-            op->notsock = true;
+            op->notsock = true; /* a pipe, a tty: read(2), write(2) */
             continue;
         }
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            /* Woken by an error, yet nothing to do: that error is the
-             * answer (else we would wait for ever on a dead fd). */
+            /* Woken by a hang-up, yet nothing to do: that is the answer
+             * (else we would wait for ever on a dead fd). */
             if (op->wait_err) {
                 *res = fut_fail(op->wait_err);
                 return R_DONE;
             }
-            return op->kind == OP_READ || op->kind == OP_ACCEPT ? R_AGAIN_IN
-                                                                : R_AGAIN_OUT;
+            return side_of(op->kind) == SIDE_R ? R_AGAIN_IN : R_AGAIN_OUT;
         }
         *res = fut_fail(-errno);
         return R_DONE;
