@@ -141,6 +141,9 @@ static void test_read_waits_for_data(void **state)
     run_until(loop, r);
     assert_int_equal(fut_value_i64(r), 3);
     assert_memory_equal(buf, "abc", 3);
+    fut_stats_t st; /* the wait was the loop's readiness: counted */
+    assert_int_equal(fut_executor_stats(loop, &st), 0);
+    assert_true(st.fd_events >= 1);
     fut_release(r);
     assert_int_equal(fut_executor_destroy(loop), 0);
     close(sv[0]), close(sv[1]);

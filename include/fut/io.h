@@ -102,9 +102,10 @@ FUT_API fut_t *fut_connect(fut_executor_t *loop, int fd,
 
 /* Reads up to LEN bytes at offset OFF of FD (a regular file, or anything
  * pread(2) takes) into BUF, without moving the file offset.  Where it runs:
- * on a loop, first as a non-blocking preadv2(RWF_NOWAIT) on the loop
- * thread (data in the page cache), else on a small internal thread pool
- * (up to 4 threads, started on first use), never blocking the loop thread;
+ * on a loop, first as a non-blocking preadv2(RWF_NOWAIT) on the calling
+ * thread (answered from the page cache; the future comes back settled),
+ * else on a small internal thread pool (up to 4 threads, started on first
+ * use, never joined), never blocking the loop thread;
  * on any other executor EX, as a task on EX (a pool worker; fut_inline():
  * the calling thread, which blocks).  The environment variable
  * FUT_IO_OFFLOAD=1, read once, sends every loop request to the threads.
