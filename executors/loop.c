@@ -776,6 +776,7 @@ static void shutdown_drain(struct loop *l)
         heap_remove(l, l->hn - 1);
         fut_timer_drop(x);
     }
+    fut__loop_io_shutdown(l);
     fut__loop_fd_shutdown(l);
 }
 

@@ -108,6 +108,7 @@ struct loop {
     size_t vn, vcap;
     struct fdw *wfree; /* spare waiter blocks (loop_fd.c) */
     unsigned wfree_n;
+    struct loop_io *io; /* the I/O operations' queues (loop_io.c) */
 
     /* Counters: written by the loop thread only. */
     _Atomic uint64_t n_tasks, n_submitted, n_timers, n_fd, n_wakeups, n_longest,
@@ -228,5 +229,8 @@ void fut__loop_fd_shutdown(struct loop *l);
 void fut__loop_fd_prepoll(struct loop *l);
 void fut__loop_fd_validate(struct loop *l);
 void fut__loop_fdw_free_all(struct loop *l);
+/* loop_io.c: settles the I/O operations still queued (FUT_ESHUTDOWN) and
+ * frees their queues; part of shutdown, before fut__loop_fd_shutdown. */
+void fut__loop_io_shutdown(struct loop *l);
 
 #endif

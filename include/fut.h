@@ -11,5 +11,6 @@
 #include "fut/loop.h"
 #include "fut/scope.h"
 #include "fut/fiber.h"
+#include "fut/io.h"
 
 #endif

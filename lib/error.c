@@ -1,4 +1,5 @@
 /* libfut — error strings, the log hook and the version. */
+#include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,6 +36,8 @@ const char *fut_strerror(int err)
     default:
         break;
     }
+    if (err < FUT_EAI_BASE && err > FUT_EAI_BASE - 256)
+        return gai_strerror(err - FUT_EAI_BASE); /* fut_getaddrinfo's */
     if (err < 0 && err > -4096) {
         /* strerror is not thread-safe; strerrordesc_np (glibc 2.32) is. */
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 32)

@@ -435,13 +435,21 @@ void fut__attach(fut_t *f, fut_cont_t *c)
  * timeout's also cancels its input, which runs that input's continuations,
  * so a callback there may come back here about F on the claiming thread
  * itself: fut__tls.claiming names F then, and we answer at once. */
-static void await_close(fut_t *f)
+/* True once F is closed (or the caller is F's own claimer); false if the
+ * claimer let go of its claim without settling (fut__unclaim: an I/O
+ * operation that found its fd not ready), and the caller may try again. */
+static bool await_close(fut_t *f)
 {
     if (fut__tls.claiming == f)
-        return; /* called back from inside our own claim window */
-    for (unsigned i = 0; !(load_word(f) & W_CLOSED); i++)
+        return true; /* called back from inside our own claim window */
+    uintptr_t w;
+    for (unsigned i = 0; !((w = load_word(f)) & W_CLOSED); i++) {
+        if (!(w & W_CLAIMED))
+            return false;
         if (i >= 64)
             sched_yield(); /* the claimer was preempted */
+    }
+    return true;
 }
 
 /* A detacher holds F's list (fut__detach): wait until it lets go, and
@@ -465,8 +473,11 @@ static bool close_cas(fut_t *f, uintptr_t nw)
     for (;;) {
         if (w & (W_CLAIMED | W_CLOSED | W_DETACH)) {
             if (w & W_CLAIMED) {
-                await_close(f);
-                return false;
+                if (await_close(f))
+                    return false;
+                /* The claimer let go unsettled (fut__unclaim): again. */
+                w = atomic_load_explicit(&f->word, memory_order_relaxed);
+                continue;
             }
             if (w & W_CLOSED)
                 return false;
@@ -491,8 +502,11 @@ bool fut__claim(fut_t *f)
     for (;;) {
         if (w & (W_CLAIMED | W_CLOSED | W_DETACH)) {
             if (w & W_CLAIMED) {
-                await_close(f);
-                return false;
+                if (await_close(f))
+                    return false;
+                /* The claimer let go unsettled (fut__unclaim): again. */
+                w = atomic_load_explicit(&f->word, memory_order_relaxed);
+                continue;
             }
             if (w & W_CLOSED)
                 return false;
@@ -559,6 +573,18 @@ bool fut__detach(fut_t *f, fut_cont_t *c)
     return true;
 }
 
+void fut__unclaim(fut_t *f)
+{
+    /* Release: the claimer's reads of the buffer it acted on happen before
+     * a canceller that now wins (its acquire load in await_close) returns.
+     * A CAS loop, not a store: attaches may push nodes meanwhile. */
+    uintptr_t w = atomic_load_explicit(&f->word, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&f->word, &w, w & ~W_CLAIMED,
+                                                  memory_order_release,
+                                                  memory_order_relaxed))
+        ;
+}
+
 static void close_claimed(fut_t *f, uintptr_t nw)
 {
     /* acq_rel: pairs with load_word (value) and with attach (nodes). */
@@ -569,6 +595,18 @@ static void close_claimed(fut_t *f, uintptr_t nw)
 void fut__close_claimed_err(fut_t *f, fut_state_t state, int err)
 {
     close_claimed(f, W_SETTLED(state, err));
+}
+
+static inline bool write_value(fut_t *f, const fut_result_t *r);
+
+void fut__close_claimed(fut_t *f, fut_result_t r)
+{
+    if (write_value(f, &r))
+        close_claimed(f, W_SETTLED(FUT_FULFILLED, 0));
+    else
+        close_claimed(f, W_SETTLED(FUT_REJECTED, r.kind_ == RK_FAIL
+                                                     ? r.err_
+                                                     : FUT_EINVAL));
 }
 
 bool fut__settle_err(fut_t *f, fut_state_t state, int err)

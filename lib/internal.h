@@ -380,6 +380,13 @@ bool fut__settle_like(fut_t *f, fut_t *src);
 bool fut__claim(fut_t *f);
 void fut__close_claimed_like(fut_t *f, fut_t *src); /* F claimed */
 void fut__close_claimed_err(fut_t *f, fut_state_t state, int err);
+/* Closes claimed F with R: a value (ok, owned, i64) or a failure; a
+ * forward or adopt is refused as FUT_EINVAL. */
+void fut__close_claimed(fut_t *f, fut_result_t r);
+/* Lets go of a claim without settling F: a racing settle or cancel that
+ * waited for the claim then tries again (the I/O operations, which claim
+ * their future around each system call and let go on EAGAIN). */
+void fut__unclaim(fut_t *f);
 void fut__attach(fut_t *f, fut_cont_t *c);
 /* Takes C, attached to F by this thread earlier, off F's list again: true
  * if it did (C will never fire), false if F is settled or being settled
@@ -432,6 +439,18 @@ int fut__promise_on_cancel(fut_promise_t *p, fut_executor_t *ex, fut_then_fn fn,
 /* Runs a fut_post block's function and frees the block (post.c); F is
  * the block of the task fut_task_run was given. */
 void fut__post_run(fut_t *f);
+/* Claimed settles of a promise (promise.c; executors/loop_io.c): claim P's
+ * future (false: cancelled or settled already), then either let go
+ * (unclaim) or settle it (settle_claimed consumes P; R a value or a
+ * failure). */
+/* executors/io_file.c: 1 sends every fut_pread/fut_pwrite on a loop to
+ * the offload threads (what FUT_IO_OFFLOAD=1 does), 0 tries RWF_NOWAIT
+ * first (tests cover both paths). */
+void fut__io_force_offload(int on);
+unsigned long fut__io_offload_count(void); /* jobs sent to those threads */
+bool fut__promise_claim(fut_promise_t *p);
+void fut__promise_unclaim(fut_promise_t *p);
+void fut__promise_settle_claimed(fut_promise_t *p, fut_result_t r);
 void fut__hook_fire(fut_t *f); /* fut_cancel won on hooked F */
 void fut__hook_run(fut_t *f);  /* F's hook task runs (fut_task_run) */
 /* The one future a failed allocation can still return: settled FUT_ENOMEM,

@@ -1,0 +1,335 @@
+/* libfut — positioned file I/O and name lookup as futures: fut_pread,
+ * fut_pwrite, fut_getaddrinfo (<fut/io.h>).
+ *
+ * A regular file is always "ready" to epoll (it refuses them), so on a
+ * loop these cannot wait for readiness as the socket operations do.  What
+ * they do instead, fastest first:
+ *
+ *   1. preadv2/pwritev2 with RWF_NOWAIT, on the calling thread: the kernel
+ *      answers from the page cache or says EAGAIN (it would block on the
+ *      disk); it never blocks.  Nothing of the future exists yet, so no
+ *      cancel can race it.  Skipped with FUT_IO_OFFLOAD=1.
+ *   2. otherwise the job goes to a small pool of offload threads (up to
+ *      OFFLOAD_MAX, started on first use, never joined: they sleep on a
+ *      condition variable when idle), as libuv's thread pool does.
+ *
+ * On any other executor the job is a task on it (a pool worker; inline:
+ * the calling thread).  io_uring was measured against these paths
+ * (bench/http/file_read.c, docs/BENCHMARKS.md) and is not used: for data
+ * in the page cache RWF_NOWAIT answers with one system call and no hand-off
+ * at all, and libfut links only pthreads and Concurrency Kit.
+ *
+ * Cancellation.  The job's future is a promise.  The thread that does the
+ * I/O claims it first (fut__promise_claim) and holds the claim across its
+ * system calls, so a cancel either wins before (the claim fails: the job
+ * is dropped and the buffer never touched) or waits for the calls to end
+ * and loses (FUT_EALREADY).  A name lookup takes no buffer and no claim: a
+ * cancel that wins drops its result (settle fails, freeaddrinfo runs).
+ *
+ * The offload queue is a mutex-protected FIFO: it carries only requests
+ * that would block on a disk or a resolver, which cost far more than the
+ * lock. */
+#include "loop_impl.h" /* fut__loop_ops: is EX a loop */
+
+#include <netdb.h>
+#include <sys/uio.h>
+
+#include "internal.h" /* claimed settles of a promise */
+
+#define OFFLOAD_MAX 4
+
+enum { J_PREAD, J_PWRITE, J_GAI };
+
+struct job {
+    struct job *next;
+    int kind;
+    fut_promise_t *p;
+    int fd;
+    char *buf;
+    size_t len, done;
+    off_t off;
+    /* J_GAI */
+    char *host, *service;
+    struct addrinfo hints;
+    bool has_hints;
+};
+
+/* ---- doing the work ----------------------------------------------------- */
+
+/* Reads or writes the rest of J (blocking is fine here). */
+static fut_result_t file_io(struct job *j)
+{
+    while (j->done < j->len) {
+        ssize_t n = j->kind == J_PREAD
+                        ? pread(j->fd, j->buf + j->done, j->len - j->done,
+                                j->off + (off_t)j->done)
+                        : pwrite(j->fd, j->buf + j->done, j->len - j->done,
+                                 j->off + (off_t)j->done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return fut_fail(-errno);
+        if (n == 0)
+            break; /* end of file (a write of 0 bytes: stop, not spin) */
+        j->done += (size_t)n;
+    }
+    return fut_ok_i64((int64_t)j->done);
+}
+
+static void free_addrinfo(void *p)
+{
+    freeaddrinfo(p);
+}
+
+static fut_result_t lookup(struct job *j)
+{
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(j->host, j->service, j->has_hints ? &j->hints : NULL,
+                         &res);
+    if (rc == 0)
+        return fut_ok_owned(res, free_addrinfo);
+    if (rc == EAI_SYSTEM)
+        return fut_fail(errno ? -errno : FUT_EINVAL);
+    if (rc == EAI_MEMORY)
+        return fut_fail(FUT_ENOMEM);
+    return fut_fail(FUT_EAI(rc));
+}
+
+static void job_free(struct job *j)
+{
+    free(j->host);
+    free(j->service);
+    fut_free(j);
+}
+
+/* Does J and settles its future; frees J. */
+static void job_run(struct job *j)
+{
+    if (j->kind == J_GAI) {
+        fut_promise_settle(j->p, lookup(j));
+    } else if (fut__promise_claim(j->p)) {
+        fut__promise_settle_claimed(j->p, file_io(j));
+    } else {
+        fut_promise_drop(j->p); /* cancelled: the buffer is not touched */
+    }
+    j->p = NULL;
+    job_free(j);
+}
+
+/* ---- the offload threads ------------------------------------------------ */
+
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
+static struct job *g_head, *g_tail; /* FIFO, under g_mu */
+static int g_threads, g_idle;       /* under g_mu */
+static unsigned long g_offloaded;   /* jobs queued, under g_mu (tests) */
+
+static void *offload_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&g_mu);
+    for (;;) {
+        while (!g_head) {
+            g_idle++;
+            pthread_cond_wait(&g_cv, &g_mu);
+            g_idle--;
+        }
+        struct job *j = g_head;
+        g_head = j->next;
+        if (!g_head)
+            g_tail = NULL;
+        pthread_mutex_unlock(&g_mu);
+        job_run(j);
+        pthread_mutex_lock(&g_mu);
+    }
+    return NULL;
+}
+
+/* Queues J for an offload thread, starting one if none is idle.  False if
+ * no thread runs and none could be started (J untouched). */
+static bool offload(struct job *j)
+{
+    pthread_mutex_lock(&g_mu);
+    if (!g_idle && g_threads < OFFLOAD_MAX) {
+        pthread_t t;
+        pthread_attr_t at;
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&at, 256 * 1024); /* getaddrinfo's needs */
+        if (pthread_create(&t, &at, offload_main, NULL) == 0)
+            g_threads++;
+        pthread_attr_destroy(&at);
+    }
+    bool ok = g_threads > 0;
+    if (ok) {
+        j->next = NULL;
+        if (g_tail)
+            g_tail->next = j;
+        else
+            g_head = j;
+        g_tail = j;
+        g_offloaded++;
+        if (g_idle)
+            pthread_cond_signal(&g_cv);
+    }
+    pthread_mutex_unlock(&g_mu);
+    return ok;
+}
+
+unsigned long fut__io_offload_count(void)
+{
+    pthread_mutex_lock(&g_mu);
+    unsigned long n = g_offloaded;
+    pthread_mutex_unlock(&g_mu);
+    return n;
+}
+
+/* ---- the switch that forces the offload path ---------------------------- */
+
+/* -1: not read yet; 0: RWF_NOWAIT first; 1: offload only.  Relaxed: a
+ * racing first read of the environment gives the same answer. */
+static _Atomic int g_force = -1;
+
+static bool force_offload(void)
+{
+    int f = atomic_load_explicit(&g_force, memory_order_relaxed);
+    if (f < 0) {
+        const char *e = getenv("FUT_IO_OFFLOAD");
+        f = e && *e && strcmp(e, "0") != 0;
+        atomic_store_explicit(&g_force, f, memory_order_relaxed);
+    }
+    return f;
+}
+
+void fut__io_force_offload(int on)
+{
+    atomic_store_explicit(&g_force, on, memory_order_relaxed);
+}
+
+/* ---- making the futures ------------------------------------------------- */
+
+static bool is_loop(fut_executor_t *ex)
+{
+    return fut_executor_impl(ex, &fut__loop_ops) != NULL;
+}
+
+static fut_result_t job_task(void *arg)
+{
+    job_run(arg);
+    return fut_ok(NULL);
+}
+
+/* EX refused or dropped job_task: the job never ran. */
+static fut_result_t job_dropped(void *arg, fut_t *src)
+{
+    struct job *j = arg;
+    fut_promise_settle(j->p, fut_fail(fut_error(src)));
+    job_free(j);
+    return fut_ok(NULL);
+}
+
+/* J's future; J goes to the offload threads (EX a loop) or to EX. */
+static fut_t *dispatch(fut_executor_t *ex, struct job *j)
+{
+    fut_t *f = fut_promise_new(&j->p);
+    if (!j->p) {
+        job_free(j);
+        return f;
+    }
+    if (is_loop(ex)) {
+        if (!offload(j)) {
+            fut_promise_settle(j->p, fut_fail(FUT_ENOMEM));
+            job_free(j);
+        }
+        return f;
+    }
+    fut_t *t = fut_async(ex, job_task, j);
+    fut_release(fut_catch(t, fut_inline(), job_dropped, j));
+    return f;
+}
+
+/* RWF_NOWAIT on this thread: a settled future if the page cache had it
+ * all (or the answer is an error), else NULL with J->done advanced. */
+static fut_t *try_nowait(struct job *j)
+{
+    while (j->done < j->len) {
+        struct iovec iov = {j->buf + j->done, j->len - j->done};
+        ssize_t n =
+            j->kind == J_PREAD
+                ? preadv2(j->fd, &iov, 1, j->off + (off_t)j->done, RWF_NOWAIT)
+                : pwritev2(j->fd, &iov, 1, j->off + (off_t)j->done,
+                           RWF_NOWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EOPNOTSUPP ||
+                      errno == EINVAL || errno == ENOSYS))
+            return NULL; /* it would block, or no RWF_NOWAIT here */
+        if (n < 0)
+            return fut_ready(fut_fail(-errno));
+        if (n == 0)
+            break;
+        j->done += (size_t)n;
+    }
+    return fut_ready(fut_ok_i64((int64_t)j->done));
+}
+
+static fut_t *file_op(fut_executor_t *ex, int kind, int fd, const void *buf,
+                      size_t len, off_t off)
+{
+    if (!ex || fd < 0 || off < 0 || (!buf && len))
+        return fut_ready(fut_fail(FUT_EINVAL));
+    struct job *j = fut_alloc(sizeof *j);
+    if (!j)
+        return fut_ready(fut_fail(FUT_ENOMEM));
+    memset(j, 0, sizeof *j);
+    j->kind = kind;
+    j->fd = fd;
+    j->buf = (char *)(uintptr_t)buf; /* a write never writes through it */
+    j->len = len;
+    j->off = off;
+    if (is_loop(ex) && !force_offload()) {
+        fut_t *f = try_nowait(j);
+        if (f) {
+            job_free(j);
+            return f;
+        }
+    }
+    return dispatch(ex, j);
+}
+
+fut_t *fut_pread(fut_executor_t *ex, int fd, void *buf, size_t len, off_t off)
+{
+    return file_op(ex, J_PREAD, fd, buf, len, off);
+}
+
+fut_t *fut_pwrite(fut_executor_t *ex, int fd, const void *buf, size_t len,
+                  off_t off)
+{
+    return file_op(ex, J_PWRITE, fd, buf, len, off);
+}
+
+fut_t *fut_getaddrinfo(fut_executor_t *ex, const char *host,
+                       const char *service, const struct addrinfo *hints)
+{
+    if (!ex || (!host && !service))
+        return fut_ready(fut_fail(FUT_EINVAL));
+    struct job *j = fut_alloc(sizeof *j);
+    if (!j)
+        return fut_ready(fut_fail(FUT_ENOMEM));
+    memset(j, 0, sizeof *j);
+    j->kind = J_GAI;
+    j->host = host ? strdup(host) : NULL;
+    j->service = service ? strdup(service) : NULL;
+    if ((host && !j->host) || (service && !j->service)) {
+        job_free(j);
+        return fut_ready(fut_fail(FUT_ENOMEM));
+    }
+    if (hints) {
+        j->hints.ai_flags = hints->ai_flags;
+        j->hints.ai_family = hints->ai_family;
+        j->hints.ai_socktype = hints->ai_socktype;
+        j->hints.ai_protocol = hints->ai_protocol;
+        j->has_hints = true;
+    }
+    return dispatch(ex, j);
+}

@@ -1,0 +1,540 @@
+/* libfut — socket operations as futures on the loop: fut_read, fut_write,
+ * fut_accept, fut_connect (<fut/io.h>).  Loop-thread code, built on the
+ * loop's fd readiness (fut_fd_ready, loop_fd.c).
+ *
+ * PROTOCOL
+ *
+ * An operation (struct io_op) belongs to one fd and one of its two queues:
+ * reads and accepts on side R, writes and connects on side W.  Only the
+ * queue's head acts; the others wait their turn, so operations on one side
+ * of an fd happen in the order they were made.  All queue state is the
+ * loop thread's (fut__loop_tl == l), or the destroying thread's once no run
+ * can start.
+ *
+ *   made on the loop thread, queue empty:  try the call at once; done ->
+ *       a settled future, no operation kept at all (the fast path)
+ *   made on another thread:  REMOTE, a task on the loop (start_task) adds it
+ *
+ *   REMOTE --start_task--> QUEUED --head--> HEAD: step()
+ *   HEAD: claim F; system call; EAGAIN -> unclaim, wait (fut_fd_ready,
+ *         our node op->cont on it; wait_fire runs step() again)
+ *                                   done -> settle F (claimed), freed
+ *         claim fails (a cancel won) -> ORPHAN until the hook runs
+ *
+ * The user's future F is a promise's, with a cancel hook on the loop
+ * (fut__promise_on_cancel): when a cancel wins, on_cancel runs on the
+ * loop thread exactly once (never once the loop is shut down).  Every
+ * system call that touches the caller's buffer runs with F claimed
+ * (fut__promise_claim, lib/promise.c): a cancel racing it waits for the
+ * claim to end and then finds F settled (FUT_EALREADY, the result stands)
+ * or let go (EAGAIN: the cancel wins and no call happens after it).
+ *
+ * Who frees an operation: step() when it settled F itself (the hook then
+ * never runs); on_cancel when the cancel won (QUEUED: unlink; HEAD
+ * waiting: it cancels the wait and wait_fire frees; ORPHAN: unlink from
+ * the orphan list; LOST: enqueue found no memory after the cancel won);
+ * start_task for a REMOTE one already cancelled;
+ * start_failed for one whose start task the loop refused or dropped; and
+ * fut__loop_io_shutdown for the rest (a hook dropped at shutdown never
+ * runs).  A waiting head's node stays attached to its wait until that
+ * settles, so a head is never freed while its wait is pending: shutdown
+ * marks it DETACHED and wait_fire frees it. */
+#include "loop_impl.h"
+
+#include <fcntl.h>
+
+#include "internal.h" /* claimed settles, cancel hooks, fut__attach */
+
+enum { SIDE_R = 0, SIDE_W = 1 };
+enum { OP_READ, OP_WRITE, OP_ACCEPT, OP_CONNECT };
+enum { S_REMOTE, S_QUEUED, S_HEAD, S_ORPHAN, S_DETACHED, S_LOST };
+/* What a step of a system call found. */
+enum { R_DONE, R_AGAIN_IN, R_AGAIN_OUT };
+
+struct io_op {
+    fut_cont_t cont; /* our node on WAIT */
+    struct io_op *next;
+    struct loop *l;
+    fut_promise_t *p; /* F's promise; NULL once consumed */
+    fut_t *wait;      /* the pending readiness future, or NULL */
+    int kind, fd, state;
+    bool hooked;     /* on_cancel ran: F is cancelled */
+    bool notsock;    /* recv/send said ENOTSOCK: read/write from now on */
+    bool connecting; /* connect(2) said EINPROGRESS */
+    int again;       /* R_AGAIN_* found by the fast path, 0 if none */
+    int wait_err;    /* the readiness future's error, 0 if none */
+    char *buf;
+    size_t len, done;
+    socklen_t alen;
+    struct sockaddr_storage addr;
+};
+
+struct ioq {
+    struct io_op *head[2], *tail[2];
+};
+
+struct loop_io {
+    struct ioq *q;
+    size_t n;
+    struct io_op *orphans;
+};
+
+static void pump(struct loop *l, int fd, int side);
+
+static int side_of(int kind)
+{
+    return kind == OP_READ || kind == OP_ACCEPT ? SIDE_R : SIDE_W;
+}
+
+/* FD's queues, or NULL if FD has none yet (nothing ever queued). */
+static struct ioq *queue_of(struct loop *l, int fd)
+{
+    struct loop_io *io = l->io;
+    return io && (size_t)fd < io->n ? &io->q[fd] : NULL;
+}
+
+static struct ioq *queue_grow(struct loop *l, int fd)
+{
+    if (!l->io && !(l->io = xzalloc(sizeof *l->io)))
+        return NULL;
+    struct loop_io *io = l->io;
+    if ((size_t)fd >= io->n) {
+        size_t n = io->n ? io->n : 64;
+        while (n <= (size_t)fd)
+            n *= 2;
+        struct ioq *q = xgrow(io->q, io->n * sizeof *q, n * sizeof *q);
+        if (!q)
+            return NULL;
+        memset(q + io->n, 0, (n - io->n) * sizeof *q);
+        io->q = q;
+        io->n = n;
+    }
+    return &io->q[fd];
+}
+
+/* ---- one system call ---------------------------------------------------- */
+
+/* What one call found besides R_DONE and R_AGAIN_*. */
+enum { R_RETRY = R_AGAIN_OUT + 1, R_ERRNO };
+
+/* OP_CONNECT's call: connect(2), or once it said EINPROGRESS and the
+ * socket turned writable, the handshake's outcome (SO_ERROR). */
+static int connect_call(struct io_op *op, fut_result_t *res)
+{
+    if (op->connecting) {
+        int e = 0;
+        socklen_t el = sizeof e;
+        if (getsockopt(op->fd, SOL_SOCKET, SO_ERROR, &e, &el))
+            e = errno;
+        *res = e ? fut_fail(-e) : fut_ok_i64(0);
+        return R_DONE;
+    }
+    if (connect(op->fd, (struct sockaddr *)&op->addr, op->alen) == 0) {
+        *res = fut_ok_i64(0);
+        return R_DONE;
+    }
+    if (errno == EINPROGRESS || errno == EINTR) {
+        op->connecting = true; /* EINTR: it goes on regardless */
+        return R_AGAIN_OUT;
+    }
+    return R_ERRNO;
+}
+
+/* One system call of OP: R_DONE with *RES, R_AGAIN_OUT (a partial write,
+ * a connect under way), R_RETRY (call again at once) or R_ERRNO. */
+static int one_call(struct io_op *op, fut_result_t *res)
+{
+    ssize_t n;
+    switch (op->kind) {
+    case OP_READ:
+        n = op->notsock ? read(op->fd, op->buf, op->len)
+                        : recv(op->fd, op->buf, op->len, MSG_DONTWAIT);
+        break;
+    case OP_WRITE:
+        if (op->done == op->len) {
+            *res = fut_ok_i64((int64_t)op->len);
+            return R_DONE;
+        }
+        n = op->notsock ? write(op->fd, op->buf + op->done, op->len - op->done)
+                        : send(op->fd, op->buf + op->done, op->len - op->done,
+                               MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0)
+            return R_ERRNO;
+        op->done += (size_t)n; /* short: the buffer is full, wait */
+        return op->done < op->len ? R_AGAIN_OUT : R_RETRY;
+    case OP_ACCEPT:
+        n = accept4(op->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (n < 0 && errno == ECONNABORTED)
+            return R_RETRY; /* that client left; the next may be there */
+        break;
+    default:
+        return connect_call(op, res);
+    }
+    if (n < 0)
+        return R_ERRNO;
+    *res = fut_ok_i64(n);
+    return R_DONE;
+}
+
+/* Tries OP's system call (EINTR retried).  R_DONE with *RES set, or
+ * R_AGAIN_IN/OUT: wait for readability / writability. */
+static int attempt(struct io_op *op, fut_result_t *res)
+{
+    /* Woken by a socket error (EPOLLERR: SO_ERROR, which the readiness
+     * future read and so cleared): that is the answer.  A hang-up (-EPIPE)
+     * is not: the call tells end of file or EPIPE itself. */
+    if (op->wait_err && op->wait_err != -EPIPE) {
+        *res = fut_fail(op->wait_err);
+        return R_DONE;
+    }
+    for (;;) {
+        int r = one_call(op, res);
+        if (r == R_RETRY || (r == R_ERRNO && errno == EINTR))
+            continue;
+        if (r != R_ERRNO)
+            return r;
+        if (errno == ENOTSOCK && !op->notsock &&
+            (op->kind == OP_READ || op->kind == OP_WRITE)) {
+            op->notsock = true; /* a pipe, a tty: read(2), write(2) */
+            continue;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            /* Woken by a hang-up, yet nothing to do: that is the answer
+             * (else we would wait for ever on a dead fd). */
+            if (op->wait_err) {
+                *res = fut_fail(op->wait_err);
+                return R_DONE;
+            }
+            return side_of(op->kind) == SIDE_R ? R_AGAIN_IN : R_AGAIN_OUT;
+        }
+        *res = fut_fail(-errno);
+        return R_DONE;
+    }
+}
+
+/* ---- the queue's head --------------------------------------------------- */
+
+static void op_free(struct io_op *op)
+{
+    if (op->p)
+        fut_promise_drop(op->p); /* F is cancelled: this only lets go */
+    xfree(op);
+}
+
+static void wait_fire(fut_cont_t *c, fut_t *src);
+
+/* Removes OP (the head of its side) from its queue. */
+static void pop_head(struct loop *l, struct io_op *op)
+{
+    struct ioq *q = queue_of(l, op->fd);
+    int s = side_of(op->kind);
+    q->head[s] = op->next;
+    if (!q->head[s])
+        q->tail[s] = NULL;
+    op->next = NULL;
+}
+
+/* Makes OP wait for EVENTS on its fd.  False if the readiness future came
+ * back settled (an error, no memory): OP->wait_err is set, step again. */
+static bool arm(struct loop *l, struct io_op *op, unsigned events)
+{
+    fut_t *w = fut_fd_ready(l->ex, op->fd, events);
+    if (fut_state(w) != FUT_PENDING) {
+        op->wait_err = fut_error(w) ? fut_error(w) : FUT_ENOMEM;
+        fut_release(w);
+        return false;
+    }
+    op->wait = w;
+    op->cont.fire = wait_fire;
+    fut__attach(w, &op->cont); /* pending, and only this thread settles it */
+    return true;
+}
+
+/* Runs head OP as far as it goes without waiting.  True if OP is finished
+ * (settled or found cancelled, and taken off the queue). */
+static bool step(struct loop *l, struct io_op *op)
+{
+    for (;;) {
+        int r = op->again; /* the fast path's attempt said EAGAIN already */
+        op->again = 0;
+        if (!r) {
+            if (!fut__promise_claim(op->p)) { /* a cancel won */
+                pop_head(l, op);
+                if (op->hooked) {
+                    op_free(op);
+                } else {
+                    op->state = S_ORPHAN; /* until on_cancel comes */
+                    op->next = l->io->orphans;
+                    l->io->orphans = op;
+                }
+                return true;
+            }
+            fut_result_t res;
+            r = attempt(op, &res);
+            if (r == R_DONE) {
+                fut_promise_t *p = op->p;
+                op->p = NULL;
+                pop_head(l, op);
+                xfree(op);
+                fut__promise_settle_claimed(p, res);
+                return true;
+            }
+            fut__promise_unclaim(op->p);
+        }
+        op->wait_err = 0;
+        if (arm(l, op, r == R_AGAIN_IN ? FUT_READABLE : FUT_WRITABLE))
+            return false;
+    }
+}
+
+/* Steps the heads of FD's SIDE until one has to wait. */
+static void pump(struct loop *l, int fd, int side)
+{
+    struct ioq *q;
+    struct io_op *op;
+    while ((q = queue_of(l, fd)) && (op = q->head[side]) && !op->wait) {
+        op->state = S_HEAD;
+        if (!step(l, op))
+            return;
+    }
+}
+
+/* OP's readiness future settled (on the loop thread; at shutdown on the
+ * destroying one). */
+static void wait_fire(fut_cont_t *c, fut_t *src)
+{
+    struct io_op *op = FUT__CONTAINER(c, struct io_op, cont);
+    struct loop *l = op->l;
+    fut_state_t st = fut_state(src);
+    int err = fut_error(src);
+    fut_release(op->wait);
+    op->wait = NULL;
+    if (op->state == S_DETACHED) { /* shutdown settled F already */
+        op_free(op);
+        return;
+    }
+    if (st == FUT_CANCELLED && op->hooked) { /* on_cancel cancelled it */
+        int fd = op->fd, side = side_of(op->kind);
+        pop_head(l, op);
+        op_free(op);
+        pump(l, fd, side);
+        return;
+    }
+    op->wait_err = st == FUT_FULFILLED ? 0 : err ? err : FUT_ECANCELED;
+    pump(l, op->fd, side_of(op->kind));
+}
+
+/* Adds OP to its queue and runs it if it is the head (loop thread). */
+static void enqueue(struct loop *l, struct io_op *op)
+{
+    struct ioq *q = queue_grow(l, op->fd);
+    if (!q) {
+        int rc = fut_promise_settle(op->p, fut_fail(FUT_ENOMEM));
+        op->p = NULL;
+        if (rc == 0 || op->hooked)
+            xfree(op);
+        else
+            op->state = S_LOST; /* cancelled: on_cancel is coming */
+        return;
+    }
+    int s = side_of(op->kind);
+    op->state = S_QUEUED;
+    op->next = NULL;
+    if (q->tail[s])
+        q->tail[s]->next = op;
+    else
+        q->head[s] = op;
+    q->tail[s] = op;
+    pump(l, op->fd, s);
+}
+
+/* ---- cancellation and hand-off ------------------------------------------ */
+
+/* F's cancel hook: a cancel won (loop thread, once). */
+static fut_result_t on_cancel(void *arg, fut_t *src)
+{
+    (void)src;
+    struct io_op *op = arg;
+    struct loop *l = op->l;
+    op->hooked = true;
+    struct io_op **pp;
+    switch (op->state) {
+    case S_QUEUED:
+    case S_ORPHAN: {
+        pp = op->state == S_ORPHAN ? &l->io->orphans
+                                   : &queue_of(l, op->fd)->head[side_of(op->kind)];
+        struct io_op *prev = NULL;
+        while (*pp != op) {
+            prev = *pp;
+            pp = &(*pp)->next;
+        }
+        *pp = op->next;
+        if (op->state == S_QUEUED) {
+            struct ioq *q = queue_of(l, op->fd);
+            if (q->tail[side_of(op->kind)] == op)
+                q->tail[side_of(op->kind)] = prev;
+        }
+        op_free(op);
+        break;
+    }
+    case S_HEAD:
+        if (op->wait)
+            fut_cancel(op->wait); /* wait_fire frees OP */
+        break;
+    case S_LOST: /* enqueue found no memory after the cancel won */
+        xfree(op);
+        break;
+    default: /* S_REMOTE: start_task frees it */
+        break;
+    }
+    return fut_ok(NULL);
+}
+
+/* Runs on the loop: a REMOTE operation joins its queue. */
+static fut_result_t start_task(void *arg)
+{
+    struct io_op *op = arg;
+    if (op->hooked)
+        op_free(op); /* cancelled before it got here */
+    else
+        enqueue(op->l, op);
+    return fut_ok_i64(1);
+}
+
+/* The loop refused or dropped start_task: OP never got there. */
+static fut_result_t start_failed(void *arg, fut_t *src)
+{
+    struct io_op *op = arg;
+    fut_promise_settle(op->p, fut_fail(fut_error(src)));
+    op->p = NULL;
+    xfree(op);
+    return fut_ok(NULL);
+}
+
+/* ---- making operations -------------------------------------------------- */
+
+/* OP's future: a promise with the cancel hook; then OP starts here or is
+ * handed to the loop thread. */
+static fut_t *launch(struct loop *l, struct io_op *op)
+{
+    fut_t *f = fut_promise_new(&op->p);
+    if (!op->p) {
+        xfree(op);
+        return f;
+    }
+    op->l = l;
+    op->wait = NULL;
+    op->hooked = false;
+    op->wait_err = 0;
+    fut__promise_on_cancel(op->p, l->ex, on_cancel, op);
+    if (fut__loop_tl == l) {
+        enqueue(l, op);
+        return f;
+    }
+    op->state = S_REMOTE;
+    fut_t *s = fut_async(l->ex, start_task, op);
+    fut_release(fut_catch(s, fut_inline(), start_failed, op));
+    return f;
+}
+
+/* The fast path: on the loop thread with nothing queued on FD's SIDE, one
+ * attempt; a settled future if it did it all, else NULL (and *OP keeps
+ * what was done: a partial write). */
+static fut_t *try_now(struct loop *l, struct io_op *op)
+{
+    if (fut__loop_tl != l)
+        return NULL;
+    struct ioq *q = queue_of(l, op->fd);
+    if (q && q->head[side_of(op->kind)])
+        return NULL;
+    fut_result_t res;
+    int r = attempt(op, &res);
+    if (r != R_DONE) {
+        op->again = r;
+        return NULL;
+    }
+    xfree(op);
+    return fut_ready(res);
+}
+
+/* Checks the loop, makes the operation and starts it. */
+static fut_t *submit(fut_executor_t *ex, int kind, int fd, const void *buf,
+                     size_t len, const struct sockaddr *addr, socklen_t alen)
+{
+    struct loop *l = fut_executor_impl(ex, &fut__loop_ops);
+    if (!l || fd < 0)
+        return fut_ready(fut_fail(FUT_EINVAL));
+    size_t size =
+        kind == OP_CONNECT ? sizeof(struct io_op) : offsetof(struct io_op, addr);
+    struct io_op *op = xzalloc(size);
+    if (!op)
+        return fut_ready(fut_fail(FUT_ENOMEM));
+    op->kind = kind;
+    op->fd = fd;
+    op->buf = (char *)(uintptr_t)buf; /* a write never writes through it */
+    op->len = len;
+    if (addr) {
+        memcpy(&op->addr, addr, alen);
+        op->alen = alen;
+    }
+    fut_t *f = try_now(l, op);
+    return f ? f : launch(l, op);
+}
+
+fut_t *fut_read(fut_executor_t *loop, int fd, void *buf, size_t len)
+{
+    if (!buf || !len)
+        return fut_ready(fut_fail(FUT_EINVAL));
+    return submit(loop, OP_READ, fd, buf, len, NULL, 0);
+}
+
+fut_t *fut_write(fut_executor_t *loop, int fd, const void *buf, size_t len)
+{
+    if (!buf && len)
+        return fut_ready(fut_fail(FUT_EINVAL));
+    return submit(loop, OP_WRITE, fd, buf, len, NULL, 0);
+}
+
+fut_t *fut_accept(fut_executor_t *loop, int listen_fd)
+{
+    return submit(loop, OP_ACCEPT, listen_fd, NULL, 0, NULL, 0);
+}
+
+fut_t *fut_connect(fut_executor_t *loop, int fd, const struct sockaddr *addr,
+                   socklen_t addrlen)
+{
+    if (!addr || !addrlen || addrlen > sizeof(struct sockaddr_storage))
+        return fut_ready(fut_fail(FUT_EINVAL));
+    return submit(loop, OP_CONNECT, fd, NULL, 0, addr, addrlen);
+}
+
+/* ---- shutdown ----------------------------------------------------------- */
+
+void fut__loop_io_shutdown(struct loop *l)
+{
+    struct loop_io *io = l->io;
+    if (!io)
+        return;
+    for (size_t fd = 0; fd < io->n; fd++)
+        for (int s = 0; s < 2; s++) {
+            struct io_op *op = io->q[fd].head[s];
+            while (op) {
+                struct io_op *next = op->next;
+                fut_promise_settle(op->p, fut_fail(FUT_ESHUTDOWN));
+                op->p = NULL;
+                if (op->wait)
+                    op->state = S_DETACHED; /* wait_fire frees it */
+                else
+                    xfree(op);
+                op = next;
+            }
+        }
+    while (io->orphans) {
+        struct io_op *op = io->orphans;
+        io->orphans = op->next;
+        op_free(op);
+    }
+    xfree(io->q);
+    xfree(io);
+    l->io = NULL;
+}
