@@ -85,7 +85,10 @@ static int write_json(const char *path, const char *when)
             "the same within noise (one tier)\",\n",
             cfg.requests, cfg.latency_ms, cfg.chunks, cfg.chunk_kib, cfg.mixed,
             cfg.pitfall, g_workers, cfg.runs, cfg.stall_ms);
-    fprintf(f, "  \"results\": [");
+    fprintf(f, "  \"executors\": [");
+    for (int e = 0; e < E_N; e++)
+        fprintf(f, "%s\"%s\"", e ? ", " : "", models[e].name);
+    fprintf(f, "],\n  \"results\": [");
     bool first = true;
     for (int w = 0; w < W_N; w++)
         for (int e = 0; e < E_N; e++)
