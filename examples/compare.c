@@ -17,20 +17,63 @@
  * `fut-compare --help` lists the options; `--smoke` runs tiny sizes and
  * exits 0 when every workload's checksum agrees across executors. */
 #include "compare.h"
+#include "compare_verdict.h"
 
 #include <getopt.h>
 #include <stdatomic.h>
 #include <sys/resource.h>
 
 enum { W_IO, W_CPU, W_MIXED, W_PITFALL, W_N };
-enum { E_INLINE, E_POOL, E_LOOP, E_LOOPPOOL, E_N };
 
 static const char *const wl_name[W_N] = {"io", "cpu", "mixed", "pitfall"};
 static const char *const wl_title[W_N] = {"I/O-bound", "CPU-bound", "Mixed",
                                           "Blocking in the loop"};
-static const char *const ex_name[E_N] = {"inline", "pool", "loop", "loop+pool"};
-static const char *const ex_color[E_N] = {"#8c8c8c", "#e8a33d", "#3c78d8",
-                                          "#56a556"};
+
+/* Where a chain's stages run.  io: the requests; cpu: the hashing. */
+struct xenv {
+    fut_executor_t *io, *cpu;
+    fut_executor_t *loop, *pool; /* what open made, destroyed by close_xenv */
+    bool async_io; /* requests through fut_fd_ready, else blocking calls */
+};
+
+struct item {
+    const struct xenv *x;
+    uint64_t key;
+};
+
+/* An execution model: the executors it makes and the chains it runs.
+ * Adding one is an entry in MODELS plus its functions:
+ *   open   makes the executors into X and sets x->io and x->cpu; a loop
+ *          goes in x->loop (a run then drives it with fut_loop_run on the
+ *          main thread; without one it waits with fut_wait), a pool in
+ *          x->pool; close_xenv destroys both.  Returns 0 or an error.
+ *   start  makes the future of one item of workload W (it->x is the
+ *          environment open made); it must settle with the same value
+ *          under every model, the checksum compares them.  chain() below
+ *          serves the four models here.
+ * The first entry is the baseline of every speed-up. */
+struct model {
+    const char *name;  /* for --executors, the table and the chart */
+    const char *color; /* its bars in the chart */
+    bool pool;         /* CPU work on the pool: verdicts say how many workers */
+    int (*open)(struct xenv *x);
+    fut_t *(*start)(int w, struct item *it);
+};
+
+static int open_inline(struct xenv *x);
+static int open_pool(struct xenv *x);
+static int open_loop(struct xenv *x);
+static int open_loop_pool(struct xenv *x);
+static fut_t *chain(int w, struct item *it);
+
+static const struct model models[] = {
+    {"inline", "#8c8c8c", false, open_inline, chain},
+    {"pool", "#e8a33d", true, open_pool, chain},
+    {"loop", "#3c78d8", false, open_loop, chain},
+    {"loop+pool", "#56a556", true, open_loop_pool, chain},
+};
+#define E_N ((int)(sizeof models / sizeof *models))
+#define RUNS_MAX 15
 
 struct config {
     unsigned requests, latency_ms, chunks, chunk_kib, mixed, pitfall;
@@ -39,14 +82,14 @@ struct config {
     const char *json, *svg;
 };
 
-/* One measured cell: a workload under an executor. */
+/* One measured cell: a workload under a model, over the rounds. */
 struct cell {
     bool done;
     unsigned items, runs;
-    double wall_ms[16], cpu_ms[16];
-    uint64_t stalls[16];
-    double wall, cpu;  /* medians */
-    uint64_t stall;    /* median */
+    double wall_ms[RUNS_MAX], cpu_ms[RUNS_MAX];
+    uint64_t stalls[RUNS_MAX];
+    double wall, wall_min, wall_max, cpu; /* medians, and the wall spread */
+    uint64_t stall;                       /* median */
     uint64_t checksum; /* identical in every run, else `mismatch` */
     bool mismatch;
     int err;
@@ -60,7 +103,7 @@ static struct config cfg = {
     .mixed = 24,
     .pitfall = 10,
     .workers = 0,
-    .runs = 3,
+    .runs = 5,
     .stall_ms = 10,
 };
 static struct cell cells[W_N][E_N];
@@ -69,17 +112,6 @@ static unsigned g_workers;    /* the pool's actual size */
 static atomic_ulong g_stalls; /* stall reports heard through the log hook */
 
 /* ---- the work ----------------------------------------------------------- */
-
-/* Where a chain's stages run.  io: the requests; cpu: the hashing. */
-struct xenv {
-    fut_executor_t *io, *cpu, *loop, *pool;
-    bool async_io; /* requests through fut_fd_ready, else blocking calls */
-};
-
-struct item {
-    const struct xenv *x;
-    uint64_t key;
-};
 
 /* A few milliseconds of real computation: fill a buffer from SEED, then
  * FNV-1a over it. */
@@ -178,30 +210,57 @@ static unsigned items_of(int w)
     return n[w];
 }
 
-static int make_xenv(int e, struct xenv *x)
+/* ---- the models' executors ----------------------------------------------- */
+
+static int new_pool(struct xenv *x)
 {
-    memset(x, 0, sizeof *x);
-    int err = 0;
-    if (e == E_POOL || e == E_LOOPPOOL) {
-        fut_pool_opts_t po = {.threads = cfg.workers};
-        err = fut_pool_create(&x->pool, &po);
-    }
-    if (!err && (e == E_LOOP || e == E_LOOPPOOL)) {
-        fut_loop_opts_t lo = {.stall_ns = (uint64_t)cfg.stall_ms * 1000000};
-        err = fut_loop_create(&x->loop, &lo);
-    }
-    x->io = x->loop ? x->loop : x->pool ? x->pool : fut_inline();
-    x->cpu = x->pool ? x->pool : x->io;
-    x->async_io = x->loop != NULL;
-    if (x->pool && !g_workers) {
-        fut_stats_t st;
-        if (fut_executor_stats(x->pool, &st) == 0)
-            g_workers = st.workers;
-    }
+    fut_pool_opts_t po = {.threads = cfg.workers};
+    int err = fut_pool_create(&x->pool, &po);
+    fut_stats_t st;
+    if (!err && !g_workers && fut_executor_stats(x->pool, &st) == 0)
+        g_workers = st.workers;
     return err;
 }
 
-static void free_xenv(struct xenv *x)
+static int new_loop(struct xenv *x)
+{
+    fut_loop_opts_t lo = {.stall_ns = (uint64_t)cfg.stall_ms * 1000000};
+    x->async_io = true;
+    return fut_loop_create(&x->loop, &lo);
+}
+
+static int open_inline(struct xenv *x)
+{
+    x->io = x->cpu = fut_inline();
+    return 0;
+}
+
+static int open_pool(struct xenv *x)
+{
+    int err = new_pool(x);
+    x->io = x->cpu = x->pool;
+    return err;
+}
+
+static int open_loop(struct xenv *x)
+{
+    int err = new_loop(x);
+    x->io = x->cpu = x->loop;
+    return err;
+}
+
+/* I/O on the loop, computation hopped to the pool. */
+static int open_loop_pool(struct xenv *x)
+{
+    int err = new_pool(x);
+    if (!err)
+        err = new_loop(x);
+    x->io = x->loop;
+    x->cpu = x->pool;
+    return err;
+}
+
+static void close_xenv(struct xenv *x)
 {
     if (x->pool)
         fut_executor_destroy(x->pool);
@@ -209,37 +268,40 @@ static void free_xenv(struct xenv *x)
         fut_executor_destroy(x->loop);
 }
 
-/* One run of workload W on X: returns 0 and fills run R of C. */
-static int run_once(int w, const struct xenv *x, struct cell *c, unsigned r)
+/* One run of workload W under model E: fills run C->runs of C. */
+static int run_once(int w, int e, struct cell *c)
 {
-    unsigned n = items_of(w);
+    unsigned n = items_of(w), r = c->runs;
+    struct xenv x = {0};
     struct item *items = calloc(n, sizeof *items);
     fut_t **fs = calloc(n, sizeof *fs);
-    if (!items || !fs) {
+    int err = !items || !fs ? FUT_ENOMEM : models[e].open(&x);
+    if (err) {
+        close_xenv(&x);
         free(items);
         free(fs);
-        return FUT_ENOMEM;
+        return err;
     }
     atomic_store(&g_stalls, 0);
     double c0 = cpu_ms();
     uint64_t t0 = now_ns();
     for (unsigned i = 0; i < n; i++) {
-        items[i].x = x;
+        items[i].x = &x;
         items[i].key = (uint64_t)w << 32 | i;
-        fs[i] = chain(w, &items[i]);
+        fs[i] = models[e].start(w, &items[i]);
     }
     fut_t *all = fut_all(fs, n);
     /* A safety net, not a measurement: a broken run ends instead of hanging. */
     fut_t *until = fut_timeout(fut_retain(all), 300ull * 1000000000);
-    if (x->loop)
-        fut_loop_run(x->loop, until);
+    if (x.loop)
+        fut_loop_run(x.loop, until);
     else
         fut_wait(until, -1);
     uint64_t t1 = now_ns();
     c->cpu_ms[r] = cpu_ms() - c0;
     c->wall_ms[r] = (double)(t1 - t0) / 1e6;
     c->stalls[r] = atomic_load(&g_stalls);
-    int err = fut_error(until);
+    err = fut_error(until);
     uint64_t sum = FNV_INIT;
     for (unsigned i = 0; !err && i < n; i++) {
         uint64_t v = (uint64_t)fut_value_i64(fut_input(all, i));
@@ -250,8 +312,10 @@ static int run_once(int w, const struct xenv *x, struct cell *c, unsigned r)
     c->checksum = sum;
     fut_release(until);
     fut_release(all);
+    close_xenv(&x); /* untimed: every run starts with fresh executors */
     free(fs);
     free(items);
+    c->runs += !err;
     return err;
 }
 
@@ -261,56 +325,81 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static double median(const double *v, unsigned n)
+/* The median of V[0..N), and its min and max if MIN/MAX are not NULL. */
+static double median(const double *v, unsigned n, double *min, double *max)
 {
-    double s[16];
+    double s[RUNS_MAX];
     memcpy(s, v, n * sizeof *v);
     qsort(s, n, sizeof *s, cmp_double);
+    if (min)
+        *min = s[0];
+    if (max)
+        *max = s[n - 1];
     return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
 static void progress(int done, int total, int w, int e, unsigned r)
 {
     static int tty = -1;
+    static unsigned shown = ~0u;
     if (tty < 0)
         tty = isatty(2);
     if (tty)
-        fprintf(stderr, "\r\033[K[%d/%d] %s on %s, run %u/%u", done + 1, total,
-                wl_name[w], ex_name[e], r + 1, cfg.runs);
-    else if (r == 0)
-        fprintf(stderr, "[%d/%d] %s on %s (%u runs)\n", done + 1, total,
-                wl_name[w], ex_name[e], cfg.runs);
+        fprintf(stderr, "\r\033[K[%d/%d] round %u/%u: %s on %s", done, total,
+                r + 1, cfg.runs, wl_name[w], models[e].name);
+    else if (r != shown)
+        fprintf(stderr, "round %u/%u\n", r + 1, cfg.runs);
+    shown = r;
 }
 
-static int measure(int w, int e, int done, int total)
+static bool wanted(int w, int e)
 {
-    struct cell *c = &cells[w][e];
-    struct xenv x;
-    c->items = items_of(w);
-    c->err = make_xenv(e, &x);
-    for (unsigned r = 0; !c->err && r < cfg.runs; r++) {
-        progress(done, total, w, e, r);
-        c->err = run_once(w, &x, c, r);
-        c->runs = r + 1;
-    }
-    free_xenv(&x);
-    if (c->err) {
-        fprintf(stderr, "\n%s on %s failed: %s\n", wl_name[w], ex_name[e],
-                fut_strerror(c->err));
-        return c->err;
-    }
-    double st[16];
-    for (unsigned r = 0; r < c->runs; r++)
-        st[r] = (double)c->stalls[r];
-    c->wall = median(c->wall_ms, c->runs);
-    c->cpu = median(c->cpu_ms, c->runs);
-    c->stall = (uint64_t)median(st, c->runs);
-    c->done = true;
-    return 0;
+    return cfg.wl[w] && cfg.ex[e] && !cells[w][e].err;
 }
 
-/* ---- verdicts --------------------------------------------------------------
- */
+/* Every cell, in rounds: each round runs every workload under every model
+ * once, the models in an order rotated by one each round, so that a noisy
+ * moment of the machine falls on all of them instead of on one cell's runs.
+ * Returns the number of cells that failed. */
+static int measure(void)
+{
+    int total = 0, done = 0, failed = 0;
+    for (int w = 0; w < W_N; w++)
+        for (int e = 0; e < E_N; e++) {
+            cells[w][e].items = items_of(w);
+            total += wanted(w, e) * (int)cfg.runs;
+        }
+    for (unsigned r = 0; r < cfg.runs; r++)
+        for (int w = 0; w < W_N; w++)
+            for (int k = 0; k < E_N; k++) {
+                int e = (k + (int)r) % E_N;
+                if (!wanted(w, e))
+                    continue;
+                progress(++done, total, w, e, r);
+                struct cell *c = &cells[w][e];
+                if ((c->err = run_once(w, e, c)) != 0) {
+                    fprintf(stderr, "\n%s on %s failed: %s\n", wl_name[w],
+                            models[e].name, fut_strerror(c->err));
+                    failed++;
+                }
+            }
+    for (int w = 0; w < W_N; w++)
+        for (int e = 0; e < E_N; e++) {
+            struct cell *c = &cells[w][e];
+            if (!cfg.wl[w] || !cfg.ex[e] || c->err || !c->runs)
+                continue;
+            double st[RUNS_MAX];
+            for (unsigned r = 0; r < c->runs; r++)
+                st[r] = (double)c->stalls[r];
+            c->wall = median(c->wall_ms, c->runs, &c->wall_min, &c->wall_max);
+            c->cpu = median(c->cpu_ms, c->runs, NULL, NULL);
+            c->stall = (uint64_t)median(st, c->runs, NULL, NULL);
+            c->done = true;
+        }
+    return failed;
+}
+
+/* ---- verdicts ---------------------------------------------------------- */
 
 static int baseline(int w)
 {
@@ -328,79 +417,89 @@ static double speedup(int w, int e)
 
 static const char *fmt_ratio(char *buf, size_t len, double r)
 {
-    snprintf(buf, len, r >= 10 ? "%.0fx" : r >= 0.995 ? "%.1fx" : "%.2fx", r);
-    return buf;
+    return cmp_fmt_ratio(buf, len, r);
 }
 
-/* "I/O-bound: loop 161x faster than inline, loop+pool 158x, pool 2.0x (2
- * workers)": every number comes from the cells. */
-static void verdict(int w, char *out, size_t len)
+/* Where model E's entry goes in workload W's verdict: the baseline first;
+ * for the pitfall, the models with stall reports before the others. */
+static int entry_group(int w, int e)
 {
-    int b = baseline(w), order[E_N], n = 0;
-    /* The pitfall is about the loops: they come first. */
-    static const int pitfall_order[E_N] = {E_LOOP, E_LOOPPOOL, E_POOL,
-                                           E_INLINE};
-    for (int i = 0; i < E_N; i++) {
-        int e = w == W_PITFALL ? pitfall_order[i] : i;
-        if (e != b && cells[w][e].done)
-            order[n++] = e;
-    }
-    for (int i = 1; w != W_PITFALL && i < n; i++) /* best first */
-        for (int j = i;
-             j > 0 && speedup(w, order[j]) > speedup(w, order[j - 1]); j--) {
-            int t = order[j];
-            order[j] = order[j - 1];
-            order[j - 1] = t;
+    if (e == baseline(w))
+        return 0;
+    return w == W_PITFALL && cells[w][e].stall ? 1 : 2;
+}
+
+/* The verdict's entries for workload W, the baseline first: MODEL[i] is
+ * entry i's model, NOTES[i] its note.  Returns the number of entries. */
+static int entries(int w, cmp_entry_t *out, int *model, char (*notes)[96])
+{
+    int n = 0;
+    for (int g = 0; g < 3; g++)
+        for (int e = 0; e < E_N; e++) {
+            const struct cell *c = &cells[w][e];
+            if (!c->done || entry_group(w, e) != g)
+                continue;
+            size_t k = 0;
+            notes[n][0] = '\0';
+            if (models[e].pool && w != W_PITFALL)
+                k = (size_t)snprintf(notes[n], 96,
+                                     w == W_CPU ? " (%u workers on %ld cores)"
+                                                : " (%u workers)",
+                                     g_workers, sysconf(_SC_NPROCESSORS_ONLN));
+            if (c->stall)
+                snprintf(notes[n] + k, 96 - k,
+                         " with %llu of %u callbacks reported as stalls",
+                         (unsigned long long)c->stall, c->items);
+            out[n] = (cmp_entry_t){models[e].name, c->wall_min, c->wall,
+                                   c->wall_max, notes[n]};
+            model[n++] = e;
         }
-    size_t k = (size_t)snprintf(out, len, "%s:", wl_title[w]);
-    if (n == 0) /* nothing to compare with */
-        k += (size_t)snprintf(out + k, len - k, " %s only, %.1f ms", ex_name[b],
-                              cells[w][b].wall);
-    for (int i = 0; i < n && k < len; i++) {
-        int e = order[i];
-        double r = speedup(w, e);
-        char rb[32];
-        k += (size_t)snprintf(out + k, len - k, "%s %s %s%s%s", i ? "," : "",
-                              ex_name[e], fmt_ratio(rb, sizeof rb, r),
-                              i           ? ""
-                              : r >= 1.25 ? " faster than "
-                                          : " ",
-                              i ? "" : ex_name[b]);
-        if ((e == E_POOL || e == E_LOOPPOOL) && w != W_PITFALL && k < len)
-            k += (size_t)snprintf(out + k, len - k,
-                                  w == W_CPU ? " (%u workers on %ld cores)"
-                                             : " (%u workers)",
-                                  g_workers, sysconf(_SC_NPROCESSORS_ONLN));
-        if (cells[w][e].stall && k < len)
-            k += (size_t)snprintf(out + k, len - k,
-                                  " with %llu of %u callbacks reported as "
-                                  "stalls",
-                                  (unsigned long long)cells[w][e].stall,
-                                  cells[w][e].items);
-    }
-    if (w == W_PITFALL && cells[W_IO][E_LOOP].done &&
-        baseline(W_IO) == E_INLINE && k < len) {
+    return n;
+}
+
+/* "I/O-bound: loop+pool 117x faster than inline (2 workers); loop 98x;
+ * pool 2.0x (2 workers)": compare_verdict.h's rules, every number from the
+ * cells.  Fills T with the ranking, its indices naming MODEL[i]. */
+static void verdict(int w, char *out, size_t len, cmp_tiers_t *t,
+                    int model[E_N])
+{
+    cmp_entry_t es[E_N];
+    char notes[E_N][96];
+    int n = entries(w, es, model, notes);
+    bool by_speed = w != W_PITFALL;
+    size_t k = cmp_verdict(out, len, wl_title[w], es, n, 0, by_speed);
+    cmp_rank(es, n, 0, by_speed, t);
+    int loop = -1;
+    for (int e = 0; e < E_N; e++)
+        if (strcmp(models[e].name, "loop") == 0)
+            loop = e;
+    if (w == W_PITFALL && loop >= 0 && cells[W_IO][loop].done &&
+        baseline(W_IO) == baseline(W_PITFALL) && k < len) {
         char rb[32];
         snprintf(out + k, len - k,
                  "; the loop waiting through fut_fd_ready instead (io): %s",
-                 fmt_ratio(rb, sizeof rb, speedup(W_IO, E_LOOP)));
+                 fmt_ratio(rb, sizeof rb, speedup(W_IO, loop)));
     }
 }
 
-/* ---- output ---------------------------------------------------------------
- */
+/* ---- output ------------------------------------------------------------ */
 
 static void print_table(void)
 {
-    printf("\n%-8s %-10s %6s %10s %11s %9s %7s  %s\n", "workload", "executor",
-           "items", "wall ms", "items/s", "cpu ms", "stalls", "checksum");
+    printf("\n%-8s %-10s %6s %10s %17s %10s %9s %7s  %s\n", "workload",
+           "executor", "items", "wall ms", "(min-max)", "items/s", "cpu ms",
+           "stalls", "checksum");
     for (int w = 0; w < W_N; w++)
         for (int e = 0; e < E_N; e++) {
             const struct cell *c = &cells[w][e];
+            char range[48];
             if (!c->done)
                 continue;
-            printf("%-8s %-10s %6u %10.1f %11.1f %9.1f %7llu  %016llx%s\n",
-                   wl_name[w], ex_name[e], c->items, c->wall,
+            snprintf(range, sizeof range, "(%.1f-%.1f)", c->wall_min,
+                     c->wall_max);
+            printf("%-8s %-10s %6u %10.1f %17s %10.1f %9.1f %7llu  "
+                   "%016llx%s\n",
+                   wl_name[w], models[e].name, c->items, c->wall, range,
                    c->items / (c->wall / 1e3), c->cpu,
                    (unsigned long long)c->stall,
                    (unsigned long long)c->checksum,
@@ -419,88 +518,14 @@ static bool checksums_agree(int w)
     return true;
 }
 
-static void json_list(FILE *f, const double *v, unsigned n)
-{
-    fputc('[', f);
-    for (unsigned i = 0; i < n; i++)
-        fprintf(f, "%s%.3f", i ? ", " : "", v[i]);
-    fputc(']', f);
-}
-
-static int write_json(const char *path, const char *when)
-{
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        perror(path);
-        return -1;
-    }
-    double load[3] = {0, 0, 0};
-    getloadavg(load, 3);
-    fprintf(f,
-            "{\n  \"program\": \"fut-compare\",\n  \"version\": \"%s\",\n"
-            "  \"date\": \"%s\",\n  \"cpus\": %ld,\n"
-            "  \"loadavg\": [%.2f, %.2f, %.2f],\n",
-            FUT_VERSION_STRING, when, sysconf(_SC_NPROCESSORS_ONLN), load[0],
-            load[1], load[2]);
-    fprintf(f,
-            "  \"config\": {\"requests\": %u, \"latency_ms\": %u, "
-            "\"chunks\": %u, \"chunk_kib\": %u, \"mixed_requests\": %u, "
-            "\"pitfall_requests\": %u, \"workers\": %u, \"runs\": %u, "
-            "\"stall_ms\": %u},\n",
-            cfg.requests, cfg.latency_ms, cfg.chunks, cfg.chunk_kib, cfg.mixed,
-            cfg.pitfall, g_workers, cfg.runs, cfg.stall_ms);
-    fprintf(f, "  \"results\": [");
-    bool first = true;
-    for (int w = 0; w < W_N; w++)
-        for (int e = 0; e < E_N; e++) {
-            const struct cell *c = &cells[w][e];
-            if (!c->done)
-                continue;
-            fprintf(f,
-                    "%s\n    {\"workload\": \"%s\", \"executor\": \"%s\", "
-                    "\"items\": %u, \"runs\": %u, \"wall_ms\": %.3f, "
-                    "\"items_per_s\": %.3f, \"cpu_ms\": %.3f, "
-                    "\"stalls\": %llu, \"speedup\": %.4f, "
-                    "\"checksum\": \"%016llx\",\n     \"wall_ms_runs\": ",
-                    first ? "" : ",", wl_name[w], ex_name[e], c->items, c->runs,
-                    c->wall, c->items / (c->wall / 1e3), c->cpu,
-                    (unsigned long long)c->stall, speedup(w, e),
-                    (unsigned long long)c->checksum);
-            json_list(f, c->wall_ms, c->runs);
-            fprintf(f, ", \"cpu_ms_runs\": ");
-            json_list(f, c->cpu_ms, c->runs);
-            fprintf(f, ", \"stalls_runs\": [");
-            for (unsigned r = 0; r < c->runs; r++)
-                fprintf(f, "%s%llu", r ? ", " : "",
-                        (unsigned long long)c->stalls[r]);
-            fprintf(f, "]");
-            fprintf(f, "}");
-            first = false;
-        }
-    fprintf(f, "\n  ],\n  \"verdicts\": [");
-    first = true;
-    for (int w = 0; w < W_N; w++) {
-        char v[512];
-        if (baseline(w) < 0)
-            continue;
-        verdict(w, v, sizeof v);
-        fprintf(f,
-                "%s\n    {\"workload\": \"%s\", \"checksums_agree\": %s, "
-                "\"text\": \"%s\"}",
-                first ? "" : ",", wl_name[w],
-                checksums_agree(w) ? "true" : "false", v);
-        first = false;
-    }
-    fprintf(f, "\n  ]\n}\n");
-    return fclose(f) == 0 ? 0 : -1;
-}
-
+#include "compare_json.h"
 #include "compare_svg.h"
 
-/* ---- options
- * ----------------------------------------------------------------- */
+/* ---- options ------------------------------------------------------------ */
 
-static bool parse_list(const char *arg, const char *const *names, int n,
+/* Sets ON[i] for each name of the comma-separated ARG found among the N
+ * names NAME(0..N); false (and a message) if one is unknown. */
+static bool parse_list(const char *arg, const char *(*name)(int), int n,
                        bool *on)
 {
     memset(on, 0, (size_t)n * sizeof *on);
@@ -509,7 +534,7 @@ static bool parse_list(const char *arg, const char *const *names, int n,
     for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t;
          t = strtok_r(NULL, ",", &save)) {
         int i = 0;
-        while (i < n && strcmp(t, names[i]) != 0)
+        while (i < n && strcmp(t, name(i)) != 0)
             i++;
         if (i == n) {
             fprintf(stderr, "unknown name: %s\n", t);
@@ -520,6 +545,16 @@ static bool parse_list(const char *arg, const char *const *names, int n,
     }
     free(copy);
     return ok;
+}
+
+static const char *workload_name(int w)
+{
+    return wl_name[w];
+}
+
+static const char *model_name(int e)
+{
+    return models[e].name;
 }
 
 static void usage(FILE *f)
@@ -533,13 +568,19 @@ static void usage(FILE *f)
             "  --mixed-requests N  mixed workload requests (24)\n"
             "  --pitfall-requests N  blocking requests in the pitfall (10)\n"
             "  --workers N         pool threads (0: one per CPU)\n"
-            "  --runs N            runs per cell, median reported (3, max 15)\n"
+            "  --runs N            interleaved rounds; the median and the\n"
+            "                      min-max of each cell are reported (5, "
+            "max %d)\n"
             "  --stall-ms N        the loop's stall threshold (10)\n"
             "  --workloads LIST    io,cpu,mixed,pitfall\n"
-            "  --executors LIST    inline,pool,loop,loop+pool\n"
-            "  --json FILE         every figure, as JSON\n"
-            "  --svg FILE          a grouped bar chart\n"
-            "  --smoke             tiny sizes; exit 0 if checksums agree\n");
+            "  --executors LIST    ",
+            RUNS_MAX);
+    for (int e = 0; e < E_N; e++)
+        fprintf(f, "%s%s", e ? "," : "", models[e].name);
+    fprintf(f, "\n"
+               "  --json FILE         every figure, as JSON\n"
+               "  --svg FILE          a bar chart with min-max ranges\n"
+               "  --smoke             tiny sizes; exit 0 if checksums agree\n");
 }
 
 static bool parse_args(int argc, char **argv)
@@ -585,8 +626,8 @@ static bool parse_args(int argc, char **argv)
             }
             *num[o] = (unsigned)v;
         } else if (o == 'W' || o == 'E') {
-            if (!(o == 'W' ? parse_list(optarg, wl_name, W_N, cfg.wl)
-                           : parse_list(optarg, ex_name, E_N, cfg.ex)))
+            if (!(o == 'W' ? parse_list(optarg, workload_name, W_N, cfg.wl)
+                           : parse_list(optarg, model_name, E_N, cfg.ex)))
                 return false;
         } else if (o == 'j' || o == 'g') {
             *(o == 'j' ? &cfg.json : &cfg.svg) = optarg;
@@ -598,7 +639,7 @@ static bool parse_args(int argc, char **argv)
             return false;
         }
     }
-    if (optind < argc || cfg.runs < 1 || cfg.runs > 15 || !cfg.requests ||
+    if (optind < argc || cfg.runs < 1 || cfg.runs > RUNS_MAX || !cfg.requests ||
         !cfg.chunks || !cfg.mixed || !cfg.pitfall || !cfg.chunk_kib) {
         usage(stderr);
         return false;
@@ -606,8 +647,24 @@ static bool parse_args(int argc, char **argv)
     return true;
 }
 
-/* ---- main
- * --------------------------------------------------------------------- */
+/* Writes the files asked for and says where; returns the failures so far
+ * plus the files that could not be written. */
+static int finish(const char *when, int failed)
+{
+    if (cfg.json && write_json(cfg.json, when) != 0)
+        failed++;
+    else if (cfg.json)
+        printf("Wrote %s (every figure and verdict, JSON).\n", cfg.json);
+    if (cfg.svg && write_svg(cfg.svg, when) != 0)
+        failed++;
+    else if (cfg.svg)
+        printf("Wrote %s (the chart, SVG).\n", cfg.svg);
+    if (!cfg.json && !cfg.svg && !cfg.smoke)
+        printf("(--json FILE and --svg FILE save the figures and a chart.)\n");
+    return failed;
+}
+
+/* ---- main --------------------------------------------------------------- */
 
 int main(int argc, char **argv)
 {
@@ -625,32 +682,29 @@ int main(int argc, char **argv)
     time_t now = time(NULL);
     strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", gmtime(&now));
     printf("fut-compare %s, %s, %ld CPUs: %u requests x %u ms latency, "
-           "%u chunks x %u KiB, mixed %u, pitfall %u, median of %u run%s\n",
+           "%u chunks x %u KiB, mixed %u, pitfall %u; %u interleaved "
+           "round%s, median (min-max)\n",
            FUT_VERSION_STRING, when, sysconf(_SC_NPROCESSORS_ONLN),
            cfg.requests, cfg.latency_ms, cfg.chunks, cfg.chunk_kib, cfg.mixed,
            cfg.pitfall, cfg.runs, cfg.runs > 1 ? "s" : "");
     fflush(stdout);
 
-    int total = 0, done = 0, failed = 0;
-    for (int w = 0; w < W_N; w++)
-        for (int e = 0; e < E_N; e++)
-            total += cfg.wl[w] && cfg.ex[e];
-    for (int w = 0; w < W_N; w++)
-        for (int e = 0; e < E_N; e++)
-            if (cfg.wl[w] && cfg.ex[e])
-                failed += measure(w, e, done++, total) != 0;
+    int failed = measure();
     if (isatty(2))
         fprintf(stderr, "\r\033[K");
     svc_stop(&svc);
 
     print_table();
     bool agree = true;
-    printf("\nVerdicts (from the medians above):\n");
+    printf("\nVerdicts (medians; executors whose min-max overlap are the "
+           "same within noise):\n");
     for (int w = 0; w < W_N; w++) {
-        char v[512];
+        char v[1024];
+        cmp_tiers_t t;
+        int model[E_N];
         if (baseline(w) < 0)
             continue;
-        verdict(w, v, sizeof v);
+        verdict(w, v, sizeof v, &t, model);
         bool ok = checksums_agree(w);
         agree = agree && ok;
         printf("  %s\n", v);
@@ -659,9 +713,5 @@ int main(int argc, char **argv)
                    wl_name[w]);
     }
     printf("Checksums %s across executors.\n", agree ? "agree" : "DIFFER");
-    if (cfg.json && write_json(cfg.json, when) != 0)
-        failed++;
-    if (cfg.svg && write_svg(cfg.svg, when) != 0)
-        failed++;
-    return failed || !agree ? 1 : 0;
+    return finish(when, failed) || !agree ? 1 : 0;
 }

@@ -1,7 +1,10 @@
 /* compare_svg.h -- fut-compare's chart: one group of bars per workload, one
- * bar per executor, height = speed-up over the group's baseline (inline)
- * on a log scale, labelled with the ratio, the median wall time and any
- * stall reports.  Included once, by compare.c, after its cells. */
+ * bar per executor, height = median speed-up over the group's baseline
+ * (inline) on a log scale, labelled with the ratio, the median wall time and
+ * any stall reports.  A whisker on each bar spans the executor's min-max:
+ * baseline median / max wall time to baseline median / min wall time, so
+ * two whiskers overlap exactly when the verdict calls the two executors the
+ * same within noise.  Included once, by compare.c, after its cells. */
 #ifndef COMPARE_SVG_H
 #define COMPARE_SVG_H
 
@@ -82,7 +85,7 @@ static const char *svg_base_name(void)
 {
     for (int e = 0; e < E_N; e++)
         if (cfg.ex[e])
-            return ex_name[e];
+            return models[e].name;
     return "?";
 }
 
@@ -112,34 +115,55 @@ static void svg_axis(FILE *f, double lo, double hi)
             (SVG_T + SVG_H - SVG_B) / 2, svg_base_name());
 }
 
+/* The speed-up range of cell (W, E): baseline median over its max and min
+ * wall times. */
+static void svg_range(int w, int e, double *lo, double *hi)
+{
+    double base = cells[w][baseline(w)].wall;
+    *lo = cells[w][e].wall_max > 0 ? base / cells[w][e].wall_max : 0;
+    *hi = cells[w][e].wall_min > 0 ? base / cells[w][e].wall_min : 0;
+}
+
+static void svg_whisker(FILE *f, double cx, double y0, double y1)
+{
+    fprintf(f,
+            "<path d='M%.1f %.1fV%.1fM%.1f %.1fh8M%.1f %.1fh8' "
+            "stroke='#222' stroke-width='1.2' fill='none'/>\n",
+            cx, y0, y1, cx - 4, y0, cx - 4, y1);
+}
+
 static void svg_bar(FILE *f, int w, int e, double x, double bw, double lo,
                     double hi)
 {
     const struct cell *c = &cells[w][e];
-    double r = speedup(w, e), y = svg_y(r, lo, hi);
+    double r = speedup(w, e), y = svg_y(r, lo, hi), rlo, rhi;
     double base = SVG_H - SVG_B;
     char rb[32];
+    svg_range(w, e, &rlo, &rhi);
     fprintf(f,
             "<rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' "
-            "fill='%s'><title>%s on %s: %.1f ms, %s</title></rect>\n",
-            x, y, bw, base - y, ex_color[e], wl_name[w], ex_name[e], c->wall,
-            fmt_ratio(rb, sizeof rb, r));
-    double cx = x + bw / 2;
+            "fill='%s'><title>%s on %s: %.1f ms (%.1f-%.1f), %s</title>"
+            "</rect>\n",
+            x, y, bw, base - y, models[e].color, wl_name[w], models[e].name,
+            c->wall, c->wall_min, c->wall_max, fmt_ratio(rb, sizeof rb, r));
+    double cx = x + bw / 2, top = svg_y(rhi, lo, hi);
+    svg_whisker(f, cx, svg_y(rlo, lo, hi), top);
+    top = dmin(top, y);
     fprintf(f,
             "<text x='%.1f' y='%.1f' text-anchor='middle' "
             "font-size='13' font-weight='bold'>%s</text>\n",
-            cx, y - 18, rb);
+            cx, top - 18, rb);
     fprintf(f,
             "<text x='%.1f' y='%.1f' text-anchor='middle' "
             "font-size='10' fill='#444'>%.*f ms</text>\n",
-            cx, y - 5, c->wall < 10 ? 1 : 0, c->wall);
+            cx, top - 5, c->wall < 10 ? 1 : 0, c->wall);
     if (c->stall)
         fprintf(f,
                 "<text x='%.1f' y='%.1f' text-anchor='middle' "
                 "font-size='10' fill='#c00'>%llu</text>\n"
                 "<text x='%.1f' y='%.1f' text-anchor='middle' "
                 "font-size='10' fill='#c00'>stalls</text>\n",
-                cx, y - 45, (unsigned long long)c->stall, cx, y - 33);
+                cx, top - 45, (unsigned long long)c->stall, cx, top - 33);
 }
 
 static int write_svg(const char *path, const char *when)
@@ -153,8 +177,10 @@ static int write_svg(const char *path, const char *when)
     for (int w = 0; w < W_N; w++)
         for (int e = 0; e < E_N; e++)
             if (cells[w][e].done && speedup(w, e) > 0) {
-                rmin = dmin(rmin, speedup(w, e));
-                rmax = dmax(rmax, speedup(w, e));
+                double lo, hi;
+                svg_range(w, e, &lo, &hi);
+                rmin = dmin(rmin, dmin(speedup(w, e), lo));
+                rmax = dmax(rmax, dmax(speedup(w, e), hi));
             }
     if (!groups || !bars)
         return 0;
@@ -176,11 +202,14 @@ static int write_svg(const char *path, const char *when)
             "<text x='%d' y='26' font-size='18' font-weight='bold'>"
             "fut-compare: the same future chains on each executor"
             "</text>\n<text x='%d' y='46' font-size='12' fill='#555'>"
-            "median wall time of %u run%s, speed-up over %s "
-            "(higher is better); %s, %ld CPUs, pool of %u, load avg %.1f"
-            "</text>\n",
-            SVG_L, SVG_L, cfg.runs, cfg.runs > 1 ? "s" : "", svg_base_name(),
-            when, sysconf(_SC_NPROCESSORS_ONLN), g_workers, load[0]);
+            "speed-up over %s, higher is better: bar = median of %u "
+            "interleaved round%s, whisker = min-max (overlapping: the same "
+            "within noise)</text>\n"
+            "<text x='%d' y='72' font-size='12' fill='#555' "
+            "text-anchor='end'>%s, %ld CPUs, pool of %u, load %.1f</text>\n",
+            SVG_L, SVG_L, svg_base_name(), cfg.runs, cfg.runs > 1 ? "s" : "",
+            SVG_W - SVG_R, when, sysconf(_SC_NPROCESSORS_ONLN), g_workers,
+            load[0]);
     for (int e = 0, k = 0; e < E_N; e++)
         if (cfg.ex[e]) {
             int lx = SVG_L + 120 * k++;
@@ -188,7 +217,7 @@ static int write_svg(const char *path, const char *when)
                     "<rect x='%d' y='60' width='14' height='14' "
                     "fill='%s'/><text x='%d' y='72' font-size='13'>%s"
                     "</text>\n",
-                    lx, ex_color[e], lx + 20, ex_name[e]);
+                    lx, models[e].color, lx + 20, models[e].name);
         }
     svg_axis(f, lo, hi);
     double gw = (double)(SVG_W - SVG_L - SVG_R) / groups;

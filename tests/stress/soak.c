@@ -1,27 +1,49 @@
-/* Soak: random DAGs of futures on the pool and on the loop, checked node by
- * node, with the process's resident set printed as it goes.
+/* Soak: random DAGs of futures mixing the pool and the loop, timers, fd
+ * readiness and cancellation, checked node by node, while the process's
+ * resident set and open fds are sampled from /proc/self.
  *
- *   soak [tasks]    default 200000 tasks per executor (quick)
- *   soak --long     50 million per executor (10^8 in all); RSS every 10^7
+ *   soak [ROUNDS]          quick (scons test): ROUNDS rounds (default 12000),
+ *                          a sample every tenth
+ *   soak --long [SECONDS]  for SECONDS (default 600), a sample every
+ *                          SECONDS/20 (scons stress)
  *
- * Each round builds a DAG of NODES futures on one executor: sources (tasks,
- * some failing, some after a zero delay), then/catch links, and joins
- * (fut_all of up to three earlier nodes, then a callback summing the
- * inputs).  The expected outcome of every node is computed while building,
- * from its parents' expectations; after the round's sink (all_settled)
- * settles, every node is compared with it.  A task or callback counter gives
- * the task count.  The peak RSS (VmHWM) must stay flat once warmed up: at
- * the end it may exceed the peak seen at 20% of the run by at most 25% + 8
- * MiB (not checked under sanitizers, whose allocators keep quarantines).
- * Exit status 0 on success, 1 on the first mismatch. */
+ * Each round builds a DAG of NODES futures, each node on the pool or on the
+ * loop at random, so chains hop between the two (the loop+pool pattern):
+ * sources (tasks, some failing), zero and short delays, then/catch links,
+ * joins (fut_all of up to three earlier nodes, then a callback summing the
+ * inputs), fut_timeout both ways (a generous one on a quick node passes
+ * through, a short one on an hour's delay fires and cancels the delay),
+ * cancels (of an hour's delay: its timer must go at once; of a queued task:
+ * either outcome), and fd readiness on fresh pipes (one with a byte to read
+ * fulfils; one without is cancelled, which deregisters it).  Cancels are of
+ * the roots themselves: once cancelling a continuation reaches its source
+ * (DESIGN.md, second round), cancels through then-links belong here too.  The
+ * main thread runs the loop until the round's all_settled sink settles; then
+ * every node is compared with its expectation, computed while building from its
+ * parents' (a set of possible outcomes where a cancel races the work), and the
+ * pipes are closed.
+ *
+ * Flatness (the bounds): samples are taken between rounds, when nothing is
+ * pending.  After the warm-up (the first fifth of the run), the open fd
+ * count must never exceed the largest seen during the warm-up (every pipe
+ * of a round is closed by then, so any growth is a leak), and the RSS must
+ * stay within the warm-up's largest + 10% + 4 MiB (the allocator's caches
+ * fill during the warm-up; a leak of one block a round exceeds this within
+ * minutes).  The RSS bound is not checked under sanitizers, whose allocators
+ * keep quarantines.  Prints the start, end and largest of both.  Exit status
+ * 0 on success, 1 on the first mismatch or a broken bound. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <dirent.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <fut.h>
 
@@ -36,20 +58,47 @@
 #define SOAK_SANITIZER 0
 #endif
 
-enum { NODES = 64, ERR = -1000 };
-enum kind { SRC, DELAYED, THEN, CATCH, JOIN };
+enum { NODES = 64, PIPES = 8, ERR = -1000 };
+enum kind {
+    SRC,
+    DELAYED,
+    THEN,
+    CATCH,
+    JOIN,
+    TIMEOUT_OK,
+    TIMEOUT_LATE,
+    CANCEL_LONG,
+    CANCEL_RACE,
+    FD_READY,
+    FD_CANCEL,
+    KINDS
+};
+/* Possible errors of a node, as a mask. */
+enum { M_ERR = 1, M_CANCELED = 2, M_TIMEDOUT = 4 };
+
+#define HOUR_NS (3600ull * 1000000000)
 
 typedef struct node {
     fut_t *f;
-    int64_t expect; /* value when err == 0 */
-    int err;
+    enum kind kind;
+    int64_t v;     /* the value if it fulfils */
+    bool may_ok;   /* it may fulfil (with V) */
+    unsigned errs; /* the errors it may fail with */
 } node_t;
 
-static atomic_uint_fast64_t g_tasks;
+typedef struct round {
+    node_t n[NODES];
+    int fds[2 * PIPES];
+    int nfds;
+    fut_executor_t *pool, *loop;
+    uint64_t seed;
+} round_t;
+
+static atomic_uint_fast64_t g_calls; /* tasks and callbacks run */
 
 static void counted(void)
 {
-    atomic_fetch_add_explicit(&g_tasks, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&g_calls, 1, memory_order_relaxed);
 }
 
 static fut_result_t src_task(void *arg)
@@ -59,7 +108,8 @@ static fut_result_t src_task(void *arg)
     return v % 53 == 0 ? fut_fail(ERR) : fut_ok_i64(v);
 }
 
-static fut_result_t after_delay(void *arg, fut_t *src)
+/* After a delay or an fd: ARG is the node's value. */
+static fut_result_t value_of_arg(void *arg, fut_t *src)
 {
     (void)src;
     counted();
@@ -71,14 +121,6 @@ static fut_result_t inc(void *arg, fut_t *src)
     (void)arg;
     counted();
     return fut_ok_i64(fut_value_i64(src) + 1);
-}
-
-static fut_result_t recover(void *arg, fut_t *src)
-{
-    (void)arg;
-    (void)src;
-    counted();
-    return fut_ok_i64(0);
 }
 
 static fut_result_t sum_inputs(void *arg, fut_t *all)
@@ -99,170 +141,333 @@ static uint64_t rnd(uint64_t *s)
     return *s;
 }
 
-static void build(node_t *n, fut_executor_t *ex, uint64_t *seed)
+static int error_mask(int err)
 {
-    for (int i = 0; i < NODES; i++) {
-        uint64_t r = rnd(seed);
-        enum kind k = i < 4 ? SRC : (enum kind)(r % 16 < 5   ? SRC
-                                                : r % 16 < 6 ? DELAYED
-                                                : r % 16 < 11 ? THEN
-                                                : r % 16 < 13 ? CATCH
-                                                              : JOIN);
-        node_t *p = &n[(r >> 8) % (uint64_t)(i ? i : 1)];
-        int64_t v = (int64_t)((r >> 16) % 1000);
-        switch (k) {
-        case SRC:
-            n[i].f = fut_async(ex, src_task, (void *)(intptr_t)v);
-            n[i].err = v % 53 == 0 ? ERR : 0;
-            n[i].expect = v;
-            break;
-        case DELAYED:
-            n[i].f = fut_then(fut_delay(ex, 0), ex, after_delay,
-                              (void *)(intptr_t)v);
-            n[i].err = 0;
-            n[i].expect = v;
-            break;
-        case THEN:
-            n[i].f = fut_then(fut_retain(p->f), ex, inc, NULL);
-            n[i].err = p->err;
-            n[i].expect = p->expect + 1;
-            break;
-        case CATCH:
-            n[i].f = fut_catch(fut_retain(p->f), ex, recover, NULL);
-            n[i].err = 0;
-            n[i].expect = p->err ? 0 : p->expect;
-            break;
-        case JOIN: {
-            size_t m = 1 + (r >> 40) % 3;
-            fut_t *in[3];
-            n[i].err = 0;
-            n[i].expect = 1;
-            for (size_t j = 0; j < m; j++) {
-                node_t *q = &n[(r >> (12 + 8 * j)) % (uint64_t)i];
-                in[j] = fut_retain(q->f);
-                if (q->err && !n[i].err)
-                    n[i].err = q->err;
-                n[i].expect += q->expect;
-            }
-            n[i].f = fut_then(fut_all(in, m), ex, sum_inputs,
-                              (void *)(intptr_t)m);
+    return err == ERR             ? M_ERR
+           : err == FUT_ECANCELED ? M_CANCELED
+           : err == FUT_ETIMEDOUT ? M_TIMEDOUT
+                                  : 0;
+}
+
+/* A pipe's read end, with a byte to read if FULL; -1 if out of fds. */
+static int new_pipe(round_t *r, bool full)
+{
+    int p[2];
+    if (r->nfds + 2 > 2 * PIPES || pipe(p) != 0)
+        return -1;
+    r->fds[r->nfds++] = p[0];
+    r->fds[r->nfds++] = p[1];
+    if (full && write(p[1], "x", 1) != 1)
+        return -1;
+    return p[0];
+}
+
+static void set(node_t *n, fut_t *f, int64_t v, bool may_ok, unsigned errs)
+{
+    enum kind k = n->kind;
+    *n = (node_t){f, k, v, may_ok, errs};
+}
+
+/* Node I of kind K on EX; P is a random earlier node (for I > 0). */
+static void build_node(round_t *r, int i, enum kind k, fut_executor_t *ex,
+                       uint64_t bits)
+{
+    node_t *n = &r->n[i], *p = &r->n[i ? (bits >> 8) % (uint64_t)i : 0];
+    int64_t v = (int64_t)((bits >> 16) % 1000);
+    void *va = (void *)(intptr_t)v;
+    int fd;
+    switch (k) {
+    case SRC:
+        set(n, fut_async(ex, src_task, va), v, v % 53 != 0, v % 53 ? 0 : M_ERR);
+        break;
+    case DELAYED: /* 0 to 63 us */
+        set(n,
+            fut_then(fut_delay(ex, (bits >> 40) % 64 * 1000), ex, value_of_arg,
+                     va),
+            v, true, 0);
+        break;
+    case THEN:
+        set(n, fut_then(fut_retain(p->f), ex, inc, NULL), p->v + 1, p->may_ok,
+            p->errs);
+        break;
+    case CATCH: /* recovers with the value the parent would have had */
+        set(n,
+            fut_catch(fut_retain(p->f), ex, value_of_arg,
+                      (void *)(intptr_t)p->v),
+            p->v, true, 0);
+        break;
+    case JOIN: {
+        size_t m = 1 + (bits >> 40) % 3;
+        fut_t *in[3];
+        set(n, NULL, 1, true, 0);
+        for (size_t j = 0; j < m; j++) {
+            node_t *q = &r->n[(bits >> (12 + 8 * j)) % (uint64_t)i];
+            in[j] = fut_retain(q->f);
+            n->may_ok = n->may_ok && q->may_ok;
+            n->errs |= q->errs;
+            n->v += q->v;
+        }
+        n->f = fut_then(fut_all(in, m), ex, sum_inputs, (void *)(intptr_t)m);
+        break;
+    }
+    case TIMEOUT_OK:
+        set(n, fut_timeout(fut_retain(p->f), 60 * 1000000000ull), p->v,
+            p->may_ok, p->errs);
+        break;
+    case TIMEOUT_LATE: /* 50 us against an hour */
+        set(n, fut_timeout(fut_delay(ex, HOUR_NS), 50000), 0, false,
+            M_TIMEDOUT);
+        break;
+    case CANCEL_LONG: /* the delay itself: its timer must go at once */
+        set(n, fut_delay(ex, HOUR_NS), v, false, M_CANCELED);
+        fut_cancel(n->f);
+        break;
+    case CANCEL_RACE: /* the task may have run already, or not */
+        set(n, fut_async(ex, src_task, va), v, v % 53 != 0,
+            (v % 53 ? 0 : M_ERR) | M_CANCELED);
+        fut_cancel(n->f);
+        break;
+    case FD_READY:
+    case FD_CANCEL:
+        fd = new_pipe(r, k == FD_READY);
+        if (fd < 0) { /* this round's pipes are used up: a plain source */
+            build_node(r, i, SRC, ex, bits);
             break;
         }
+        if (k == FD_READY) {
+            set(n,
+                fut_then(fut_fd_ready(r->loop, fd, FUT_READABLE), ex,
+                         value_of_arg, va),
+                v, true, 0);
+            break;
         }
+        /* The wait itself: cancelling a continuation does not reach its
+         * source yet (DESIGN.md's second round), and a wait left pending
+         * on a closed fd is a misuse. */
+        set(n, fut_fd_ready(r->loop, fd, FUT_READABLE), v, false, M_CANCELED);
+        fut_cancel(n->f);
+        break;
+    default:
+        break;
     }
 }
 
-static int check(node_t *n, int round)
+/* The first four nodes are sources; then kinds by weight (of 32). */
+static enum kind pick(int i, uint64_t bits)
 {
+    static const unsigned char weight[KINDS] = {
+        [SRC] = 7,          [DELAYED] = 3,     [THEN] = 7,
+        [CATCH] = 3,        [JOIN] = 4,        [TIMEOUT_OK] = 2,
+        [TIMEOUT_LATE] = 1, [CANCEL_LONG] = 1, [CANCEL_RACE] = 2,
+        [FD_READY] = 1,     [FD_CANCEL] = 1};
+    unsigned x = (unsigned)(bits % 32);
+    if (i < 4)
+        return SRC;
+    for (int k = 0; k < KINDS; k++) {
+        if (x < weight[k])
+            return (enum kind)k;
+        x -= weight[k];
+    }
+    return SRC;
+}
+
+static void build(round_t *r)
+{
+    r->nfds = 0;
     for (int i = 0; i < NODES; i++) {
-        fut_t *f = n[i].f;
-        bool ok = n[i].err ? fut_state(f) == FUT_REJECTED &&
-                                 fut_error(f) == n[i].err
-                           : fut_state(f) == FUT_FULFILLED &&
-                                 fut_value_i64(f) == n[i].expect;
-        if (!ok) {
+        uint64_t bits = rnd(&r->seed);
+        fut_executor_t *ex = bits >> 63 ? r->loop : r->pool;
+        r->n[i].kind = pick(i, bits);
+        build_node(r, i, r->n[i].kind, ex, bits);
+    }
+}
+
+static bool as_expected(const node_t *n)
+{
+    const fut_t *f = n->f;
+    switch (fut_state(f)) {
+    case FUT_FULFILLED:
+        return n->may_ok && fut_value_i64(f) == n->v;
+    case FUT_REJECTED:
+    case FUT_CANCELLED:
+        return (error_mask(fut_error(f)) & n->errs) != 0;
+    default:
+        return false;
+    }
+}
+
+static int check(round_t *r, uint64_t round)
+{
+    int bad = 0;
+    for (int i = 0; i < NODES; i++) {
+        node_t *n = &r->n[i];
+        if (!bad && !as_expected(n)) {
             fprintf(stderr,
-                    "soak: round %d node %d: state %d err %d value %" PRId64
-                    ", expected err %d value %" PRId64 "\n",
-                    round, i, fut_state(f), fut_error(f), fut_value_i64(f),
-                    n[i].err, n[i].expect);
-            return 1;
+                    "soak: round %" PRIu64 " node %d (kind %d): state %d err "
+                    "%d value %" PRId64 ", expected value %" PRId64
+                    " (%s) or errors %#x\n",
+                    round, i, (int)n->kind, fut_state(n->f), fut_error(n->f),
+                    fut_value_i64(n->f), n->v, n->may_ok ? "possible" : "no",
+                    n->errs);
+            bad = 1;
         }
-        fut_release(f);
+        fut_release(n->f);
     }
-    return 0;
+    for (int i = 0; i < r->nfds; i++)
+        close(r->fds[i]);
+    return bad;
 }
 
-/* VmRSS and VmHWM of this process, in KiB. */
-static void rss(long *now, long *peak)
+/* One round; returns 0, or 1 on a mismatch. */
+static int one_round(round_t *r, uint64_t round)
 {
-    char line[256];
-    FILE *f = fopen("/proc/self/status", "r");
-    *now = *peak = -1;
-    if (!f)
-        return;
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "VmRSS:", 6) == 0)
-            *now = atol(line + 6);
-        else if (strncmp(line, "VmHWM:", 6) == 0)
-            *peak = atol(line + 6);
-    }
-    fclose(f);
-}
-
-static int soak(const char *name, fut_executor_t *ex, bool loop,
-                uint64_t total, uint64_t every)
-{
-    node_t n[NODES];
-    uint64_t seed = 0x2545F4914F6CDD1Dull, next = every, start =
-        atomic_load(&g_tasks);
-    long warm_peak = -1, now, peak;
-    int round = 0;
-    for (;;) {
-        uint64_t done = atomic_load(&g_tasks) - start;
-        if (done >= next || done >= total) {
-            rss(&now, &peak);
-            printf("soak %-4s tasks=%" PRIu64 " rss_kb=%ld peak_kb=%ld\n",
-                   name, done, now, peak);
-            fflush(stdout);
-            if (warm_peak < 0 && done >= total / 5)
-                warm_peak = peak;
-            next += every;
-        }
-        if (done >= total)
-            break;
-        build(n, ex, &seed);
-        fut_t *all[NODES];
+    build(r);
+    fut_t *all[NODES];
+    for (int i = 0; i < NODES; i++)
+        all[i] = fut_retain(r->n[i].f);
+    /* A round takes milliseconds; the timeout is a safety net that turns
+     * a node that never settles into a failure instead of a hang. */
+    fut_t *sink = fut_timeout(fut_all_settled(all, NODES), 60000000000ull);
+    int err = fut_loop_run(r->loop, sink);
+    if (err || fut_state(sink) != FUT_FULFILLED) {
+        fprintf(stderr, "soak: round %" PRIu64 ": run %d, sink state %d\n",
+                round, err, fut_state(sink));
         for (int i = 0; i < NODES; i++)
-            all[i] = fut_retain(n[i].f);
-        fut_t *sink = fut_all_settled(all, NODES);
-        if (loop)
-            fut_loop_run(ex, sink);
-        else
-            fut_wait(sink, -1);
-        if (fut_state(sink) != FUT_FULFILLED) {
-            fprintf(stderr, "soak: round %d: sink %d\n", round,
-                    fut_state(sink));
-            return 1;
-        }
+            if (fut_state(r->n[i].f) == FUT_PENDING)
+                fprintf(stderr, "soak: node %d (kind %d) is pending\n", i,
+                        (int)r->n[i].kind);
         fut_release(sink);
-        if (check(n, round))
-            return 1;
-        round++;
-    }
-    rss(&now, &peak);
-    if (!SOAK_SANITIZER && warm_peak > 0 &&
-        peak > warm_peak + warm_peak / 4 + 8192) {
-        fprintf(stderr, "soak %s: peak RSS grew from %ld to %ld KiB after "
-                "warm-up\n", name, warm_peak, peak);
         return 1;
     }
-    return 0;
+    fut_release(sink);
+    return check(r, round);
+}
+
+/* ---- sampling /proc/self ------------------------------------------------ */
+
+/* VmRSS of this process, in KiB; -1 if unknown. */
+static long rss_kb(void)
+{
+    char line[256];
+    long kb = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            kb = atol(line + 6);
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+/* Open fds of this process, not counting the directory read to count. */
+static long fd_count(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    long n = -1; /* the directory's own fd */
+    if (!d)
+        return -1;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+typedef struct sample {
+    long rss, fds;
+} sample_t;
+
+typedef struct watch {
+    sample_t start, last, max, warm; /* warm: the largest in the warm-up */
+    int broken;
+} watch_t;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Takes a sample; during the warm-up it raises the bounds, after it checks
+ * them.  Prints one line. */
+static void sample(watch_t *w, bool warm, double t, uint64_t rounds)
+{
+    sample_t s = {rss_kb(), fd_count()};
+    if (w->start.rss == 0)
+        w->start = w->warm = s;
+    w->last = s;
+    w->max.rss = s.rss > w->max.rss ? s.rss : w->max.rss;
+    w->max.fds = s.fds > w->max.fds ? s.fds : w->max.fds;
+    long rss_bound = w->warm.rss + w->warm.rss / 10 + 4096;
+    if (warm) {
+        w->warm.rss = s.rss > w->warm.rss ? s.rss : w->warm.rss;
+        w->warm.fds = s.fds > w->warm.fds ? s.fds : w->warm.fds;
+    } else if (s.fds > w->warm.fds || (!SOAK_SANITIZER && s.rss > rss_bound)) {
+        fprintf(stderr,
+                "soak: after the warm-up, rss %ld KiB (bound %ld), fds %ld "
+                "(bound %ld)\n",
+                s.rss, rss_bound, s.fds, w->warm.fds);
+        w->broken = 1;
+    }
+    printf("soak t=%.0fs rounds=%" PRIu64 " calls=%" PRIu64
+           " rss_kb=%ld fds=%ld%s\n",
+           t, rounds, (uint64_t)atomic_load(&g_calls), s.rss, s.fds,
+           warm ? " (warm-up)" : "");
+    fflush(stdout);
+}
+
+/* Runs rounds until SECONDS pass (if > 0) or ROUNDS are done, sampling
+ * every EVERY seconds or rounds; the first fifth is the warm-up. */
+static int soak(round_t *r, double seconds, uint64_t rounds, double every)
+{
+    watch_t w = {0};
+    double t0 = now_s(), next = 0;
+    for (uint64_t i = 0;; i++) {
+        double t = now_s() - t0, at = seconds > 0 ? t : (double)i;
+        double end = seconds > 0 ? seconds : (double)rounds;
+        bool over = at >= end;
+        if (at >= next || over) {
+            sample(&w, at <= end / 5, t, i);
+            next += every;
+        }
+        if (over || w.broken)
+            break;
+        if (one_round(r, i))
+            return 1;
+    }
+    printf("soak: rss_kb start %ld end %ld max %ld; fds start %ld end %ld "
+           "max %ld\n",
+           w.start.rss, w.last.rss, w.max.rss, w.start.fds, w.last.fds,
+           w.max.fds);
+    return w.broken;
 }
 
 int main(int argc, char **argv)
 {
-    uint64_t total = 200000, every = 40000;
+    double seconds = 0, every = 1200;
+    uint64_t rounds = 12000;
     if (argc > 1 && strcmp(argv[1], "--long") == 0) {
-        total = 50000000;
-        every = 10000000;
+        seconds = argc > 2 ? strtod(argv[2], NULL) : 600;
+        every = seconds / 20;
+        if (!(seconds > 0)) {
+            fprintf(stderr, "usage: soak [ROUNDS] | --long [SECONDS]\n");
+            return 2;
+        }
     } else if (argc > 1) {
-        total = strtoull(argv[1], NULL, 10);
-        every = total / 5 ? total / 5 : 1;
+        rounds = strtoull(argv[1], NULL, 10);
+        every = rounds / 10 ? (double)(rounds / 10) : 1;
+    } else if (SOAK_SANITIZER) {
+        rounds /= 4, every /= 4;
     }
-    if (SOAK_SANITIZER && argc == 1)
-        total /= 4, every /= 4;
-    fut_executor_t *pool, *loop;
+    round_t r = {.seed = 0x2545F4914F6CDD1Dull};
     fut_pool_opts_t po = {.threads = 2};
-    if (fut_pool_create(&pool, &po) || fut_loop_create(&loop, NULL)) {
+    if (fut_pool_create(&r.pool, &po) || fut_loop_create(&r.loop, NULL)) {
         fprintf(stderr, "soak: cannot create the executors\n");
         return 1;
     }
-    int rc = soak("pool", pool, false, total, every);
-    if (!rc)
-        rc = soak("loop", loop, true, total, every);
-    fut_executor_destroy(pool);
-    fut_executor_destroy(loop);
+    int rc = soak(&r, seconds, rounds, every);
+    fut_executor_destroy(r.pool);
+    fut_executor_destroy(r.loop);
     /* Give back this thread's cached blocks: the main thread never exits,
      * and LeakSanitizer reports its cache as leaked (reported to lead). */
     fut_set_allocator(NULL, NULL);
