@@ -1,4 +1,4 @@
-/* libfut — the core's internal definitions.  Only lib/, executors/inline.c
+/* libfut — the core's internal definitions.  Only lib/, lib/inline.c
  * and tests that must look inside include this; executors use the public
  * interface in <fut/executor.h>.
  *
@@ -245,7 +245,7 @@ struct fut_tls {
     unsigned rbatch_n;
     fut_t *quar_head, *quar_tail; /* FUT_DEBUG: released futures, kept */
     unsigned quar_n;
-    /* inline executor's trampoline (executors/inline.c) */
+    /* inline executor's trampoline (lib/inline.c) */
     int inline_depth;
     fut_task_t *inline_head, *inline_tail;
     struct fut_fiber *fiber; /* the fiber this thread runs: fiber.c */
@@ -439,11 +439,11 @@ int fut__promise_on_cancel(fut_promise_t *p, fut_executor_t *ex, fut_then_fn fn,
 /* Runs a fut_post block's function and frees the block (post.c); F is
  * the block of the task fut_task_run was given. */
 void fut__post_run(fut_t *f);
-/* Claimed settles of a promise (promise.c; executors/loop_io.c): claim P's
+/* Claimed settles of a promise (promise.c; executors/loop/loop_io.c): claim P's
  * future (false: cancelled or settled already), then either let go
  * (unclaim) or settle it (settle_claimed consumes P; R a value or a
  * failure). */
-/* executors/io_file.c: 1 sends every fut_pread/fut_pwrite on a loop to
+/* executors/loop/io_file.c: 1 sends every fut_pread/fut_pwrite on a loop to
  * the offload threads (what FUT_IO_OFFLOAD=1 does), 0 tries RWF_NOWAIT
  * first (tests cover both paths). */
 void fut__io_force_offload(int on);
@@ -476,7 +476,7 @@ static inline void fut__ex_release(fut_executor_t *ex)
 int fut__ex_timer_start(fut_executor_t *ex, fut_timer_t *t);
 void fut__ex_timer_cancel(fut_executor_t *ex, fut_timer_t *t);
 extern fut_executor_t fut__timer_service;
-/* The inline executor (executors/inline.c) and its trampoline: runs the
+/* The inline executor (lib/inline.c) and its trampoline: runs the
  * tasks queued on this thread while it was inside an inline task. */
 extern fut_executor_t fut__inline;
 void fut__inline_drain(void);

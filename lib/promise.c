@@ -116,7 +116,7 @@ void fut__hook_run(fut_t *f)
 }
 
 /* ---- claimed settles of a promise ---------------------------------------
- * An I/O operation (executors/loop_io.c) must not read or write a single
+ * An I/O operation (executors/loop/loop_io.c) must not read or write a single
  * byte after a cancel of its future won: it claims the promise's future
  * around each system call (fut__claim), so that a racing fut_cancel waits
  * for the call to end and then either finds the future settled (it lost:

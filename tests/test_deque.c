@@ -1,4 +1,4 @@
-/* Tests for the Chase–Lev deque (executors/deque.h): single-threaded
+/* Tests for the Chase–Lev deque (executors/pool/deque.h): single-threaded
  * semantics, then a short run with one owner and two thieves.  The long
  * version is tests/stress/deque_stress.c. */
 #include <stdarg.h>
@@ -10,7 +10,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "../executors/deque.h"
+#include "../executors/pool/deque.h"
 
 #define ITEM(i) ((void *)(uintptr_t)(i))
 

@@ -1,5 +1,5 @@
-/* Tests for the work-stealing pool (executors/pool.c) and its task groups
- * (executors/group.c).
+/* Tests for the work-stealing pool (executors/pool/pool.c) and its task groups
+ * (executors/pool/group.c).
  * Small counts; tests/stress/pool_stress.c has the long versions.
  * cmocka is not thread-safe: worker threads only record into atomics. */
 #include <stdarg.h>

@@ -83,7 +83,7 @@ typedef struct fut_group_task {
 } fut_group_task_t;
 
 /* Private: the owner's half of a worker's split deque of group children
- * (executors/split.h), which the inline init, spawn and wait below use on
+ * (executors/pool/split.h), which the inline init, spawn and wait below use on
  * the owner's thread.  Not part of the API; it may change in any release.
  * One cache line, written by the owner only. */
 #define FUT__GQ_ALLSTOLEN 0xFFFFFFFFu

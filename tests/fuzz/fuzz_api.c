@@ -13,7 +13,7 @@
  * first), run the deterministic test executors
  * (tests/testexec.c) one task or all, fire their timers, destroy them, and
  * wait.  Executors: inline, two testexecs (deterministic, with timers, run
- * only when the program says so) and, once executors/pool.c exists, a
+ * only when the program says so) and, once executors/pool/pool.c exists, a
  * 2-worker pool (found through a weak reference to fut_pool_create).
  *
  * THE MODEL

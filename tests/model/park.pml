@@ -1,4 +1,4 @@
-/* park.pml -- the pool's parking protocol (executors/pool.c, "Sleeping" and
+/* park.pml -- the pool's parking protocol (executors/pool/pool.c, "Sleeping" and
  * "Why no wake-up is lost"), modelled for spin.
  *
  * Processes: W workers (worker_main: find work, spin, park) and one outside

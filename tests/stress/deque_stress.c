@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../executors/deque.h"
+#include "../../executors/pool/deque.h"
 
 #define CAPACITY 256
 

@@ -1,4 +1,4 @@
-/* Stress for the split deque of task-group children (executors/split.h):
+/* Stress for the split deque of task-group children (executors/pool/split.h):
  * one owner pushes and pops in random bursts (as nested spawns and waits
  * do), THIEVES steal; every item must be taken exactly once, by the owner
  * (a LOCAL pop) or by a thief, and every STOLEN pop must match an item a
@@ -23,7 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../executors/split.h"
+#include "../../executors/pool/split.h"
 
 #define CAPACITY 512
 

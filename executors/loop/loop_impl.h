@@ -1,6 +1,6 @@
-/* libfut — the event loop's private header, shared by executors/loop.c
+/* libfut — the event loop's private header, shared by executors/loop/loop.c
  * (tasks, timers, the loop itself; its opening essay states the protocol)
- * and executors/loop_fd.c (fd readiness).  Not installed. */
+ * and executors/loop/loop_fd.c (fd readiness).  Not installed. */
 #ifndef FUT_LOOP_IMPL_H
 #define FUT_LOOP_IMPL_H
 

@@ -1,5 +1,5 @@
-/* libfut — the pool's private header, shared by executors/pool.c (the
- * scheduler; its opening essay states the protocol) and executors/group.c
+/* libfut — the pool's private header, shared by executors/pool/pool.c (the
+ * scheduler; its opening essay states the protocol) and executors/pool/group.c
  * (task groups).  Not installed. */
 #ifndef FUT_POOL_IMPL_H
 #define FUT_POOL_IMPL_H
