@@ -6,6 +6,9 @@
  *   loop       one thread; requests are non-blocking sockets whose waits
  *              are fut_fd_ready futures, so all of them are in flight at once
  *   loop+pool  I/O on the loop, CPU hopped to the pool and back
+ *   fibers     the loop again, each item a fiber written as straight-line
+ *              code that fut_awaits its request (and, mixed, its hashing
+ *              on the pool): no callbacks, the loop's overlap
  *
  * Workloads: io (requests to a loopback service that answers after a
  * latency), cpu (hashing generated buffers), mixed (each response is hashed
@@ -39,6 +42,7 @@ struct xenv {
 struct item {
     const struct xenv *x;
     uint64_t key;
+    uint64_t got; /* a fiber's response, read by its hashing on the pool */
 };
 
 /* An execution model: the executors it makes and the chains it runs.
@@ -50,12 +54,13 @@ struct item {
  *   start  makes the future of one item of workload W (it->x is the
  *          environment open made); it must settle with the same value
  *          under every model, the checksum compares them.  chain() below
- *          serves the four models here.
+ *          serves the first four models here, fiber() the fibers.
  * The first entry is the baseline of every speed-up. */
 struct model {
     const char *name;  /* for --executors, the table and the chart */
     const char *color; /* its bars in the chart */
-    bool pool;         /* CPU work on the pool: verdicts say how many workers */
+    unsigned pool;     /* bits 1 << W: workload W's verdict notes the pool's
+                          workers (its CPU work runs there) */
     int (*open)(struct xenv *x);
     fut_t *(*start)(int w, struct item *it);
 };
@@ -65,12 +70,15 @@ static int open_pool(struct xenv *x);
 static int open_loop(struct xenv *x);
 static int open_loop_pool(struct xenv *x);
 static fut_t *chain(int w, struct item *it);
+static fut_t *fiber(int w, struct item *it);
 
+#define ON_POOL (1u << W_IO | 1u << W_CPU | 1u << W_MIXED)
 static const struct model models[] = {
-    {"inline", "#8c8c8c", false, open_inline, chain},
-    {"pool", "#e8a33d", true, open_pool, chain},
-    {"loop", "#3c78d8", false, open_loop, chain},
-    {"loop+pool", "#56a556", true, open_loop_pool, chain},
+    {"inline", "#8c8c8c", 0, open_inline, chain},
+    {"pool", "#e8a33d", ON_POOL, open_pool, chain},
+    {"loop", "#3c78d8", 0, open_loop, chain},
+    {"loop+pool", "#56a556", ON_POOL, open_loop_pool, chain},
+    {"fibers", "#9467bd", 1u << W_MIXED, open_loop_pool, fiber},
 };
 #define E_N ((int)(sizeof models / sizeof *models))
 #define RUNS_MAX 15
@@ -183,6 +191,52 @@ static fut_t *chain(int w, struct item *it)
     default: /* W_PITFALL: a blocking call wherever I/O runs, even a loop */
         return fut_async(x->io, fetch_blocking, it);
     }
+}
+
+/* ---- the same work in fibers on the loop --------------------------------- */
+
+/* Awaits F (the fiber suspends, the loop runs the others), gives its
+ * value in V and releases F. */
+static int await_i64(fut_t *f, uint64_t *v)
+{
+    int err = fut_await(f, NULL);
+    *v = (uint64_t)fut_value_i64(f);
+    fut_release(f);
+    return err;
+}
+
+static fut_result_t fiber_io(void *arg)
+{
+    struct item *it = arg;
+    uint64_t v;
+    int err = await_i64(svc_call_async(it->x->loop, g_port, it->key, 0), &v);
+    return err ? fut_fail(err) : fut_ok_i64((int64_t)v);
+}
+
+static fut_result_t hash_got(void *arg)
+{
+    return fut_ok_i64((int64_t)hash_chunk(((const struct item *)arg)->got));
+}
+
+/* The mixed chain as one function: request, hashing on the pool, reply. */
+static fut_result_t fiber_mixed(void *arg)
+{
+    struct item *it = arg;
+    uint64_t h = 0;
+    const struct xenv *x = it->x;
+    int err = await_i64(svc_call_async(x->loop, g_port, it->key, 0), &it->got);
+    if (!err)
+        err = await_i64(fut_async(x->pool, hash_got, it), &h);
+    return err ? fut_fail(err) : fut_ok_i64((int64_t)mix64(h + it->key));
+}
+
+/* One fiber per item, on the loop.  cpu computes inside the fiber; the
+ * pitfall makes its blocking call there. */
+static fut_t *fiber(int w, struct item *it)
+{
+    static const fut_task_fn fn[W_N] = {fiber_io, compute, fiber_mixed,
+                                        fetch_blocking};
+    return fut_fiber(it->x->loop, fn[w], it, NULL);
 }
 
 /* ---- measuring ----------------------------------------------------------- */
@@ -441,7 +495,7 @@ static int entries(int w, cmp_entry_t *out, int *model, char (*notes)[96])
                 continue;
             size_t k = 0;
             notes[n][0] = '\0';
-            if (models[e].pool && w != W_PITFALL)
+            if (models[e].pool & 1u << w)
                 k = (size_t)snprintf(notes[n], 96,
                                      w == W_CPU ? " (%u workers on %ld cores)"
                                                 : " (%u workers)",
