@@ -15,13 +15,20 @@
  * through, a short one on an hour's delay fires and cancels the delay),
  * cancels (of an hour's delay: its timer must go at once; of a queued task:
  * either outcome), and fd readiness on fresh pipes (one with a byte to read
- * fulfils; one without is cancelled, which deregisters it).  Cancels are of
- * the roots themselves: once cancelling a continuation reaches its source
- * (DESIGN.md, second round), cancels through then-links belong here too.  The
+ * fulfils; one without is cancelled, which deregisters it).  Then, every
+ * round, one node of each FIXED kind: cancels through continuations (a then
+ * over a then over an hour's delay, a then over a wait on an empty pipe: the
+ * cancel must reach the delay's timer and deregister the wait before the
+ * pipe is closed), a scope of limit 2 over three spawned tasks and one added
+ * earlier node, a scope of limit 2 over three hour-long delays that is
+ * cancelled, a fiber on the loop that awaits a short delay and then a
+ * fut_read of a socketpair, the fut_write that feeds it, a fut_post to the
+ * pool and one to the loop (each settling a promise), and a fut_pread of an
+ * unlinked temp file on the pool or the loop (its bytes checked).  The
  * main thread runs the loop until the round's all_settled sink settles; then
  * every node is compared with its expectation, computed while building from its
  * parents' (a set of possible outcomes where a cancel races the work), and the
- * pipes are closed.
+ * pipes and the socketpair are closed.
  *
  * Flatness (the bounds): samples are taken between rounds, when nothing is
  * pending.  After the warm-up (the first fifth of the run), the open fd
@@ -43,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fut.h>
@@ -58,7 +66,8 @@
 #define SOAK_SANITIZER 0
 #endif
 
-enum { NODES = 64, PIPES = 8, ERR = -1000 };
+/* RANDOM nodes of kinds picked by weight, then one of each FIXED kind. */
+enum { RANDOM = 64, FIXED = 9, NODES = RANDOM + FIXED, PIPES = 8, ERR = -1000 };
 enum kind {
     SRC,
     DELAYED,
@@ -71,7 +80,18 @@ enum kind {
     CANCEL_RACE,
     FD_READY,
     FD_CANCEL,
-    KINDS
+    KINDS,
+    /* Every round, once each (after the random nodes): */
+    CANCEL_THEN = KINDS, /* then over then over an hour's delay, cancelled */
+    FD_CANCEL_THEN,      /* then over a wait on an empty pipe, cancelled */
+    SCOPE,               /* limit 2: three spawned members and one added */
+    SCOPE_CANCEL,        /* limit 2: three hour-long members, cancelled */
+    FIBER,               /* on the loop: awaits a delay, then a fut_read */
+    WRITE,               /* fut_write of what the fiber reads */
+    POST_POOL,           /* fut_post settling a promise */
+    POST_LOOP,
+    PREAD, /* fut_pread of the temp file */
+    ALL_KINDS
 };
 /* Possible errors of a node, as a mask. */
 enum { M_ERR = 1, M_CANCELED = 2, M_TIMEDOUT = 4 };
@@ -86,12 +106,36 @@ typedef struct node {
     unsigned errs; /* the errors it may fail with */
 } node_t;
 
+/* A scope member's work (fut_scope_spawn's argument). */
+typedef struct member {
+    fut_executor_t *ex;
+    int64_t v;
+    bool hour; /* an hour's delay (to be cancelled); else a task */
+} member_t;
+
+/* The fiber's argument: it reads from FD, then adds what it read to V. */
+typedef struct fiber_arg {
+    fut_executor_t *loop;
+    int fd;
+    int64_t v;
+    char buf[8];
+} fiber_arg_t;
+
+enum { FILE_BYTES = 4096, PREAD_LEN = 16 };
+
 typedef struct round {
     node_t n[NODES];
-    int fds[2 * PIPES];
+    int fds[2 * PIPES + 6]; /* PIPES pipes for the random nodes, then the
+                               fixed ones' pipe and socketpair */
     int nfds;
     fut_executor_t *pool, *loop;
     uint64_t seed;
+    member_t members[6]; /* live until the round's end */
+    fiber_arg_t fiber;
+    int sock;  /* the socketpair's end the WRITE node writes to */
+    int file;  /* the temp file: byte K is 'a' + K % 26 */
+    off_t off; /* where PREAD reads PREAD_LEN bytes into pbuf */
+    char pbuf[PREAD_LEN];
 } round_t;
 
 static atomic_uint_fast64_t g_calls; /* tasks and callbacks run */
@@ -149,11 +193,14 @@ static int error_mask(int err)
                                   : 0;
 }
 
-/* A pipe's read end, with a byte to read if FULL; -1 if out of fds. */
-static int new_pipe(round_t *r, bool full)
+/* A pipe's read end, with a byte to read if FULL; -1 if out of fds (the
+ * random nodes have PIPES pipes; FIXED ones use the rest). */
+static int new_pipe(round_t *r, bool full, bool fixed)
 {
     int p[2];
-    if (r->nfds + 2 > 2 * PIPES || pipe(p) != 0)
+    if (r->nfds + 2 >
+            (fixed ? (int)(sizeof r->fds / sizeof *r->fds) : 2 * PIPES) ||
+        pipe(p) != 0)
         return -1;
     r->fds[r->nfds++] = p[0];
     r->fds[r->nfds++] = p[1];
@@ -166,6 +213,126 @@ static void set(node_t *n, fut_t *f, int64_t v, bool may_ok, unsigned errs)
 {
     enum kind k = n->kind;
     *n = (node_t){f, k, v, may_ok, errs};
+}
+
+static fut_t *member_start(void *arg)
+{
+    member_t *m = arg;
+    counted();
+    return m->hour ? fut_delay(m->ex, HOUR_NS)
+                   : fut_async(m->ex, src_task, (void *)(intptr_t)m->v);
+}
+
+/* A scope of limit 2 over three spawned members (tasks; or hour-long
+ * delays, then cancelled, if CANCEL) and, unless CANCEL, P added. */
+static void build_scope(round_t *r, node_t *n, node_t *p, fut_executor_t *ex,
+                        int64_t v, bool cancel)
+{
+    fut_scope_t *s;
+    if (fut_scope_create(&s, &(fut_scope_opts_t){.limit = 2})) {
+        set(n, fut_ready(fut_fail(FUT_ENOMEM)), 0, false, 0);
+        return;
+    }
+    set(n, NULL, 0, !cancel, cancel ? M_CANCELED : 0);
+    for (int j = 0; j < 3; j++) {
+        member_t *m = &r->members[3 * cancel + j];
+        *m = (member_t){ex, v + j, cancel};
+        fut_release(fut_scope_spawn(s, member_start, m));
+        if (!cancel && m->v % 53 == 0)
+            n->may_ok = false, n->errs |= M_ERR;
+    }
+    if (cancel) {
+        fut_scope_cancel(s);
+    } else {
+        fut_release(fut_scope_add(s, fut_retain(p->f)));
+        n->may_ok = n->may_ok && p->may_ok;
+        n->errs |= p->errs;
+    }
+    n->f = fut_scope_close(s);
+}
+
+/* In a fiber on the loop: a short delay, then a read of the socketpair
+ * (suspending at each); fulfils with V + the bytes read. */
+static fut_result_t fiber_fn(void *arg)
+{
+    fiber_arg_t *a = arg;
+    counted();
+    fut_t *d = fut_delay(a->loop, 20000);
+    int err = fut_await(d, NULL);
+    fut_release(d);
+    if (err)
+        return fut_fail(err);
+    fut_t *rd = fut_read(a->loop, a->fd, a->buf, sizeof a->buf);
+    err = fut_await(rd, NULL);
+    int64_t got = fut_value_i64(rd);
+    fut_release(rd);
+    return err ? fut_fail(err) : fut_ok_i64(a->v + got);
+}
+
+static void post_fn(void *arg)
+{
+    counted();
+    fut_promise_settle(arg, fut_ok_i64(7));
+}
+
+static fut_t *post(fut_executor_t *ex)
+{
+    fut_promise_t *p;
+    fut_t *f = fut_promise_new(&p);
+    if (p && fut_post(ex, post_fn, p) != 0)
+        fut_promise_drop(p);
+    return f;
+}
+
+/* The kinds built once every round (see enum kind). */
+static void build_fixed(round_t *r, node_t *n, node_t *p, enum kind k,
+                        fut_executor_t *ex, int64_t v)
+{
+    void *va = (void *)(intptr_t)v;
+    int fd, sv[2];
+    switch (k) {
+    case CANCEL_THEN: /* the cancel must reach the delay: its timer goes */
+        set(n,
+            fut_then(fut_then(fut_delay(ex, HOUR_NS), ex, value_of_arg, va), ex,
+                     inc, NULL),
+            v, false, M_CANCELED);
+        fut_cancel(n->f);
+        break;
+    case FD_CANCEL_THEN: /* must deregister the wait before the close */
+        fd = new_pipe(r, false, true);
+        set(n,
+            fut_then(fut_fd_ready(r->loop, fd, FUT_READABLE), ex, value_of_arg,
+                     va),
+            v, false, M_CANCELED);
+        fut_cancel(n->f);
+        break;
+    case SCOPE:
+    case SCOPE_CANCEL:
+        build_scope(r, n, p, ex, v, k == SCOPE_CANCEL);
+        break;
+    case FIBER:
+        r->fiber = (fiber_arg_t){.loop = r->loop, .fd = -1, .v = v};
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0) {
+            r->fds[r->nfds++] = r->fiber.fd = sv[0];
+            r->fds[r->nfds++] = r->sock = sv[1];
+        }
+        set(n, fut_fiber(r->loop, fiber_fn, &r->fiber, NULL), v + 4, true, 0);
+        break;
+    case WRITE:
+        set(n, fut_write(r->loop, r->sock, "soak", 4), 4, true, 0);
+        break;
+    case POST_POOL:
+    case POST_LOOP:
+        set(n, post(k == POST_POOL ? r->pool : r->loop), 7, true, 0);
+        break;
+    case PREAD:
+        r->off = (off_t)(v * 4 % (FILE_BYTES - PREAD_LEN));
+        set(n, fut_pread(ex, r->file, r->pbuf, PREAD_LEN, r->off), PREAD_LEN,
+            true, 0);
+        break;
+    default:
+        break;
+    }
 }
 
 /* Node I of kind K on EX; P is a random earlier node (for I > 0). */
@@ -229,7 +396,7 @@ static void build_node(round_t *r, int i, enum kind k, fut_executor_t *ex,
         break;
     case FD_READY:
     case FD_CANCEL:
-        fd = new_pipe(r, k == FD_READY);
+        fd = new_pipe(r, k == FD_READY, false);
         if (fd < 0) { /* this round's pipes are used up: a plain source */
             build_node(r, i, SRC, ex, bits);
             break;
@@ -241,13 +408,12 @@ static void build_node(round_t *r, int i, enum kind k, fut_executor_t *ex,
                 v, true, 0);
             break;
         }
-        /* The wait itself: cancelling a continuation does not reach its
-         * source yet (DESIGN.md's second round), and a wait left pending
-         * on a closed fd is a misuse. */
+        /* The wait itself (FD_CANCEL_THEN cancels through a then). */
         set(n, fut_fd_ready(r->loop, fd, FUT_READABLE), v, false, M_CANCELED);
         fut_cancel(n->f);
         break;
     default:
+        build_fixed(r, n, p, k, ex, v);
         break;
     }
 }
@@ -277,17 +443,29 @@ static void build(round_t *r)
     for (int i = 0; i < NODES; i++) {
         uint64_t bits = rnd(&r->seed);
         fut_executor_t *ex = bits >> 63 ? r->loop : r->pool;
-        r->n[i].kind = pick(i, bits);
+        r->n[i].kind =
+            i < RANDOM ? pick(i, bits) : (enum kind)(KINDS + i - RANDOM);
         build_node(r, i, r->n[i].kind, ex, bits);
     }
 }
 
-static bool as_expected(const node_t *n)
+/* PREAD's bytes: the file's at the offset read. */
+static bool pread_ok(const round_t *r)
+{
+    for (int j = 0; j < PREAD_LEN; j++)
+        if (r->pbuf[j] != 'a' + (r->off + j) % 26)
+            return false;
+    return true;
+}
+
+static bool as_expected(const round_t *r, const node_t *n)
 {
     const fut_t *f = n->f;
     switch (fut_state(f)) {
     case FUT_FULFILLED:
-        return n->may_ok && fut_value_i64(f) == n->v;
+        return n->may_ok && fut_value_i64(f) == n->v &&
+               (n->kind != PREAD || pread_ok(r)) &&
+               (n->kind != FIBER || memcmp(r->fiber.buf, "soak", 4) == 0);
     case FUT_REJECTED:
     case FUT_CANCELLED:
         return (error_mask(fut_error(f)) & n->errs) != 0;
@@ -301,7 +479,7 @@ static int check(round_t *r, uint64_t round)
     int bad = 0;
     for (int i = 0; i < NODES; i++) {
         node_t *n = &r->n[i];
-        if (!bad && !as_expected(n)) {
+        if (!bad && !as_expected(r, n)) {
             fprintf(stderr,
                     "soak: round %" PRIu64 " node %d (kind %d): state %d err "
                     "%d value %" PRId64 ", expected value %" PRId64
@@ -442,6 +620,23 @@ static int soak(round_t *r, double seconds, uint64_t rounds, double every)
     return w.broken;
 }
 
+/* An unlinked temp file of FILE_BYTES bytes, byte K = 'a' + K % 26. */
+static int make_file(void)
+{
+    char path[] = "/tmp/soak-XXXXXX", buf[FILE_BYTES];
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return -1;
+    unlink(path);
+    for (int k = 0; k < FILE_BYTES; k++)
+        buf[k] = (char)('a' + k % 26);
+    if (write(fd, buf, sizeof buf) != (ssize_t)sizeof buf) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 int main(int argc, char **argv)
 {
     double seconds = 0, every = 1200;
@@ -459,7 +654,11 @@ int main(int argc, char **argv)
     } else if (SOAK_SANITIZER) {
         rounds /= 4, every /= 4;
     }
-    round_t r = {.seed = 0x2545F4914F6CDD1Dull};
+    round_t r = {.seed = 0x2545F4914F6CDD1Dull, .file = make_file()};
+    if (r.file < 0) {
+        fprintf(stderr, "soak: cannot make the temp file\n");
+        return 1;
+    }
     fut_pool_opts_t po = {.threads = 2};
     if (fut_pool_create(&r.pool, &po) || fut_loop_create(&r.loop, NULL)) {
         fprintf(stderr, "soak: cannot create the executors\n");
@@ -471,6 +670,7 @@ int main(int argc, char **argv)
     /* Give back this thread's cached blocks: the main thread never exits,
      * and LeakSanitizer reports its cache as leaked (reported to lead). */
     fut_set_allocator(NULL, NULL);
+    close(r.file);
     if (!rc)
         printf("soak: ok\n");
     return rc;
