@@ -153,94 +153,15 @@ static fut_result_t on_acceptable(void *arg, fut_t *src)
     return fut_ok(NULL);
 }
 
-static int listen_on(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
-        listen(fd, 128) < 0) {
-        perror("echo_server: listen");
-        exit(1);
-    }
-    return fd;
-}
-
-static int port_of(int fd)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    return ntohs(a.sin_port);
-}
-
-/* ---- the smoke test's clients ------------------------------------------- */
-
-enum { CLIENTS = 4, MESSAGES = 100 };
-
-static int g_port;
-static atomic_int g_bad, g_left = CLIENTS;
-static fut_promise_t *g_clients_done;
-
-static bool read_exactly(int fd, char *buf, size_t n)
-{
-    for (size_t got = 0; got < n;) {
-        ssize_t k = read(fd, buf + got, n - got);
-        if (k <= 0)
-            return false;
-        got += (size_t)k;
-    }
-    return true;
-}
-
-static void *client(void *arg)
-{
-    int id = (int)(intptr_t)arg;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)g_port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    int bad = 0;
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        bad = MESSAGES;
-    } else {
-        for (int i = 0; i < MESSAGES; i++) {
-            char msg[64], want[64], got[64];
-            int n =
-                snprintf(msg, sizeof msg, "hello %d from client %d\n", i, id);
-            for (int k = 0; k <= n; k++)
-                want[k] = (char)toupper((unsigned char)msg[k]);
-            if (write(fd, msg, (size_t)n) != n ||
-                !read_exactly(fd, got, (size_t)n) ||
-                memcmp(got, want, (size_t)n) != 0)
-                bad++;
-        }
-    }
-    if (fd >= 0)
-        close(fd);
-    atomic_fetch_add(&g_bad, bad);
-    if (atomic_fetch_sub(&g_left, 1) == 1)
-        fut_promise_settle(g_clients_done, fut_ok(NULL)); /* wakes the loop */
-    return NULL;
-}
+#define ECHO_NAME "echo_server"
+#include "echo_client.h"
 
 int main(int argc, char **argv)
 {
-    bool smoke = false;
-    int port = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--smoke"))
-            smoke = true;
-        else if (!strcmp(argv[i], "--port") && i + 1 < argc)
-            port = atoi(argv[++i]);
-        else {
-            fprintf(stderr, "usage: echo_server [--port N] [--smoke]\n");
-            return 2;
-        }
-    }
+    bool smoke;
+    int port;
+    if (parse_args(argc, argv, &smoke, &port))
+        return 2;
     fut_pool_opts_t po = {.threads = 2};
     if (fut_loop_create(&g_loop, NULL) || fut_pool_create(&g_pool, &po)) {
         fprintf(stderr, "echo_server: cannot create the executors\n");
@@ -254,15 +175,11 @@ int main(int argc, char **argv)
 
     fut_t *until = NULL;
     pthread_t th[CLIENTS];
-    if (smoke) {
-        until = fut_promise_new(&g_clients_done);
-        for (int i = 0; i < CLIENTS; i++)
-            pthread_create(&th[i], NULL, client, (void *)(intptr_t)i);
-    }
+    if (smoke)
+        until = clients_start(th);
     fut_loop_run(g_loop, until); /* forever without --smoke */
     if (smoke)
-        for (int i = 0; i < CLIENTS; i++)
-            pthread_join(th[i], NULL);
+        clients_join(th);
     fut_release(until);
     /* Pending waits (the accept, connections still open) settle
      * FUT_ESHUTDOWN; their clean-up steps run inline. */
