@@ -27,6 +27,8 @@ static int done; /* owner finished; thieves drain and stop */
 static uint64_t stolen_total;
 static bool corrupt;   /* the owner found top > bottom */
 static unsigned ready; /* thieves running; the owner waits for all */
+static uint64_t full;    /* pushes refused (owner only) */
+static uint64_t drained; /* of them, retried once the thieves drained it */
 
 static void take(void *x)
 {
@@ -78,14 +80,22 @@ static uint64_t owner(void)
         spin = (unsigned)(seed >> 8 & 255);
         while (burst-- > 0 && next < nitems) {
             if (!fut__deque_push(&dq, (void *)(uintptr_t)(next + 1))) {
-                /* Full.  A deque broken by a duplicate take can keep top
-                 * above bottom: then it refuses pushes while empty. */
-                if (fut__deque_size(&dq) == 0 &&
-                    !fut__deque_push(&dq, (void *)(uintptr_t)(next + 1))) {
+                /* Full.  Every other time pop some (below); else wait for
+                 * the thieves to drain it: then the push must succeed (a
+                 * deque broken by a duplicate take can keep top above
+                 * bottom, and refuse pushes while empty), and item NEXT
+                 * is in the deque like any pushed one.  (Once the retry
+                 * happened only when a preemption let the thieves drain
+                 * it, and NEXT was then pushed a second time.) */
+                if (full++ % 2 == 0)
+                    break;
+                while (fut__deque_size(&dq) != 0)
+                    ck_pr_stall();
+                if (!fut__deque_push(&dq, (void *)(uintptr_t)(next + 1))) {
                     corrupt = true;
                     return popped;
                 }
-                break;
+                drained++;
             }
             next++;
         }
@@ -154,9 +164,10 @@ int main(int argc, char **argv)
             dup += taken[k] - 1;
     }
     printf("deque_stress: thieves=%u items=%llu popped=%llu stolen=%llu "
-           "lost=%llu duplicated=%llu %s\n",
+           "full=%llu drained=%llu lost=%llu duplicated=%llu %s\n",
            nthieves, (unsigned long long)nitems, (unsigned long long)popped,
-           (unsigned long long)stolen_total, (unsigned long long)lost,
+           (unsigned long long)stolen_total, (unsigned long long)full,
+           (unsigned long long)drained, (unsigned long long)lost,
            (unsigned long long)dup,
            !corrupt && lost == 0 && dup == 0 ? "OK" : "FAIL");
     free(taken);
