@@ -267,12 +267,20 @@ void fut__member_close(fut_t *m, fut_t *src, fut_state_t st, int err)
         fut_release(queued_member(drop));
     }
     start_all(go);
-    if (ff)
+    if (ff) {
+        /* A member cancelled here may be the scope's last: its own close
+         * then drops the members' reference, which must not free S while
+         * cancel_members still walks it (the fuzzer's heap-use-after-free,
+         * crash-ff9e185e: fail_fast, a rejection, the others cancelled). */
+        fut_retain(cf);
         cancel_members(s);
+    }
     if (done)
         settle_close(s);
     if (last)
         fut_release(cf); /* the members' reference on the scope */
+    if (ff)
+        fut_release(cf);
 }
 
 /* A new member of S: 2 references (the caller's, and its queue slot's or
