@@ -16,6 +16,19 @@
  * scope's list of unsettled members (snext/sprev, under the mutex) holds
  * none: a member leaves it before that reference can go.
  *
+ * A member started at once by spawn (a free slot, or no limit) is not in
+ * the list, nor counted unsettled, while its START runs: the caller holds
+ * its only reference and close cannot come before spawn returns.  If
+ * START's future is settled already (an inline task, a ready value), that
+ * future is the member: the block goes back unused, and the scope only
+ * hears of the slot given back and of an outcome that is not a
+ * fulfilment, so with no limit such a member takes no lock and no locked
+ * instruction.  Otherwise the member joins the list then, under the
+ * mutex, and is cancelled there if the scope was cancelled meanwhile: a
+ * cancel racing START still reaches what START returned.  Without a limit
+ * spawn reads `cancelled` without the mutex (relaxed): a cancel it misses
+ * is found again by that check under the mutex.
+ *
  *     spawn --> WAITING --slot free--> STARTED --src settles--> settled
  *                  \                      \
  *                   \--cancel-------------+--cancel----------> settled
@@ -50,8 +63,24 @@ struct fut_scope {
     size_t limit, running, unsettled;
     fut_state_t bad_state; /* first member not fulfilled, if any */
     int bad_err;
-    bool fail_fast, cancelled, closing, cancel_close;
+    /* Written under the mutex; read without it only by spawn with no
+     * limit, which checks again under the mutex (see the top). */
+    atomic_bool cancelled;
+    bool fail_fast, closing, cancel_close;
 };
+
+static bool is_cancelled(struct fut_scope *s)
+{
+    /* Relaxed: under the mutex, the mutex orders it; without it (spawn's
+     * fast path) a stale false is caught by start_now's check. */
+    return atomic_load_explicit(&s->cancelled, memory_order_relaxed);
+}
+
+static void set_cancelled(struct fut_scope *s)
+{
+    /* Relaxed: written under the mutex, partner of is_cancelled. */
+    atomic_store_explicit(&s->cancelled, true, memory_order_relaxed);
+}
 
 static fut_t *queued_member(fut_task_t *t)
 {
@@ -80,7 +109,8 @@ int fut_scope_create(fut_scope_t **out, const fut_scope_opts_t *opts)
     s->limit = s->running = s->unsettled = 0;
     s->bad_state = FUT_PENDING;
     s->bad_err = 0;
-    s->fail_fast = s->cancelled = s->closing = s->cancel_close = false;
+    atomic_init(&s->cancelled, false);
+    s->fail_fast = s->closing = s->cancel_close = false;
     if (opts) {
         s->limit = opts->limit;
         s->fail_fast = opts->fail_fast;
@@ -125,17 +155,20 @@ static void member_fire(fut_cont_t *c, fut_t *src)
 }
 
 /* M (STARTED) follows F, START's result (a reference M keeps until it
- * goes); the reference M's start held becomes the node's. */
-static void attach_started(fut_t *m, fut_t *f)
+ * goes); the reference M's start held becomes the node's.  HELD: the
+ * caller holds another reference on M until this returns. */
+static void attach_started(fut_t *m, fut_t *f, bool held)
 {
     m->cont.fire = member_fire;
     /* seq_cst: the recorder's half of cancel.c's Dekker pair. */
     atomic_store_explicit(&m->u.member.src, f, memory_order_seq_cst);
-    fut_retain(m); /* a settled F fires the node, which may drop M's last */
+    if (!held)
+        fut_retain(m); /* a settled F fires the node, which may drop M */
     fut__attach(f, &m->cont);
     if (atomic_load_explicit(&m->word, memory_order_seq_cst) & 2u)
         fut__cancel_unobserved(f, &m->cont); /* cancelled meanwhile */
-    fut_release(m);
+    if (!held)
+        fut_release(m);
 }
 
 /* Runs M's START (M counted as started; the caller's reference on M is
@@ -147,7 +180,7 @@ static void start_member(fut_t *m)
         return;
     }
     fut_t *f = m->u.member.start(m->u.member.arg);
-    attach_started(m, f ? f : fut__rejected(FUT_EINVAL));
+    attach_started(m, f ? f : fut__rejected(FUT_EINVAL), false);
 }
 
 static void link_member(struct fut_scope *s, fut_t *m)
@@ -176,7 +209,7 @@ static void unlink_member(struct fut_scope *s, fut_t *m)
 static void fill_slots(struct fut_scope *s, fut_task_t **go, fut_task_t **drop)
 {
     fut_task_t **tail = go;
-    while (!s->cancelled && s->qhead &&
+    while (!is_cancelled(s) && s->qhead &&
            (s->limit == 0 || s->running < s->limit)) {
         fut_task_t *t = s->qhead;
         s->qhead = t->next;
@@ -233,35 +266,30 @@ static void start_all(fut_task_t *go)
 static void cancel_members(struct fut_scope *s);
 static void settle_close(struct fut_scope *s);
 
-void fut__member_close(fut_t *m, fut_t *src, fut_state_t st, int err)
+/* Under the mutex: a member's outcome ST/ERR, and its slot if it held one
+ * (SLOT) given to the queue's next (popped onto *GO and *DROP, see
+ * fill_slots).  True if it is fail_fast's first rejection. */
+static bool member_ended(struct fut_scope *s, fut_state_t st, int err,
+                         bool slot, fut_task_t **go, fut_task_t **drop)
 {
-    struct fut_scope *s = m->u.member.scope;
-    fut_t *cf = s->closef;
-    if (src) {
-        st = fut_state(src);
-        err = fut_error(src);
-    }
-    fut_task_t *go = NULL, *drop = NULL;
-    pthread_mutex_lock(&s->mu);
-    unlink_member(s, m);
-    bool last = --s->unsettled == 0;
-    if (atomic_load_explicit(&m->hold, memory_order_relaxed) == MS_STARTED)
+    if (slot)
         s->running--;
     if (st != FUT_FULFILLED && s->bad_state == FUT_PENDING) {
         s->bad_state = st;
         s->bad_err = err;
     }
-    bool ff = s->fail_fast && st == FUT_REJECTED && !s->cancelled;
-    s->cancelled |= ff;
-    fill_slots(s, &go, &drop);
-    bool done = s->closing && last;
-    pthread_mutex_unlock(&s->mu);
-    /* M closes before anything it freed happens: the close future and
-     * the members started into its slot come after it. */
-    if (src)
-        fut__close_claimed_like(m, src);
-    else
-        fut__close_claimed_err(m, st, err);
+    bool ff = s->fail_fast && st == FUT_REJECTED && !is_cancelled(s);
+    if (ff)
+        set_cancelled(s);
+    fill_slots(s, go, drop);
+    return ff;
+}
+
+/* Outside the mutex, after member_ended: frees what it dropped, starts
+ * what it popped and, for fail_fast (FF), cancels the other members. */
+static void after_end(struct fut_scope *s, fut_task_t *go, fut_task_t *drop,
+                      bool ff)
+{
     for (fut_task_t *n; drop; drop = n) {
         n = drop->next;
         fut_release(queued_member(drop));
@@ -272,15 +300,40 @@ void fut__member_close(fut_t *m, fut_t *src, fut_state_t st, int err)
          * then drops the members' reference, which must not free S while
          * cancel_members still walks it (the fuzzer's heap-use-after-free,
          * crash-ff9e185e: fail_fast, a rejection, the others cancelled). */
-        fut_retain(cf);
+        fut_t *cf = fut_retain(s->closef);
         cancel_members(s);
+        fut_release(cf);
     }
+}
+
+void fut__member_close(fut_t *m, fut_t *src, fut_state_t st, int err)
+{
+    struct fut_scope *s = m->u.member.scope;
+    fut_t *cf = s->closef;
+    if (src) {
+        st = fut_state(src);
+        err = fut_error(src);
+    }
+    bool slot =
+        atomic_load_explicit(&m->hold, memory_order_relaxed) == MS_STARTED;
+    fut_task_t *go = NULL, *drop = NULL;
+    pthread_mutex_lock(&s->mu);
+    unlink_member(s, m);
+    bool last = --s->unsettled == 0;
+    bool ff = member_ended(s, st, err, slot, &go, &drop);
+    bool done = s->closing && last;
+    pthread_mutex_unlock(&s->mu);
+    /* M closes before anything it freed happens: the close future and
+     * the members started into its slot come after it. */
+    if (src)
+        fut__close_claimed_like(m, src);
+    else
+        fut__close_claimed_err(m, st, err);
+    after_end(s, go, drop, ff);
     if (done)
         settle_close(s);
     if (last)
         fut_release(cf); /* the members' reference on the scope */
-    if (ff)
-        fut_release(cf);
 }
 
 /* A new member of S: 2 references (the caller's, and its queue slot's or
@@ -294,23 +347,74 @@ static fut_t *new_member(struct fut_scope *s)
     return m;
 }
 
+/* START's future F was settled when START returned (see the top): F is
+ * the member.  The scope hears of its slot (SLOT) and of an outcome that
+ * is not a fulfilment; with neither, nothing is locked. */
+static void settled_at_start(struct fut_scope *s, fut_t *f, bool slot)
+{
+    fut_state_t st = fut_state(f);
+    if (FUT__LIKELY(!slot && st == FUT_FULFILLED))
+        return;
+    fut_task_t *go = NULL, *drop = NULL;
+    pthread_mutex_lock(&s->mu);
+    bool ff = member_ended(s, st, fut_error(f), slot, &go, &drop);
+    pthread_mutex_unlock(&s->mu);
+    after_end(s, go, drop, ff);
+}
+
+/* Spawn's member M runs its START now: M (plain, the caller's reference
+ * its only one) is neither listed nor counted while START runs; SLOT: M
+ * took one of the limit's slots.  Returns the member. */
+static fut_t *start_now(struct fut_scope *s, fut_t *m, bool slot)
+{
+    fut_t *f = m->u.member.start(m->u.member.arg);
+    if (!f)
+        f = fut__rejected(FUT_EINVAL);
+    if (fut__closed(f)) {
+        fut_release(m); /* plain and private: back to the free list */
+        settled_at_start(s, f, slot);
+        return f;
+    }
+    m->kind = FK_MEMBER;
+    /* Relaxed: M is published by the mutex below. */
+    atomic_store_explicit(&m->refs, 2, memory_order_relaxed);
+    if (slot)
+        atomic_store_explicit(&m->hold, MS_STARTED, memory_order_relaxed);
+    pthread_mutex_lock(&s->mu);
+    link_member(s, m);
+    bool cancelled = is_cancelled(s); /* since spawn looked: see the top */
+    pthread_mutex_unlock(&s->mu);
+    attach_started(m, f, true);
+    if (cancelled)
+        fut_cancel(m);
+    return m;
+}
+
 fut_t *fut_scope_spawn(fut_scope_t *s, fut_start_fn start, void *arg)
 {
     if (!s || !start)
         return fut__rejected(FUT_EINVAL);
-    fut_t *m = new_member(s);
+    /* Plain until it is shared: one START settles at once does not need
+     * (start_now), so that fut_release frees it inline. */
+    fut_t *m = fut__new(FK_PLAIN, 1);
     if (!m)
         return fut__rejected(FUT_ENOMEM);
+    m->u.member.scope = s;
     m->u.member.start = start;
     m->u.member.arg = arg;
+    if (s->limit == 0 && !is_cancelled(s))
+        return start_now(s, m, false);
     pthread_mutex_lock(&s->mu);
-    link_member(s, m);
-    bool cancelled = s->cancelled;
+    bool cancelled = is_cancelled(s);
     bool now = !cancelled && (s->limit == 0 || s->running < s->limit);
     if (now) {
-        atomic_store_explicit(&m->hold, MS_STARTED, memory_order_relaxed);
         s->running++;
-    } else if (!cancelled) {
+    } else {
+        m->kind = FK_MEMBER;
+        atomic_store_explicit(&m->refs, 2, memory_order_relaxed);
+        link_member(s, m);
+    }
+    if (!now && !cancelled) {
         m->task.next = NULL;
         if (s->qtail)
             s->qtail->next = &m->task;
@@ -319,9 +423,9 @@ fut_t *fut_scope_spawn(fut_scope_t *s, fut_start_fn start, void *arg)
         s->qtail = &m->task;
     }
     pthread_mutex_unlock(&s->mu);
-    if (now) {
-        start_member(m);
-    } else if (cancelled) {
+    if (now)
+        return start_now(s, m, true);
+    if (cancelled) {
         fut_release(m); /* no queue slot, no node */
         fut_cancel(m);
     }
@@ -344,9 +448,9 @@ fut_t *fut_scope_add(fut_scope_t *s, fut_t *f)
      * queued member that F waits for needs. */
     pthread_mutex_lock(&s->mu);
     link_member(s, m);
-    bool cancelled = s->cancelled;
+    bool cancelled = is_cancelled(s);
     pthread_mutex_unlock(&s->mu);
-    attach_started(m, f);
+    attach_started(m, f, true);
     if (cancelled)
         fut_cancel(m);
     return m;
@@ -377,7 +481,7 @@ void fut_scope_cancel(fut_scope_t *s)
     if (!s)
         return;
     pthread_mutex_lock(&s->mu);
-    s->cancelled = true;
+    set_cancelled(s);
     pthread_mutex_unlock(&s->mu);
     cancel_members(s);
 }
@@ -415,7 +519,7 @@ void fut__scope_cancel_close(fut_t *f)
     struct fut_scope *s = f->u.member.scope;
     pthread_mutex_lock(&s->mu);
     s->cancel_close = true;
-    s->cancelled = true;
+    set_cancelled(s);
     pthread_mutex_unlock(&s->mu);
     cancel_members(s);
 }

@@ -9,8 +9,9 @@
  * its scope.  fut_scope_cancel (or cancelling the close future) cancels
  * every unsettled member, which reaches their work (fut_cancel's
  * propagation), and unstarted members never start.  Every function may be
- * called from any thread.  Each member costs one allocation (its
- * future). */
+ * called from any thread.  Each member costs one allocation at most (its
+ * future; none when START's future is settled by the time START returns,
+ * which is then the member itself). */
 #ifndef FUT_SCOPE_H
 #define FUT_SCOPE_H
 
@@ -43,7 +44,8 @@ FUT_API int fut_scope_create(fut_scope_t **out, const fut_scope_opts_t *opts);
 /* Adds a member that runs START(ARG) once fewer than the scope's limit of
  * members are started and unsettled: at once, on this thread, or later on
  * the thread whose member's settling frees a slot.  The returned future
- * settles like the one START returned; cancelling it before START ran
+ * settles like the one START returned (and is that one if START returned
+ * it settled, run at once here); cancelling it before START ran
  * means START never runs, after, cancels what START returned if nothing
  * else observes it.
  * Ownership: S and ARG borrowed (ARG must live until START ran or the
