@@ -416,15 +416,17 @@ void fut__loop_drain_fds(struct loop *l)
     }
 }
 
-/* The error an EPOLLERR stands for: the socket's pending error, or EPIPE. */
-static int fd_error(int fd)
+/* The error that epoll event E (EPOLLERR or EPOLLHUP) stands for: the
+ * socket's pending error (reading it clears it), or EPIPE. */
+static int fd_error(int fd, uint32_t e)
 {
-    int e = 0;
-    socklen_t len = sizeof e;
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0 || e <= 0 ||
-        e == ECANCELED)
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (!(e & EPOLLERR) ||
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err <= 0 ||
+        err == ECANCELED)
         return -EPIPE;
-    return -e;
+    return -err;
 }
 
 static bool data_left(int fd)
@@ -449,13 +451,15 @@ bool fut__loop_dispatch(struct loop *l, uint64_t tag, uint32_t e)
         return false;
     }
     r->trust_round = 0; /* an entry of ours is alive */
+    /* An error or hang-up answers a waiter that it does not leave ready.
+     * SO_ERROR is read only then, once: reading it clears it, and an
+     * error read for an event that settles nobody, or beside data a
+     * reader still gets, would turn the next recv's ECONNRESET into end
+     * of file (tests/test_io_reset.c). */
+    bool failed = e & (EPOLLERR | EPOLLHUP);
+    bool rd = (e & EPOLLIN) && (!failed || data_left(fd));
+    bool wr = (e & EPOLLOUT) && !failed;
     int err = 0;
-    if (e & EPOLLERR)
-        err = fd_error(fd);
-    else if (e & EPOLLHUP)
-        err = -EPIPE;
-    bool rd = (e & EPOLLIN) && (!err || data_left(fd));
-    bool wr = (e & EPOLLOUT) && !err;
     struct fdw *m = NULL, **tail = &m;
     for (struct fdw *w = r->ws.head, *next; w; w = next) {
         next = w->next;
@@ -463,8 +467,8 @@ bool fut__loop_dispatch(struct loop *l, uint64_t tag, uint32_t e)
                          ((w->events & FUT_WRITABLE) && wr ? FUT_WRITABLE : 0);
         if (ready)
             w->res = fut_ok_i64(ready);
-        else if (err)
-            w->res = fut_fail(err);
+        else if (failed)
+            w->res = fut_fail(err ? err : (err = fd_error(fd, e)));
         else
             continue;
         wl_unlink(&r->ws, w);
