@@ -13,6 +13,12 @@
  *
  *   made on the loop thread, queue empty:  try the call at once; done ->
  *       a settled future, no operation kept at all (the fast path)
+ *   a read on a DRAINED fd (its last read returned less than it asked:
+ *       the socket's queue was emptied then) waits for readability first
+ *       instead, as libuv does, which saves the EAGAIN call a request/
+ *       response protocol would make each time; the flag clears when that
+ *       read is made, and when fut_accept returns the fd's number (a new
+ *       file: try first)
  *   made on another thread:  REMOTE, a task on the loop (start_task) adds it
  *
  *   REMOTE --start_task--> QUEUED --head--> HEAD: step()
@@ -71,6 +77,7 @@ struct io_op {
 
 struct ioq {
     struct io_op *head[2], *tail[2];
+    bool drained; /* the last read came back short: wait before reading */
 };
 
 struct loop_io {
@@ -110,6 +117,33 @@ static struct ioq *queue_grow(struct loop *l, int fd)
         io->n = n;
     }
     return &io->q[fd];
+}
+
+/* Notes what OP's finished call found that the next operation should
+ * know (OP->done: bytes read, or the accepted fd + 1, 0 on an error): a
+ * short read drains the fd, an accepted fd's number is a new file.  Loop
+ * thread. */
+static void note_result(struct loop *l, const struct io_op *op)
+{
+    struct ioq *q;
+    if (op->kind == OP_READ && op->done && op->done < op->len) {
+        if ((q = queue_grow(l, op->fd)))
+            q->drained = true; /* no memory: only the hint is lost */
+    } else if (op->kind == OP_ACCEPT && op->done &&
+               (q = queue_of(l, (int)op->done - 1))) {
+        q->drained = false;
+    }
+}
+
+/* True if read OP should wait for readability before its first call (its
+ * fd drained), and clears the hint: the wait is what it asked for. */
+static bool wait_first(struct loop *l, const struct io_op *op)
+{
+    struct ioq *q = queue_of(l, op->fd);
+    if (op->kind != OP_READ || !q || !q->drained)
+        return false;
+    q->drained = false;
+    return true;
 }
 
 /* ---- one system call ---------------------------------------------------- */
@@ -172,6 +206,7 @@ static int one_call(struct io_op *op, fut_result_t *res)
     }
     if (n < 0)
         return R_ERRNO;
+    op->done = (size_t)n + (op->kind == OP_ACCEPT); /* for note_result */
     *res = fut_ok_i64(n);
     return R_DONE;
 }
@@ -270,10 +305,11 @@ static bool step(struct loop *l, struct io_op *op)
                 return true;
             }
             fut_result_t res;
-            r = attempt(op, &res);
+            r = wait_first(l, op) ? R_AGAIN_IN : attempt(op, &res);
             if (r == R_DONE) {
                 fut_promise_t *p = op->p;
                 op->p = NULL;
+                note_result(l, op);
                 pop_head(l, op);
                 xfree(op);
                 fut__promise_settle_claimed(p, res);
@@ -448,11 +484,12 @@ static fut_t *try_now(struct loop *l, struct io_op *op)
     if (q && q->head[side_of(op->kind)])
         return NULL;
     fut_result_t res;
-    int r = attempt(op, &res);
+    int r = wait_first(l, op) ? R_AGAIN_IN : attempt(op, &res);
     if (r != R_DONE) {
         op->again = r;
         return NULL;
     }
+    note_result(l, op);
     xfree(op);
     return fut_ready(res);
 }
