@@ -25,13 +25,15 @@
  *     this poll round or the previous one (idle_round), i.e. the chain goes
  *     on.  Otherwise the registration is validated with EPOLL_CTL_MOD
  *     (ENOENT: the fd was closed, ADD the new file; EEXIST on ADD: MOD).
- *   - A trusted fd goes on vq.  An event for it confirms the bet.  Before
- *     the loop would sleep with fds on vq it looks without sleeping, and if
- *     nothing is ready it validates them (fut__loop_fd_validate: a MOD
- *     each); a busy loop validates those trusted two polls ago without an
- *     event since (fut__loop_fd_prepoll).  So a number closed and reused
- *     within one round (a server accepting into the number it just closed)
- *     is at worst seen two rounds late, never lost.
+ *   - A trusted fd goes on vq.  An event for it confirms the bet.  A loop
+ *     that would sleep with fds on vq sleeps at most TRUST_GRACE_NS (1 ms,
+ *     loop.c), and if nothing came it validates them
+ *     (fut__loop_fd_validate: a MOD each); a busy loop validates those
+ *     trusted two polls ago without an event since
+ *     (fut__loop_fd_prepoll).  So a number closed and reused within one
+ *     round (a server accepting into the number it just closed) is at
+ *     worst seen two rounds or 1 ms late, never lost; and a keep-alive
+ *     server whose clients answer within the grace pays no MOD.
  *   - An event that settles nobody (spurious: the chain ended while the fd
  *     stays ready, a hang-up nobody waits for, a stale registration)
  *     narrows the registration to what the waiters still want, or deletes
