@@ -167,9 +167,9 @@ static int grow_fds(struct loop *l, int fd)
     return 0;
 }
 
-/* Settles the waiters on list M (already unlinked) with their RES.  A waiter
- * whose future was cancelled first goes to the orphan list until
- * on_fd_cancel frees it. */
+/* Settles the waiters on list M (already unlinked) with their outcome (an
+ * operation's wait: its FIRE call).  A waiter whose future was cancelled
+ * first goes to the orphan list until on_fd_cancel frees it. */
 static void settle_list(struct loop *l, struct fdw *m)
 {
     /* Loop thread, inside fut_loop_run: its kit run marks this thread as
@@ -179,7 +179,13 @@ static void settle_list(struct loop *l, struct fdw *m)
     while (m) {
         struct fdw *w = m;
         m = w->next;
-        int rc = fut_promise_settle(w->p, w->res);
+        if (w->fire) { /* its owner may free W or wait again on the fd */
+            w->fire(w, w->err);
+            fut__loop_time_end(l, NULL);
+            continue;
+        }
+        int rc = fut_promise_settle(w->p, w->err ? fut_fail(w->err)
+                                                 : fut_ok_i64(w->ready));
         w->p = NULL;
         if (rc == 0) {
             fdw_free(l, w);
@@ -243,7 +249,7 @@ static struct fdw *take_all(struct fdrec *r, int err)
 {
     struct fdw *m = r->ws.head;
     for (struct fdw *w = m; w; w = w->next)
-        w->res = fut_fail(err);
+        w->err = err;
     r->ws.head = r->ws.tail = NULL;
     return m;
 }
@@ -391,7 +397,7 @@ static void register_here(struct loop *l, struct fdw *w)
     }
     int err = grow_fds(l, w->fd);
     if (err) {
-        w->res = fut_fail(err);
+        w->err = err;
         w->next = NULL;
         settle_list(l, w);
         return;
@@ -468,9 +474,9 @@ bool fut__loop_dispatch(struct loop *l, uint64_t tag, uint32_t e)
         unsigned ready = ((w->events & FUT_READABLE) && rd ? FUT_READABLE : 0) |
                          ((w->events & FUT_WRITABLE) && wr ? FUT_WRITABLE : 0);
         if (ready)
-            w->res = fut_ok_i64(ready);
+            w->err = 0, w->ready = ready;
         else if (failed)
-            w->res = fut_fail(err ? err : (err = fd_error(fd, e)));
+            w->err = err ? err : (err = fd_error(fd, e));
         else
             continue;
         wl_unlink(&r->ws, w);
@@ -506,6 +512,19 @@ bool fut__loop_dispatch(struct loop *l, uint64_t tag, uint32_t e)
     return true;
 }
 
+/* A waiter left FD (cancelled).  The waiters left wait on what it saw: if
+ * the number was closed and reused since (within this round, or the
+ * cancel would have come first), that entry is dead, so look again (MOD,
+ * ENOENT -> ADD).  A cancel that leaves no waiter deletes the
+ * registration. */
+static void after_unwait(struct loop *l, int fd)
+{
+    if (l->fds[fd].ws.head)
+        validate(l, fd);
+    else
+        forget(l, fd);
+}
+
 /* The cancel hook (fut_promise_on_cancel, the executor kit): runs as a task
  * on the loop thread, once, when the application cancelled the readiness
  * future before the loop settled it (a settle that lost the race put W on
@@ -527,17 +546,29 @@ static fut_result_t on_fd_cancel(void *arg, fut_t *src)
     wl_unlink(home_of(l, w), w);
     int fd = w->fd;
     fdw_free(l, w);
-    if (!on_fd)
-        return fut_ok(NULL);
-    /* The waiters left wait on what the cancelled one saw: if the number
-     * was closed and reused since (within this round, or the hook would
-     * have come first), that entry is dead, so look again (MOD, ENOENT ->
-     * ADD).  A cancel that leaves no waiter deletes the registration. */
-    if (l->fds[fd].ws.head)
-        validate(l, fd);
-    else
-        forget(l, fd);
+    if (on_fd)
+        after_unwait(l, fd);
     return fut_ok(NULL);
+}
+
+void fut__loop_fd_wait(struct loop *l, struct fdw *w, int fd, unsigned events)
+{
+    w->next = w->prev = NULL;
+    w->l = l;
+    w->p = NULL;
+    w->fd = fd;
+    w->events = events;
+    w->where = W_REMOTE;
+    w->cancelled = false;
+    register_here(l, w);
+}
+
+void fut__loop_fd_unwait(struct loop *l, struct fdw *w, bool quiet)
+{
+    wl_unlink(&l->fds[w->fd].ws, w);
+    w->where = W_REMOTE;
+    if (!quiet)
+        after_unwait(l, w->fd);
 }
 
 /* fut_fd_ready inside the core's guard (fut_executor_enter): L cannot be
@@ -578,6 +609,7 @@ static fut_t *fd_ready_entered(fut_executor_t *ex, struct loop *l, int fd,
     w->events = events;
     w->where = W_REMOTE;
     w->cancelled = false;
+    w->fire = NULL;
     /* The cancel hook, set before anyone can see F or the loop W.  It
      * cannot fail here (a fresh promise, a live EX). */
     fut_promise_on_cancel(w->p, ex, on_fd_cancel, w);
@@ -632,6 +664,8 @@ void fut__loop_fd_shutdown(struct loop *l)
     while (all) {
         w = all;
         all = w->next;
+        if (w->fire)
+            continue; /* an operation's: fut__loop_io_shutdown ends it */
         if (w->p)
             fut_promise_settle(w->p, fut_fail(FUT_ESHUTDOWN));
         xfree(w);

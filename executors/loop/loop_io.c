@@ -22,8 +22,9 @@
  *   made on another thread:  REMOTE, a task on the loop (start_task) adds it
  *
  *   REMOTE --start_task--> QUEUED --head--> HEAD: step()
- *   HEAD: claim F; system call; EAGAIN -> unclaim, wait (fut_fd_ready,
- *         our node op->cont on it; wait_fire runs step() again)
+ *   HEAD: claim F; system call; EAGAIN -> unclaim, wait (the loop's
+ *         readiness without a future: op->w, fut__loop_fd_wait; wait_fire
+ *         runs step() again)
  *                                   done -> settle F (claimed), freed
  *         claim fails (a cancel won) -> ORPHAN until the hook runs
  *
@@ -37,32 +38,32 @@
  *
  * Who frees an operation: step() when it settled F itself (the hook then
  * never runs); on_cancel when the cancel won (QUEUED: unlink; HEAD
- * waiting: it cancels the wait and wait_fire frees; ORPHAN: unlink from
- * the orphan list; LOST: enqueue found no memory after the cancel won);
- * start_task for a REMOTE one already cancelled;
+ * waiting: it takes the wait off the fd, fut__loop_fd_unwait, and frees;
+ * ORPHAN: unlink from the orphan list; LOST: enqueue found no memory
+ * after the cancel won); start_task for a REMOTE one already cancelled;
  * start_failed for one whose start task the loop refused or dropped; and
  * fut__loop_io_shutdown for the rest (a hook dropped at shutdown never
- * runs).  A waiting head's node stays attached to its wait until that
- * settles, so a head is never freed while its wait is pending: shutdown
- * marks it DETACHED and wait_fire frees it. */
+ * runs), which takes a waiting head's wait off its fd first.  The wait is
+ * no future: the fd layer calls wait_fire, on the loop thread, once. */
 #include "loop_impl.h"
 
 #include <fcntl.h>
 
-#include "internal.h" /* claimed settles, cancel hooks, fut__attach */
+#include "internal.h" /* claimed settles, cancel hooks */
 
 enum { SIDE_R = 0, SIDE_W = 1 };
 enum { OP_READ, OP_WRITE, OP_ACCEPT, OP_CONNECT };
-enum { S_REMOTE, S_QUEUED, S_HEAD, S_ORPHAN, S_DETACHED, S_LOST };
+enum { S_REMOTE, S_QUEUED, S_HEAD, S_ORPHAN, S_LOST };
 /* What a step of a system call found. */
 enum { R_DONE, R_AGAIN_IN, R_AGAIN_OUT };
 
 struct io_op {
-    fut_cont_t cont; /* our node on WAIT */
+    struct fdw w; /* our readiness wait on the fd, while WAITING */
     struct io_op *next;
     struct loop *l;
     fut_promise_t *p; /* F's promise; NULL once consumed */
-    fut_t *wait;      /* the pending readiness future, or NULL */
+    bool waiting;     /* W is on the fd's list */
+    bool arming;      /* inside arm(): a wait_fire now only records */
     int kind, fd, state;
     bool hooked;     /* on_cancel ran: F is cancelled */
     bool notsock;    /* recv/send said ENOTSOCK: read/write from now on */
@@ -256,7 +257,7 @@ static void op_free(struct io_op *op)
     xfree(op);
 }
 
-static void wait_fire(fut_cont_t *c, fut_t *src);
+static void wait_fire(struct fdw *w, int err);
 
 /* Removes OP (the head of its side) from its queue. */
 static void pop_head(struct loop *l, struct io_op *op)
@@ -269,20 +270,15 @@ static void pop_head(struct loop *l, struct io_op *op)
     op->next = NULL;
 }
 
-/* Makes OP wait for EVENTS on its fd.  False if the readiness future came
- * back settled (an error, no memory): OP->wait_err is set, step again. */
+/* Makes OP wait for EVENTS on its fd.  False if the wait ended at once
+ * (an error: OP->wait_err is set, step again). */
 static bool arm(struct loop *l, struct io_op *op, unsigned events)
 {
-    fut_t *w = fut_fd_ready(l->ex, op->fd, events);
-    if (fut_state(w) != FUT_PENDING) {
-        op->wait_err = fut_error(w) ? fut_error(w) : FUT_ENOMEM;
-        fut_release(w);
-        return false;
-    }
-    op->wait = w;
-    op->cont.fire = wait_fire;
-    fut__attach(w, &op->cont); /* pending, and only this thread settles it */
-    return true;
+    op->waiting = op->arming = true;
+    op->w.fire = wait_fire;
+    fut__loop_fd_wait(l, &op->w, op->fd, events);
+    op->arming = false;
+    return op->waiting;
 }
 
 /* Runs head OP as far as it goes without waiting.  True if OP is finished
@@ -328,36 +324,21 @@ static void pump(struct loop *l, int fd, int side)
 {
     struct ioq *q;
     struct io_op *op;
-    while ((q = queue_of(l, fd)) && (op = q->head[side]) && !op->wait) {
+    while ((q = queue_of(l, fd)) && (op = q->head[side]) && !op->waiting) {
         op->state = S_HEAD;
         if (!step(l, op))
             return;
     }
 }
 
-/* OP's readiness future settled (on the loop thread; at shutdown on the
- * destroying one). */
-static void wait_fire(fut_cont_t *c, fut_t *src)
+/* OP's readiness wait ended with ERR (0: ready), on the loop thread. */
+static void wait_fire(struct fdw *w, int err)
 {
-    struct io_op *op = FUT__CONTAINER(c, struct io_op, cont);
-    struct loop *l = op->l;
-    fut_state_t st = fut_state(src);
-    int err = fut_error(src);
-    fut_release(op->wait);
-    op->wait = NULL;
-    if (op->state == S_DETACHED) { /* shutdown settled F already */
-        op_free(op);
-        return;
-    }
-    if (st == FUT_CANCELLED && op->hooked) { /* on_cancel cancelled it */
-        int fd = op->fd, side = side_of(op->kind);
-        pop_head(l, op);
-        op_free(op);
-        pump(l, fd, side);
-        return;
-    }
-    op->wait_err = st == FUT_FULFILLED ? 0 : err ? err : FUT_ECANCELED;
-    pump(l, op->fd, side_of(op->kind));
+    struct io_op *op = FUT__CONTAINER(w, struct io_op, w);
+    op->waiting = false;
+    op->wait_err = err;
+    if (!op->arming) /* else arm() returns false and step() goes on */
+        pump(op->l, op->fd, side_of(op->kind));
 }
 
 /* Adds OP to its queue and runs it if it is the head (loop thread). */
@@ -413,9 +394,14 @@ static fut_result_t on_cancel(void *arg, fut_t *src)
         op_free(op);
         break;
     }
-    case S_HEAD:
-        if (op->wait)
-            fut_cancel(op->wait); /* wait_fire frees OP */
+    case S_HEAD: /* waiting: a head that runs cannot be cancelled here */
+        if (op->waiting) {
+            int fd = op->fd, side = side_of(op->kind);
+            fut__loop_fd_unwait(l, &op->w, false);
+            pop_head(l, op);
+            op_free(op);
+            pump(l, fd, side);
+        }
         break;
     case S_LOST: /* enqueue found no memory after the cancel won */
         xfree(op);
@@ -459,7 +445,7 @@ static fut_t *launch(struct loop *l, struct io_op *op)
         return f;
     }
     op->l = l;
-    op->wait = NULL;
+    op->waiting = false;
     op->hooked = false;
     op->wait_err = 0;
     fut__promise_on_cancel(op->p, l->ex, on_cancel, op);
@@ -559,10 +545,9 @@ void fut__loop_io_shutdown(struct loop *l)
                 struct io_op *next = op->next;
                 fut_promise_settle(op->p, fut_fail(FUT_ESHUTDOWN));
                 op->p = NULL;
-                if (op->wait)
-                    op->state = S_DETACHED; /* wait_fire frees it */
-                else
-                    xfree(op);
+                if (op->waiting)
+                    fut__loop_fd_unwait(l, &op->w, true);
+                xfree(op);
                 op = next;
             }
         }
