@@ -461,7 +461,8 @@ static fut_t *launch(struct loop *l, struct io_op *op)
 
 /* The fast path: on the loop thread with nothing queued on FD's SIDE, one
  * attempt; a settled future if it did it all, else NULL (and *OP keeps
- * what was done: a partial write). */
+ * what was done: a partial write).  OP is the caller's (on its stack):
+ * an operation done at once is never allocated. */
 static fut_t *try_now(struct loop *l, struct io_op *op)
 {
     if (fut__loop_tl != l)
@@ -476,7 +477,6 @@ static fut_t *try_now(struct loop *l, struct io_op *op)
         return NULL;
     }
     note_result(l, op);
-    xfree(op);
     return fut_ready(res);
 }
 
@@ -489,19 +489,24 @@ static fut_t *submit(fut_executor_t *ex, int kind, int fd, const void *buf,
         return fut_ready(fut_fail(FUT_EINVAL));
     size_t size =
         kind == OP_CONNECT ? sizeof(struct io_op) : offsetof(struct io_op, addr);
-    struct io_op *op = xzalloc(size);
-    if (!op)
-        return fut_ready(fut_fail(FUT_ENOMEM));
-    op->kind = kind;
-    op->fd = fd;
-    op->buf = (char *)(uintptr_t)buf; /* a write never writes through it */
-    op->len = len;
+    struct io_op now; /* the fast path's; copied to the heap if it waits */
+    memset(&now, 0, size);
+    now.kind = kind;
+    now.fd = fd;
+    now.buf = (char *)(uintptr_t)buf; /* a write never writes through it */
+    now.len = len;
     if (addr) {
-        memcpy(&op->addr, addr, alen);
-        op->alen = alen;
+        memcpy(&now.addr, addr, alen);
+        now.alen = alen;
     }
-    fut_t *f = try_now(l, op);
-    return f ? f : launch(l, op);
+    fut_t *f = try_now(l, &now);
+    if (f)
+        return f;
+    struct io_op *op = xalloc(size);
+    if (!op) /* a write's prefix may be out, a connect begun: <fut/io.h> */
+        return fut_ready(fut_fail(FUT_ENOMEM));
+    memcpy(op, &now, size);
+    return launch(l, op);
 }
 
 fut_t *fut_read(fut_executor_t *loop, int fd, void *buf, size_t len)

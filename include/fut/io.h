@@ -43,6 +43,9 @@
  * that had written part of its buffer leaves that prefix written (the
  * stream then holds a partial message: close it); a cancel that wins after
  * connect(2) started leaves the socket in an unspecified state (close it).
+ * FUT_ENOMEM from an operation made on the loop thread comes after its
+ * first call (an operation done at once allocates nothing but its
+ * future), so it too may leave a written prefix or a connect begun.
  *
  * Shutdown: an operation pending when its loop is destroyed rejects with
  * FUT_ESHUTDOWN; its fd stays open for the caller.  The loop's stats count
