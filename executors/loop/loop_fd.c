@@ -62,7 +62,13 @@
  *   - A number beyond the fd table is shown to the kernel (fcntl) before
  *     the table grows for it: a bad fd costs one syscall, no memory.
  *   - A waiter still pending when its fd is closed is the application's
- *     error, as with any epoll loop (cancel it first): it never fires. */
+ *     error, as with any epoll loop (cancel it first): it never fires.
+ *
+ * An I/O operation (loop_io.c) waits with a waiter of its own, embedded in
+ * it and without a promise (fut__loop_fd_wait): settling it calls its FIRE
+ * on the loop thread, and the operation's cancel or shutdown takes it off
+ * the fd directly (fut__loop_fd_unwait), so it is never an orphan and
+ * never freed here.  Registration and trust are the same for both kinds. */
 #include "loop_impl.h"
 
 #include <fcntl.h>
