@@ -22,7 +22,11 @@
  *
  * A step that finishes at once (a write the socket took whole, a read that
  * found data) goes straight on; only a pending one is continued with
- * fut_finally on the loop. */
+ * fut_finally.  Socket operations settle on their loop's thread
+ * (<fut/io.h>), so their continuations run inline (fut_inline()) right
+ * where the operation finished, with no hop through the loop's queue;
+ * fut_pread (an offload thread may finish it) and the pool's work hop
+ * back with the loop as the executor. */
 #include <fut.h>
 
 #include <arpa/inet.h>
@@ -107,6 +111,14 @@ static void then_loop(struct conn *c, fut_t *f, fut_then_fn fn)
     fut_release(fut_finally(f, c->srv->loop, fn, c));
 }
 
+/* Continues C with FN once socket operation F settles: at once on the
+ * thread that settles it, the loop's (or, at shutdown, the thread that
+ * destroys the loop, after every loop thread has stopped). */
+static void then_io(struct conn *c, fut_t *f, fut_then_fn fn)
+{
+    fut_release(fut_finally(f, fut_inline(), fn, c));
+}
+
 static void append(struct conn *c, const char *s, size_t n)
 {
     if (c->outlen + n <= OUT_CAP) {
@@ -155,8 +167,8 @@ static fut_result_t file_chunk_read(void *arg, fut_t *src)
         return fut_ok(NULL);
     }
     c->foff += n;
-    then_loop(c, fut_write(c->srv->loop, c->fd, c->fbuf, (size_t)n),
-              file_chunk_written);
+    then_io(c, fut_write(c->srv->loop, c->fd, c->fbuf, (size_t)n),
+            file_chunk_written);
     return fut_ok(NULL);
 }
 
@@ -197,8 +209,8 @@ static bool start_file(struct conn *c, const char *path)
                      "application/octet-stream\r\nContent-Length: %lld\r\n\r\n",
                      (long long)st.st_size);
     append(c, h, (size_t)n);
-    then_loop(c, fut_write(c->srv->loop, c->fd, c->out, c->outlen),
-              headers_written);
+    then_io(c, fut_write(c->srv->loop, c->fd, c->out, c->outlen),
+            headers_written);
     return true;
 }
 
@@ -301,7 +313,7 @@ static void drive(struct conn *c)
         if (c->outlen) {
             fut_t *w = fut_write(loop, c->fd, c->out, c->outlen);
             if (fut_state(w) == FUT_PENDING) {
-                then_loop(c, w, on_written);
+                then_io(c, w, on_written);
                 return;
             }
             bool ok = fut_state(w) == FUT_FULFILLED;
@@ -316,7 +328,7 @@ static void drive(struct conn *c)
             break;
         fut_t *f = fut_read(loop, c->fd, c->in + c->inlen, IN_CAP - c->inlen);
         if (fut_state(f) == FUT_PENDING) {
-            then_loop(c, f, on_read);
+            then_io(c, f, on_read);
             return;
         }
         int64_t n = fut_value_i64(f);

@@ -23,90 +23,7 @@
 
 #include <fut.h>
 
-#define MS (1000 * 1000ull)
-
-static fut_executor_t *new_loop(void)
-{
-    fut_executor_t *l = NULL;
-    assert_int_equal(fut_loop_create(&l, NULL), 0);
-    return l;
-}
-
-/* Runs LOOP until F settles, or 10 s at most. */
-static void run_until(fut_executor_t *loop, fut_t *f)
-{
-    fut_t *deadline = fut_delay(loop, 10000 * MS);
-    fut_t *fs[2] = {fut_retain(f), deadline};
-    fut_t *r = fut_race(fs, 2);
-    assert_int_equal(fut_loop_run(loop, r), 0);
-    fut_cancel(deadline);
-    fut_release(r);
-    assert_int_not_equal(fut_state(f), FUT_PENDING);
-}
-
-/* Runs LOOP for about NS. */
-static void run_for(fut_executor_t *loop, uint64_t ns)
-{
-    fut_t *d = fut_delay(loop, ns);
-    assert_int_equal(fut_loop_run(loop, d), 0);
-    fut_release(d);
-}
-
-/* A socketpair, both ends non-blocking. */
-static void pair(int sv[2])
-{
-    assert_int_equal(
-        socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv),
-        0);
-}
-
-/* A listening loopback TCP socket (non-blocking); *PORT its port. */
-static int listener(int *port, int backlog)
-{
-    int s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    assert_true(s >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t al = sizeof a;
-    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &al), 0);
-    if (backlog)
-        assert_int_equal(listen(s, backlog), 0);
-    *port = ntohs(a.sin_port);
-    return s;
-}
-
-static struct sockaddr_in loopback(int port)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    return a;
-}
-
-static int tcp_socket(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    assert_true(s >= 0);
-    return s;
-}
-
-/* A connected loopback TCP pair through the loop: *C client, *S server. */
-static void tcp_pair(fut_executor_t *loop, int *c, int *s)
-{
-    int port, l = listener(&port, 8);
-    *c = tcp_socket();
-    struct sockaddr_in a = loopback(port);
-    fut_t *fc = fut_connect(loop, *c, (struct sockaddr *)&a, sizeof a);
-    fut_t *fa = fut_accept(loop, l);
-    run_until(loop, fc);
-    run_until(loop, fa);
-    assert_int_equal(fut_error(fc), 0);
-    assert_int_equal(fut_error(fa), 0);
-    *s = (int)fut_value_i64(fa);
-    fut_release(fc), fut_release(fa);
-    close(l);
-}
+#include "io_helpers.h"
 
 /* ---- reads -------------------------------------------------------------- */
 
@@ -216,14 +133,6 @@ static void test_read_pipe_works_and_eof_after_writer_closes(void **state)
     fut_release(r);
     assert_int_equal(fut_executor_destroy(loop), 0);
     close(p[0]);
-}
-
-/* Closes S so that its peer sees a reset (RST). */
-static void reset_close(int s)
-{
-    struct linger lg = {.l_onoff = 1, .l_linger = 0};
-    assert_int_equal(setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
-    close(s);
 }
 
 static void test_read_reset_by_peer_is_econnreset(void **state)

@@ -25,13 +25,15 @@
  *     this poll round or the previous one (idle_round), i.e. the chain goes
  *     on.  Otherwise the registration is validated with EPOLL_CTL_MOD
  *     (ENOENT: the fd was closed, ADD the new file; EEXIST on ADD: MOD).
- *   - A trusted fd goes on vq.  An event for it confirms the bet.  Before
- *     the loop would sleep with fds on vq it looks without sleeping, and if
- *     nothing is ready it validates them (fut__loop_fd_validate: a MOD
- *     each); a busy loop validates those trusted two polls ago without an
- *     event since (fut__loop_fd_prepoll).  So a number closed and reused
- *     within one round (a server accepting into the number it just closed)
- *     is at worst seen two rounds late, never lost.
+ *   - A trusted fd goes on vq.  An event for it confirms the bet.  A loop
+ *     that would sleep with fds on vq sleeps at most TRUST_GRACE_NS (1 ms,
+ *     loop.c), and if nothing came it validates them
+ *     (fut__loop_fd_validate: a MOD each); a busy loop validates those
+ *     trusted two polls ago without an event since
+ *     (fut__loop_fd_prepoll).  So a number closed and reused within one
+ *     round (a server accepting into the number it just closed) is at
+ *     worst seen two rounds or 1 ms late, never lost; and a keep-alive
+ *     server whose clients answer within the grace pays no MOD.
  *   - An event that settles nobody (spurious: the chain ended while the fd
  *     stays ready, a hang-up nobody waits for, a stale registration)
  *     narrows the registration to what the waiters still want, or deletes
@@ -60,7 +62,13 @@
  *   - A number beyond the fd table is shown to the kernel (fcntl) before
  *     the table grows for it: a bad fd costs one syscall, no memory.
  *   - A waiter still pending when its fd is closed is the application's
- *     error, as with any epoll loop (cancel it first): it never fires. */
+ *     error, as with any epoll loop (cancel it first): it never fires.
+ *
+ * An I/O operation (loop_io.c) waits with a waiter of its own, embedded in
+ * it and without a promise (fut__loop_fd_wait): settling it calls its FIRE
+ * on the loop thread, and the operation's cancel or shutdown takes it off
+ * the fd directly (fut__loop_fd_unwait), so it is never an orphan and
+ * never freed here.  Registration and trust are the same for both kinds. */
 #include "loop_impl.h"
 
 #include <fcntl.h>
@@ -165,9 +173,9 @@ static int grow_fds(struct loop *l, int fd)
     return 0;
 }
 
-/* Settles the waiters on list M (already unlinked) with their RES.  A waiter
- * whose future was cancelled first goes to the orphan list until
- * on_fd_cancel frees it. */
+/* Settles the waiters on list M (already unlinked) with their outcome (an
+ * operation's wait: its FIRE call).  A waiter whose future was cancelled
+ * first goes to the orphan list until on_fd_cancel frees it. */
 static void settle_list(struct loop *l, struct fdw *m)
 {
     /* Loop thread, inside fut_loop_run: its kit run marks this thread as
@@ -177,7 +185,13 @@ static void settle_list(struct loop *l, struct fdw *m)
     while (m) {
         struct fdw *w = m;
         m = w->next;
-        int rc = fut_promise_settle(w->p, w->res);
+        if (w->fire) { /* its owner may free W or wait again on the fd */
+            w->fire(w, w->err);
+            fut__loop_time_end(l, NULL);
+            continue;
+        }
+        int rc = fut_promise_settle(w->p, w->err ? fut_fail(w->err)
+                                                 : fut_ok_i64(w->ready));
         w->p = NULL;
         if (rc == 0) {
             fdw_free(l, w);
@@ -241,7 +255,7 @@ static struct fdw *take_all(struct fdrec *r, int err)
 {
     struct fdw *m = r->ws.head;
     for (struct fdw *w = m; w; w = w->next)
-        w->res = fut_fail(err);
+        w->err = err;
     r->ws.head = r->ws.tail = NULL;
     return m;
 }
@@ -389,7 +403,7 @@ static void register_here(struct loop *l, struct fdw *w)
     }
     int err = grow_fds(l, w->fd);
     if (err) {
-        w->res = fut_fail(err);
+        w->err = err;
         w->next = NULL;
         settle_list(l, w);
         return;
@@ -416,15 +430,17 @@ void fut__loop_drain_fds(struct loop *l)
     }
 }
 
-/* The error an EPOLLERR stands for: the socket's pending error, or EPIPE. */
-static int fd_error(int fd)
+/* The error that epoll event E (EPOLLERR or EPOLLHUP) stands for: the
+ * socket's pending error (reading it clears it), or EPIPE. */
+static int fd_error(int fd, uint32_t e)
 {
-    int e = 0;
-    socklen_t len = sizeof e;
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0 || e <= 0 ||
-        e == ECANCELED)
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (!(e & EPOLLERR) ||
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err <= 0 ||
+        err == ECANCELED)
         return -EPIPE;
-    return -e;
+    return -err;
 }
 
 static bool data_left(int fd)
@@ -449,22 +465,24 @@ bool fut__loop_dispatch(struct loop *l, uint64_t tag, uint32_t e)
         return false;
     }
     r->trust_round = 0; /* an entry of ours is alive */
+    /* An error or hang-up answers a waiter that it does not leave ready.
+     * SO_ERROR is read only then, once: reading it clears it, and an
+     * error read for an event that settles nobody, or beside data a
+     * reader still gets, would turn the next recv's ECONNRESET into end
+     * of file (tests/test_io_reset.c). */
+    bool failed = e & (EPOLLERR | EPOLLHUP);
+    bool rd = (e & EPOLLIN) && (!failed || data_left(fd));
+    bool wr = (e & EPOLLOUT) && !failed;
     int err = 0;
-    if (e & EPOLLERR)
-        err = fd_error(fd);
-    else if (e & EPOLLHUP)
-        err = -EPIPE;
-    bool rd = (e & EPOLLIN) && (!err || data_left(fd));
-    bool wr = (e & EPOLLOUT) && !err;
     struct fdw *m = NULL, **tail = &m;
     for (struct fdw *w = r->ws.head, *next; w; w = next) {
         next = w->next;
         unsigned ready = ((w->events & FUT_READABLE) && rd ? FUT_READABLE : 0) |
                          ((w->events & FUT_WRITABLE) && wr ? FUT_WRITABLE : 0);
         if (ready)
-            w->res = fut_ok_i64(ready);
-        else if (err)
-            w->res = fut_fail(err);
+            w->err = 0, w->ready = ready;
+        else if (failed)
+            w->err = err ? err : (err = fd_error(fd, e));
         else
             continue;
         wl_unlink(&r->ws, w);
@@ -500,6 +518,19 @@ bool fut__loop_dispatch(struct loop *l, uint64_t tag, uint32_t e)
     return true;
 }
 
+/* A waiter left FD (cancelled).  The waiters left wait on what it saw: if
+ * the number was closed and reused since (within this round, or the
+ * cancel would have come first), that entry is dead, so look again (MOD,
+ * ENOENT -> ADD).  A cancel that leaves no waiter deletes the
+ * registration. */
+static void after_unwait(struct loop *l, int fd)
+{
+    if (l->fds[fd].ws.head)
+        validate(l, fd);
+    else
+        forget(l, fd);
+}
+
 /* The cancel hook (fut_promise_on_cancel, the executor kit): runs as a task
  * on the loop thread, once, when the application cancelled the readiness
  * future before the loop settled it (a settle that lost the race put W on
@@ -521,17 +552,29 @@ static fut_result_t on_fd_cancel(void *arg, fut_t *src)
     wl_unlink(home_of(l, w), w);
     int fd = w->fd;
     fdw_free(l, w);
-    if (!on_fd)
-        return fut_ok(NULL);
-    /* The waiters left wait on what the cancelled one saw: if the number
-     * was closed and reused since (within this round, or the hook would
-     * have come first), that entry is dead, so look again (MOD, ENOENT ->
-     * ADD).  A cancel that leaves no waiter deletes the registration. */
-    if (l->fds[fd].ws.head)
-        validate(l, fd);
-    else
-        forget(l, fd);
+    if (on_fd)
+        after_unwait(l, fd);
     return fut_ok(NULL);
+}
+
+void fut__loop_fd_wait(struct loop *l, struct fdw *w, int fd, unsigned events)
+{
+    w->next = w->prev = NULL;
+    w->l = l;
+    w->p = NULL;
+    w->fd = fd;
+    w->events = events;
+    w->where = W_REMOTE;
+    w->cancelled = false;
+    register_here(l, w);
+}
+
+void fut__loop_fd_unwait(struct loop *l, struct fdw *w, bool quiet)
+{
+    wl_unlink(&l->fds[w->fd].ws, w);
+    w->where = W_REMOTE;
+    if (!quiet)
+        after_unwait(l, w->fd);
 }
 
 /* fut_fd_ready inside the core's guard (fut_executor_enter): L cannot be
@@ -572,6 +615,7 @@ static fut_t *fd_ready_entered(fut_executor_t *ex, struct loop *l, int fd,
     w->events = events;
     w->where = W_REMOTE;
     w->cancelled = false;
+    w->fire = NULL;
     /* The cancel hook, set before anyone can see F or the loop W.  It
      * cannot fail here (a fresh promise, a live EX). */
     fut_promise_on_cancel(w->p, ex, on_fd_cancel, w);
@@ -626,6 +670,8 @@ void fut__loop_fd_shutdown(struct loop *l)
     while (all) {
         w = all;
         all = w->next;
+        if (w->fire)
+            continue; /* an operation's: fut__loop_io_shutdown ends it */
         if (w->p)
             fut_promise_settle(w->p, fut_fail(FUT_ESHUTDOWN));
         xfree(w);

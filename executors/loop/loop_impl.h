@@ -30,16 +30,21 @@ enum { W_REMOTE = 0, W_FD, W_ORPHAN };
 
 struct loop;
 
-/* One fut_fd_ready future's waiter. */
+/* One fut_fd_ready future's waiter, or an I/O operation's own wait
+ * (fut__loop_fd_wait: FIRE set, P NULL, embedded in its operation). */
 struct fdw {
     struct fdw *next, *prev; /* on a wlist; NEXT links the rfd stack too */
     struct loop *l;
     fut_promise_t *p; /* NULL once consumed */
+    /* An operation's wait: called instead of settling a promise. */
+    void (*fire)(struct fdw *w, int err);
     int fd;
-    unsigned events;  /* FUT_READABLE|FUT_WRITABLE */
-    int where;        /* W_* */
-    bool cancelled;   /* on_fd_cancel ran */
-    fut_result_t res; /* while being settled */
+    unsigned events; /* FUT_READABLE|FUT_WRITABLE */
+    int where;       /* W_* */
+    bool cancelled;  /* on_fd_cancel ran */
+    /* The outcome, while being settled: -errno, or 0 and READY. */
+    int err;
+    unsigned ready;
 };
 
 struct wlist {
@@ -229,6 +234,15 @@ void fut__loop_fd_shutdown(struct loop *l);
 void fut__loop_fd_prepoll(struct loop *l);
 void fut__loop_fd_validate(struct loop *l);
 void fut__loop_fdw_free_all(struct loop *l);
+/* An I/O operation's readiness wait without a future (loop_io.c): W, owned
+ * by the caller (FIRE set), waits on FD for EVENTS; W->fire(W, err) then
+ * runs once on the loop thread, ERR 0 for ready, else what fut_fd_ready's
+ * future would reject with; it may run before this returns (a bad fd, an
+ * epoll_ctl failing).  Loop thread. */
+void fut__loop_fd_wait(struct loop *l, struct fdw *w, int fd, unsigned events);
+/* Takes W, waiting, off its fd, as a cancel of a readiness future does (no
+ * epoll_ctl if QUIET: at shutdown); W->fire never runs. */
+void fut__loop_fd_unwait(struct loop *l, struct fdw *w, bool quiet);
 /* loop_io.c: settles the I/O operations still queued (FUT_ESHUTDOWN) and
  * frees their queues; part of shutdown, before fut__loop_fd_shutdown. */
 void fut__loop_io_shutdown(struct loop *l);

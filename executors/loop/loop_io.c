@@ -13,11 +13,18 @@
  *
  *   made on the loop thread, queue empty:  try the call at once; done ->
  *       a settled future, no operation kept at all (the fast path)
+ *   a read on a DRAINED fd (its last read returned less than it asked:
+ *       the socket's queue was emptied then) waits for readability first
+ *       instead, as libuv does, which saves the EAGAIN call a request/
+ *       response protocol would make each time; the flag clears when that
+ *       read is made, and when fut_accept returns the fd's number (a new
+ *       file: try first)
  *   made on another thread:  REMOTE, a task on the loop (start_task) adds it
  *
  *   REMOTE --start_task--> QUEUED --head--> HEAD: step()
- *   HEAD: claim F; system call; EAGAIN -> unclaim, wait (fut_fd_ready,
- *         our node op->cont on it; wait_fire runs step() again)
+ *   HEAD: claim F; system call; EAGAIN -> unclaim, wait (the loop's
+ *         readiness without a future: op->w, fut__loop_fd_wait; wait_fire
+ *         runs step() again)
  *                                   done -> settle F (claimed), freed
  *         claim fails (a cancel won) -> ORPHAN until the hook runs
  *
@@ -31,32 +38,32 @@
  *
  * Who frees an operation: step() when it settled F itself (the hook then
  * never runs); on_cancel when the cancel won (QUEUED: unlink; HEAD
- * waiting: it cancels the wait and wait_fire frees; ORPHAN: unlink from
- * the orphan list; LOST: enqueue found no memory after the cancel won);
- * start_task for a REMOTE one already cancelled;
+ * waiting: it takes the wait off the fd, fut__loop_fd_unwait, and frees;
+ * ORPHAN: unlink from the orphan list; LOST: enqueue found no memory
+ * after the cancel won); start_task for a REMOTE one already cancelled;
  * start_failed for one whose start task the loop refused or dropped; and
  * fut__loop_io_shutdown for the rest (a hook dropped at shutdown never
- * runs).  A waiting head's node stays attached to its wait until that
- * settles, so a head is never freed while its wait is pending: shutdown
- * marks it DETACHED and wait_fire frees it. */
+ * runs), which takes a waiting head's wait off its fd first.  The wait is
+ * no future: the fd layer calls wait_fire, on the loop thread, once. */
 #include "loop_impl.h"
 
 #include <fcntl.h>
 
-#include "internal.h" /* claimed settles, cancel hooks, fut__attach */
+#include "internal.h" /* claimed settles, cancel hooks */
 
 enum { SIDE_R = 0, SIDE_W = 1 };
 enum { OP_READ, OP_WRITE, OP_ACCEPT, OP_CONNECT };
-enum { S_REMOTE, S_QUEUED, S_HEAD, S_ORPHAN, S_DETACHED, S_LOST };
+enum { S_REMOTE, S_QUEUED, S_HEAD, S_ORPHAN, S_LOST };
 /* What a step of a system call found. */
 enum { R_DONE, R_AGAIN_IN, R_AGAIN_OUT };
 
 struct io_op {
-    fut_cont_t cont; /* our node on WAIT */
+    struct fdw w; /* our readiness wait on the fd, while WAITING */
     struct io_op *next;
     struct loop *l;
     fut_promise_t *p; /* F's promise; NULL once consumed */
-    fut_t *wait;      /* the pending readiness future, or NULL */
+    bool waiting;     /* W is on the fd's list */
+    bool arming;      /* inside arm(): a wait_fire now only records */
     int kind, fd, state;
     bool hooked;     /* on_cancel ran: F is cancelled */
     bool notsock;    /* recv/send said ENOTSOCK: read/write from now on */
@@ -71,6 +78,7 @@ struct io_op {
 
 struct ioq {
     struct io_op *head[2], *tail[2];
+    bool drained; /* the last read came back short: wait before reading */
 };
 
 struct loop_io {
@@ -110,6 +118,33 @@ static struct ioq *queue_grow(struct loop *l, int fd)
         io->n = n;
     }
     return &io->q[fd];
+}
+
+/* Notes what OP's finished call found that the next operation should
+ * know (OP->done: bytes read, or the accepted fd + 1, 0 on an error): a
+ * short read drains the fd, an accepted fd's number is a new file.  Loop
+ * thread. */
+static void note_result(struct loop *l, const struct io_op *op)
+{
+    struct ioq *q;
+    if (op->kind == OP_READ && op->done && op->done < op->len) {
+        if ((q = queue_grow(l, op->fd)))
+            q->drained = true; /* no memory: only the hint is lost */
+    } else if (op->kind == OP_ACCEPT && op->done &&
+               (q = queue_of(l, (int)op->done - 1))) {
+        q->drained = false;
+    }
+}
+
+/* True if read OP should wait for readability before its first call (its
+ * fd drained), and clears the hint: the wait is what it asked for. */
+static bool wait_first(struct loop *l, const struct io_op *op)
+{
+    struct ioq *q = queue_of(l, op->fd);
+    if (op->kind != OP_READ || !q || !q->drained)
+        return false;
+    q->drained = false;
+    return true;
 }
 
 /* ---- one system call ---------------------------------------------------- */
@@ -172,6 +207,7 @@ static int one_call(struct io_op *op, fut_result_t *res)
     }
     if (n < 0)
         return R_ERRNO;
+    op->done = (size_t)n + (op->kind == OP_ACCEPT); /* for note_result */
     *res = fut_ok_i64(n);
     return R_DONE;
 }
@@ -221,7 +257,7 @@ static void op_free(struct io_op *op)
     xfree(op);
 }
 
-static void wait_fire(fut_cont_t *c, fut_t *src);
+static void wait_fire(struct fdw *w, int err);
 
 /* Removes OP (the head of its side) from its queue. */
 static void pop_head(struct loop *l, struct io_op *op)
@@ -234,20 +270,15 @@ static void pop_head(struct loop *l, struct io_op *op)
     op->next = NULL;
 }
 
-/* Makes OP wait for EVENTS on its fd.  False if the readiness future came
- * back settled (an error, no memory): OP->wait_err is set, step again. */
+/* Makes OP wait for EVENTS on its fd.  False if the wait ended at once
+ * (an error: OP->wait_err is set, step again). */
 static bool arm(struct loop *l, struct io_op *op, unsigned events)
 {
-    fut_t *w = fut_fd_ready(l->ex, op->fd, events);
-    if (fut_state(w) != FUT_PENDING) {
-        op->wait_err = fut_error(w) ? fut_error(w) : FUT_ENOMEM;
-        fut_release(w);
-        return false;
-    }
-    op->wait = w;
-    op->cont.fire = wait_fire;
-    fut__attach(w, &op->cont); /* pending, and only this thread settles it */
-    return true;
+    op->waiting = op->arming = true;
+    op->w.fire = wait_fire;
+    fut__loop_fd_wait(l, &op->w, op->fd, events);
+    op->arming = false;
+    return op->waiting;
 }
 
 /* Runs head OP as far as it goes without waiting.  True if OP is finished
@@ -270,10 +301,11 @@ static bool step(struct loop *l, struct io_op *op)
                 return true;
             }
             fut_result_t res;
-            r = attempt(op, &res);
+            r = wait_first(l, op) ? R_AGAIN_IN : attempt(op, &res);
             if (r == R_DONE) {
                 fut_promise_t *p = op->p;
                 op->p = NULL;
+                note_result(l, op);
                 pop_head(l, op);
                 xfree(op);
                 fut__promise_settle_claimed(p, res);
@@ -292,36 +324,21 @@ static void pump(struct loop *l, int fd, int side)
 {
     struct ioq *q;
     struct io_op *op;
-    while ((q = queue_of(l, fd)) && (op = q->head[side]) && !op->wait) {
+    while ((q = queue_of(l, fd)) && (op = q->head[side]) && !op->waiting) {
         op->state = S_HEAD;
         if (!step(l, op))
             return;
     }
 }
 
-/* OP's readiness future settled (on the loop thread; at shutdown on the
- * destroying one). */
-static void wait_fire(fut_cont_t *c, fut_t *src)
+/* OP's readiness wait ended with ERR (0: ready), on the loop thread. */
+static void wait_fire(struct fdw *w, int err)
 {
-    struct io_op *op = FUT__CONTAINER(c, struct io_op, cont);
-    struct loop *l = op->l;
-    fut_state_t st = fut_state(src);
-    int err = fut_error(src);
-    fut_release(op->wait);
-    op->wait = NULL;
-    if (op->state == S_DETACHED) { /* shutdown settled F already */
-        op_free(op);
-        return;
-    }
-    if (st == FUT_CANCELLED && op->hooked) { /* on_cancel cancelled it */
-        int fd = op->fd, side = side_of(op->kind);
-        pop_head(l, op);
-        op_free(op);
-        pump(l, fd, side);
-        return;
-    }
-    op->wait_err = st == FUT_FULFILLED ? 0 : err ? err : FUT_ECANCELED;
-    pump(l, op->fd, side_of(op->kind));
+    struct io_op *op = FUT__CONTAINER(w, struct io_op, w);
+    op->waiting = false;
+    op->wait_err = err;
+    if (!op->arming) /* else arm() returns false and step() goes on */
+        pump(op->l, op->fd, side_of(op->kind));
 }
 
 /* Adds OP to its queue and runs it if it is the head (loop thread). */
@@ -377,9 +394,14 @@ static fut_result_t on_cancel(void *arg, fut_t *src)
         op_free(op);
         break;
     }
-    case S_HEAD:
-        if (op->wait)
-            fut_cancel(op->wait); /* wait_fire frees OP */
+    case S_HEAD: /* waiting: a head that runs cannot be cancelled here */
+        if (op->waiting) {
+            int fd = op->fd, side = side_of(op->kind);
+            fut__loop_fd_unwait(l, &op->w, false);
+            pop_head(l, op);
+            op_free(op);
+            pump(l, fd, side);
+        }
         break;
     case S_LOST: /* enqueue found no memory after the cancel won */
         xfree(op);
@@ -423,7 +445,7 @@ static fut_t *launch(struct loop *l, struct io_op *op)
         return f;
     }
     op->l = l;
-    op->wait = NULL;
+    op->waiting = false;
     op->hooked = false;
     op->wait_err = 0;
     fut__promise_on_cancel(op->p, l->ex, on_cancel, op);
@@ -439,7 +461,8 @@ static fut_t *launch(struct loop *l, struct io_op *op)
 
 /* The fast path: on the loop thread with nothing queued on FD's SIDE, one
  * attempt; a settled future if it did it all, else NULL (and *OP keeps
- * what was done: a partial write). */
+ * what was done: a partial write).  OP is the caller's (on its stack):
+ * an operation done at once is never allocated. */
 static fut_t *try_now(struct loop *l, struct io_op *op)
 {
     if (fut__loop_tl != l)
@@ -448,12 +471,12 @@ static fut_t *try_now(struct loop *l, struct io_op *op)
     if (q && q->head[side_of(op->kind)])
         return NULL;
     fut_result_t res;
-    int r = attempt(op, &res);
+    int r = wait_first(l, op) ? R_AGAIN_IN : attempt(op, &res);
     if (r != R_DONE) {
         op->again = r;
         return NULL;
     }
-    xfree(op);
+    note_result(l, op);
     return fut_ready(res);
 }
 
@@ -466,19 +489,24 @@ static fut_t *submit(fut_executor_t *ex, int kind, int fd, const void *buf,
         return fut_ready(fut_fail(FUT_EINVAL));
     size_t size =
         kind == OP_CONNECT ? sizeof(struct io_op) : offsetof(struct io_op, addr);
-    struct io_op *op = xzalloc(size);
-    if (!op)
-        return fut_ready(fut_fail(FUT_ENOMEM));
-    op->kind = kind;
-    op->fd = fd;
-    op->buf = (char *)(uintptr_t)buf; /* a write never writes through it */
-    op->len = len;
+    struct io_op now; /* the fast path's; copied to the heap if it waits */
+    memset(&now, 0, size);
+    now.kind = kind;
+    now.fd = fd;
+    now.buf = (char *)(uintptr_t)buf; /* a write never writes through it */
+    now.len = len;
     if (addr) {
-        memcpy(&op->addr, addr, alen);
-        op->alen = alen;
+        memcpy(&now.addr, addr, alen);
+        now.alen = alen;
     }
-    fut_t *f = try_now(l, op);
-    return f ? f : launch(l, op);
+    fut_t *f = try_now(l, &now);
+    if (f)
+        return f;
+    struct io_op *op = xalloc(size);
+    if (!op) /* a write's prefix may be out, a connect begun: <fut/io.h> */
+        return fut_ready(fut_fail(FUT_ENOMEM));
+    memcpy(op, &now, size);
+    return launch(l, op);
 }
 
 fut_t *fut_read(fut_executor_t *loop, int fd, void *buf, size_t len)
@@ -522,10 +550,9 @@ void fut__loop_io_shutdown(struct loop *l)
                 struct io_op *next = op->next;
                 fut_promise_settle(op->p, fut_fail(FUT_ESHUTDOWN));
                 op->p = NULL;
-                if (op->wait)
-                    op->state = S_DETACHED; /* wait_fire frees it */
-                else
-                    xfree(op);
+                if (op->waiting)
+                    fut__loop_fd_unwait(l, &op->w, true);
+                xfree(op);
                 op = next;
             }
         }

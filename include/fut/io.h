@@ -6,7 +6,14 @@
  * Socket operations (read, write, accept, connect) run on the loop's thread.
  * Each tries its system call first and waits for readiness (the loop's
  * epoll, as fut_fd_ready) only when the call says EAGAIN, so a ready socket
- * costs no poll round; EINTR is retried.  Errors reject with -errno
+ * costs no poll round; EINTR is retried.  One exception, as libuv does: a
+ * fut_read made after a read on the same fd returned fewer bytes than it
+ * asked (the socket was emptied then) waits for readability first, which
+ * saves the EAGAIN call a request/response protocol would pay per
+ * request.  That hint is spent by the read that waits, and cleared when
+ * fut_accept returns the fd's number; a number closed and reused in other
+ * ways may keep it, which costs its first read one poll round, never a
+ * wrong result.  Errors reject with -errno
  * (-ECONNREFUSED, -EPIPE, -ECONNRESET, -EBADF, ...).  Operations on one fd
  * are queued in the order they were made (per calling thread): reads and
  * accepts in one queue, writes and connects in another, so many writes
@@ -36,6 +43,9 @@
  * that had written part of its buffer leaves that prefix written (the
  * stream then holds a partial message: close it); a cancel that wins after
  * connect(2) started leaves the socket in an unspecified state (close it).
+ * FUT_ENOMEM from an operation made on the loop thread comes after its
+ * first call (an operation done at once allocates nothing but its
+ * future), so it too may leave a written prefix or a connect begun.
  *
  * Shutdown: an operation pending when its loop is destroyed rejects with
  * FUT_ESHUTDOWN; its fd stays open for the caller.  The loop's stats count

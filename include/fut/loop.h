@@ -61,8 +61,11 @@ FUT_API void fut_loop_stop(fut_executor_t *loop);
  * when FD is ready for EVENTS (FUT_READABLE and/or FUT_WRITABLE).  It
  * rejects with -errno on an error (EPOLLERR: the socket's SO_ERROR, or
  * -EPIPE) or with -EPIPE on a hang-up (a reader is still fulfilled while
- * data is left to read).  Many futures may wait on one fd.  Cancelling the
- * future deregisters FD from the loop (on the loop thread, soon).
+ * data is left to read).  SO_ERROR is read (which clears it) only to
+ * reject a future so: an error that finds no waiter, or only a reader with
+ * data left, stays for the application's next recv(2) or send(2).  Many
+ * futures may wait on one fd.  Cancelling the future deregisters FD from
+ * the loop (on the loop thread, soon).
  * Ownership: returns a new reference; FD is borrowed: close it only once no
  * future on it is pending (or after cancelling them).
  * Returns: never NULL; FUT_EINVAL (not a loop, FD < 0, EVENTS empty or
