@@ -132,13 +132,12 @@ static inline bool enter(fut_executor_t *ex)
     unsigned d = s->depth;
     if (FUT__UNLIKELY(d == FUT__GUARD_DEPTH))
         return enter_counted(ex);
-    /* Relaxed store, barrier, relaxed load: the submitter's side of
-     * guard.c's asymmetric Dekker; the partner is fut__guard_close's
-     * membarrier (or fence) and its acquire scan of HELD. */
-    atomic_store_explicit(&s->held[d], ex, memory_order_relaxed);
+    /* Relaxed store, barrier, relaxed load (seq_cst both under TSan,
+     * guard.h): the submitter's side of guard.c's asymmetric Dekker; the
+     * partner is fut__guard_close's membarrier (or fence) and its scan. */
+    atomic_store_explicit(&s->held[d], ex, FUT__GUARD_MO);
     fut__guard_fence();
-    if (FUT__UNLIKELY(
-            atomic_load_explicit(&ex->closed, memory_order_relaxed))) {
+    if (FUT__UNLIKELY(atomic_load_explicit(&ex->closed, FUT__GUARD_MO))) {
         /* Relaxed: nothing of IMPL was touched. */
         atomic_store_explicit(&s->held[d], NULL, memory_order_relaxed);
         return false;

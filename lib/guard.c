@@ -72,6 +72,9 @@
  * destructor ran) uses the counter from then on.  In a fork child only the
  * forking thread exists: every other slot is free again.
  *
+ * Under ThreadSanitizer (which takes no fences and cannot see membarrier)
+ * the guard is the symmetric seq_cst Dekker instead: guard.h.
+ *
  * Build with -DFUT_GUARD_BROKEN_FENCE to drop the submitter's CPU barrier
  * (a compiler barrier alone, and no membarrier): tests/stress/guard_race.c
  * then sees calls into ops after destroy began. */
@@ -187,8 +190,9 @@ static void slot_exit(void *arg)
 
 void fut__guard_close(fut_executor_t *ex)
 {
-#ifndef FUT_GUARD_BROKEN_FENCE
-    /* Relaxed: set once before any handle existed (the essay). */
+#if !defined(FUT_GUARD_BROKEN_FENCE) && !defined(FUT_TSAN)
+    /* Relaxed: set once before any handle existed (the essay).  (Under
+     * TSan the guard is seq_cst Dekker instead: guard.h.) */
     if (atomic_load_explicit(&fut__guard_asym, memory_order_relaxed)) {
         /* The submitters' barrier (the essay).  Registered in init_once,
          * which checked that it works; the registration is the process's
@@ -204,10 +208,10 @@ void fut__guard_close(fut_executor_t *ex)
         atomic_load_explicit(&g_slots, memory_order_acquire);
     for (; s; s = s->next)
         for (int d = 0; d < FUT__GUARD_DEPTH; d++)
-            /* Acquire: pairs with the release store of NULL in leave
-             * (executor.c): the call's use of IMPL happens before. */
-            while (atomic_load_explicit(&s->held[d], memory_order_acquire) ==
-                   ex)
+            /* Acquire (seq_cst under TSan): pairs with the release store
+             * of NULL in leave (executor.c): the call's use of IMPL
+             * happens before. */
+            while (atomic_load_explicit(&s->held[d], FUT__GUARD_SCAN_MO) == ex)
                 sched_yield();
 }
 

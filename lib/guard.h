@@ -43,10 +43,27 @@ void fut__guard_close(fut_executor_t *ex);
 /* fork child: the other threads' slots are free again; register again. */
 void fut__guard_fork_child(void);
 
+/* The orderings of the submitter's store of its slot and load of closed,
+ * and of destroy's scan.  ThreadSanitizer does not take fences (gcc:
+ * -Werror=tsan) and cannot see what membarrier does, so under it the
+ * guard is plain seq_cst Dekker instead: both accesses seq_cst, against
+ * destroy's seq_cst exchange of closed and seq_cst loads of the slots
+ * (guard.c).  Elsewhere relaxed around the barrier below, and acquire for
+ * the scan. */
+#ifdef FUT_TSAN
+#define FUT__GUARD_MO memory_order_seq_cst
+#define FUT__GUARD_SCAN_MO memory_order_seq_cst
+#else
+#define FUT__GUARD_MO memory_order_relaxed
+#define FUT__GUARD_SCAN_MO memory_order_acquire
+#endif
+
 /* Between the store of the slot and the load of closed (see guard.c). */
 static inline void fut__guard_fence(void)
 {
-#ifndef FUT_GUARD_BROKEN_FENCE
+#if defined(FUT_TSAN)
+    /* Nothing: the accesses themselves are seq_cst (FUT__GUARD_MO). */
+#elif !defined(FUT_GUARD_BROKEN_FENCE)
     /* Relaxed: set before any handle exists (see fut__guard_asym). */
     if (FUT__LIKELY(
             atomic_load_explicit(&fut__guard_asym, memory_order_relaxed))) {
