@@ -7,16 +7,21 @@
  * (fut__tls.cur_ex == ex) may call into its ops without ceremony: destroy
  * joins those threads before freeing anything, and refuses to run on one
  * of them (FUT_EDEADLK, asked of ops->owns_thread under the guard).  Any
- * other thread brackets its call with the executor's inflight count:
+ * other thread brackets its call with enter() and leave(): it writes EX
+ * into its own per-thread slot, then reads closed; destroy writes closed,
+ * then waits until no slot holds EX:
  *
- *     caller:   inflight += 1 (seq_cst);  if closed: refuse;  else call ops;
- *               inflight -= 1 (release)
- *     destroy:  closed = 1 (seq_cst);  wait until inflight == 0 (acquire);
- *               ops->destroy(impl);  gone = 1 (release)
+ *     caller:   slot = ex;  BARRIER;  if closed: refuse;  else call ops;
+ *               slot = NULL (release)
+ *     destroy:  closed = 1 (seq_cst);  MEMBARRIER;  wait until no slot
+ *               holds ex (acquire);  ops->destroy(impl);  gone = 1 (release)
  *
- * Both sides' first two steps are seq_cst, so they are totally ordered:
- * either the caller's increment comes first (destroy waits for it) or the
- * store of closed comes first (the caller sees it and refuses).
+ * Either the caller's store comes first (destroy waits for it) or the
+ * store of closed does (the caller sees it and refuses).  BARRIER is a
+ * compiler barrier where membarrier(2) is available and a fence elsewhere;
+ * lib/guard.c proves it, and has the counter used beyond a slot's depth.
+ * Nothing is shared between submitters: no locked instruction, no line
+ * they all write (the guard was once a shared inflight counter).
  *
  * THE HANDLE OUTLIVES DESTROY (issue 12, item 5).  The struct itself is
  * never freed: once destroyed it stays closed and gone for the rest of the
@@ -44,7 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "guard.h"
 
 /* Every handle ever made (see the protocol), linked through next_handle.
  * Only pushed, once per handle; nobody walks it but a leak checker. */
@@ -79,6 +84,7 @@ int fut_executor_create(fut_executor_t **out, const fut_executor_ops_t *ops,
      * returned (the handle is not). */
     ex->has_timers = ops->timer_start != NULL;
     ex->has_stats = ops->stats != NULL;
+    fut__guard_init(); /* before any handle exists: guard.c */
     snprintf(ex->name, sizeof ex->name, "%s", ops->name ? ops->name : "custom");
     atomic_init(&ex->inflight, 0);
     atomic_init(&ex->closed, 0);
@@ -103,10 +109,9 @@ void *fut_executor_impl(const fut_executor_t *ex, const fut_executor_ops_t *ops)
     return ex->impl;
 }
 
-static inline bool enter(fut_executor_t *ex)
+/* The counter, for a bracket the slot cannot take (guard.c). */
+static bool enter_counted(fut_executor_t *ex)
 {
-    if (ex->is_static || fut__tls.cur_ex == ex)
-        return true;
     /* seq_cst: pairs with the seq_cst store of closed in destroy. */
     atomic_fetch_add_explicit(&ex->inflight, 1, memory_order_seq_cst);
     if (atomic_load_explicit(&ex->closed, memory_order_seq_cst)) {
@@ -116,12 +121,51 @@ static inline bool enter(fut_executor_t *ex)
     return true;
 }
 
+static inline bool enter(fut_executor_t *ex)
+{
+    struct fut_tls *t = &fut__tls;
+    if (ex->is_static || t->cur_ex == ex)
+        return true;
+    struct fut_guard_slot *s = t->gslot;
+    if (FUT__UNLIKELY(!s) && !(s = fut__guard_slot_get(t)))
+        return enter_counted(ex);
+    unsigned d = s->depth;
+    if (FUT__UNLIKELY(d == FUT__GUARD_DEPTH))
+        return enter_counted(ex);
+    /* Relaxed store, barrier, relaxed load (seq_cst both under TSan,
+     * guard.h): the submitter's side of guard.c's asymmetric Dekker; the
+     * partner is fut__guard_close's membarrier (or fence) and its scan. */
+    atomic_store_explicit(&s->held[d], ex, FUT__GUARD_MO);
+    fut__guard_fence();
+    if (FUT__UNLIKELY(atomic_load_explicit(&ex->closed, FUT__GUARD_MO))) {
+        /* Relaxed: nothing of IMPL was touched. */
+        atomic_store_explicit(&s->held[d], NULL, memory_order_relaxed);
+        return false;
+    }
+    s->depth = d + 1;
+    return true;
+}
+
 static inline void leave(fut_executor_t *ex)
 {
-    if (ex->is_static || fut__tls.cur_ex == ex)
+    struct fut_tls *t = &fut__tls;
+    if (ex->is_static || t->cur_ex == ex)
         return;
-    /* Release: pairs with destroy's acquire load of inflight, so our use
-     * of IMPL happens before it is freed. */
+    struct fut_guard_slot *s = t->gslot;
+    /* The bracket on top of the slot is ours when it names EX (guard.c:
+     * brackets nest LIFO); else enter_counted took it. */
+    if (FUT__LIKELY(s && s->depth)) {
+        unsigned d = s->depth - 1;
+        /* Relaxed: our own store. */
+        if (atomic_load_explicit(&s->held[d], memory_order_relaxed) == ex) {
+            s->depth = d;
+            /* Release: pairs with the acquire scan in fut__guard_close, so
+             * our use of IMPL happens before it is freed. */
+            atomic_store_explicit(&s->held[d], NULL, memory_order_release);
+            return;
+        }
+    }
+    /* Release: pairs with destroy's acquire load of inflight. */
     atomic_fetch_sub_explicit(&ex->inflight, 1, memory_order_release);
 }
 
@@ -212,9 +256,10 @@ int fut_executor_destroy(fut_executor_t *ex)
     if (atomic_exchange_explicit(&ex->closed, 1, memory_order_seq_cst))
         return FUT_EALREADY;
     fut__ex_unregister(ex);
-    /* Acquire: pairs with leave()'s release. */
+    /* Acquire: pairs with leave()'s release (the counted brackets). */
     while (atomic_load_explicit(&ex->inflight, memory_order_acquire) != 0)
         sched_yield();
+    fut__guard_close(ex); /* the slots' brackets (guard.c) */
     ex->ops->destroy(ex->impl);
     atomic_store_explicit(&ex->gone, 1, memory_order_release);
     fut__fibers_shutdown(ex); /* the last run of suspended fibers */

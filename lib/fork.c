@@ -36,7 +36,7 @@
  * empties the list. */
 #include <pthread.h>
 
-#include "internal.h"
+#include "guard.h"
 
 static pthread_mutex_t g_reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static fut_executor_t *g_reg; /* live executors, under g_reg_mu */
@@ -111,6 +111,7 @@ static void fork_child(void)
     fut__alloc_fork(FUT_FORK_CHILD);
     fut__timer_fork(FUT_FORK_CHILD);
     executors_forked();
+    fut__guard_fork_child();
 }
 
 __attribute__((constructor)) static void fork_init(void)

@@ -184,7 +184,7 @@ _Static_assert(sizeof(uintptr_t) == 8, "the state word packs err in 64 bits");
 struct fut_executor {
     const fut_executor_ops_t *ops;
     void *impl;
-    _Atomic uint32_t inflight; /* foreign-thread calls into ops: executor.c */
+    _Atomic uint32_t inflight; /* guarded calls beyond a slot: guard.c */
     _Atomic uint32_t closed;   /* set once by fut_executor_destroy */
     _Atomic uint32_t gone;     /* IMPL freed: fut_executor_impl says NULL */
     uint8_t is_static;         /* never destroyed (inline, timer service) */
@@ -249,6 +249,8 @@ struct fut_tls {
     int inline_depth;
     fut_task_t *inline_head, *inline_tail;
     struct fut_fiber *fiber; /* the fiber this thread runs: fiber.c */
+    struct fut_guard_slot *gslot; /* guarded calls' slot: guard.c */
+    int gslot_off;                /* no slot (exiting): the counter */
 };
 
 extern _Thread_local struct fut_tls fut__tls

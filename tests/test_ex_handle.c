@@ -9,7 +9,7 @@
  * refusal.  Before the fix the handle was freed when destroy returned (or
  * when the last pending continuation let go), and each of these calls
  * read freed memory.  Last, fut_executor_enter: what the executors' own
- * entry points use to hold a racing destroy off. */
+ * entry points use to hold a racing destroy off, also nested. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -284,6 +284,63 @@ static void test_enter_holds_off_a_racing_destroy(void **state)
     assert_int_equal(fut_executor_enter(ex, &flag_ops, &impl), FUT_ESHUTDOWN);
 }
 
+/* Brackets nest: a thread inside six executors at once (deeper than its
+ * per-thread slot holds, lib/guard.c: the deepest use the counter) holds
+ * off a racing destroy of each, and every destroy returns once the
+ * brackets end in LIFO order. */
+enum { NEST = 6 };
+static atomic_int g_nest_destroyed[NEST];
+
+static void nest_destroy(void *impl)
+{
+    atomic_store(&g_nest_destroyed[*(int *)impl], 1);
+}
+
+static const fut_executor_ops_t nest_ops = {
+    .name = "nest", .submit = sink_submit, .destroy = nest_destroy};
+
+static void test_nested_enters_hold_off_destroy_at_every_depth(void **state)
+{
+    (void)state;
+    static int ids[NEST];
+    fut_executor_t *ex[NEST];
+    pthread_t th[NEST];
+    void *impl;
+    for (int i = 0; i < NEST; i++) {
+        ids[i] = i;
+        atomic_store(&g_nest_destroyed[i], 0);
+        assert_int_equal(fut_executor_create(&ex[i], &nest_ops, &ids[i]), 0);
+    }
+    for (int i = 0; i < NEST; i++) {
+        assert_int_equal(fut_executor_enter(ex[i], &nest_ops, &impl), 0);
+        assert_ptr_equal(impl, &ids[i]);
+    }
+    for (int i = 0; i < NEST; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, destroy_thread, ex[i]),
+                         0);
+    /* Wait until every destroy began (a new enter is refused)... */
+    for (int i = 0; i < NEST; i++) {
+        void *again;
+        int rc;
+        while ((rc = fut_executor_enter(ex[i], &nest_ops, &again)) == 0) {
+            fut_executor_leave(ex[i]);
+            sched_yield();
+        }
+        assert_int_equal(rc, FUT_ESHUTDOWN);
+    }
+    /* ...none reaches ops->destroy while we are inside. */
+    for (int i = 0; i < 1000; i++)
+        sched_yield();
+    for (int i = 0; i < NEST; i++)
+        assert_int_equal(atomic_load(&g_nest_destroyed[i]), 0);
+    for (int i = NEST - 1; i >= 0; i--)
+        fut_executor_leave(ex[i]);
+    for (int i = 0; i < NEST; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(atomic_load(&g_nest_destroyed[i]), 1);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -291,6 +348,7 @@ int main(void)
         cmocka_unit_test(test_pool_handle_refuses_after_destroy),
         cmocka_unit_test(test_custom_handle_refuses_after_destroy),
         cmocka_unit_test(test_enter_holds_off_a_racing_destroy),
+        cmocka_unit_test(test_nested_enters_hold_off_destroy_at_every_depth),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,13 +14,18 @@
  *                 nodes
  * The three are interleaved run by run.  Time from the producer's start to
  * the last task run, per task.  A last line gives the loop's eventfd
- * wake-ups (stats.wakeups) per fut_async run. */
+ * wake-ups (stats.wakeups) per fut_async run.
+ *
+ *   loop_handoff --only CASE n   one run of CASE (fut_async, fut_post or
+ *                                libuv), nothing printed: for callgrind
+ *                                (bench/locked_per_post) */
 #define _GNU_SOURCE
 #include <fut.h>
 #include <uv.h>
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <string.h>
 
 #include "bench_util.h"
 
@@ -177,10 +182,29 @@ static double run_uv(long n)
     return t;
 }
 
+/* --only CASE N: one run of one case, for instruction counts. */
+static int only(const char *c, long n)
+{
+    uint64_t wk;
+    if (n <= 0)
+        return 2;
+    if (strcmp(c, "fut_async") == 0)
+        run_fut(n, false, &wk);
+    else if (strcmp(c, "fut_post") == 0)
+        run_fut(n, true, &wk);
+    else if (strcmp(c, "libuv") == 0)
+        run_uv(n);
+    else
+        return 2;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     long n = 1000000;
     int runs = 5;
+    if (argc == 4 && strcmp(argv[1], "--only") == 0)
+        return only(argv[2], atol(argv[3]));
     if (parse_args(argc, argv, &n, &runs))
         return 2;
     double fa[MAX_RUNS], fp[MAX_RUNS], u[MAX_RUNS];

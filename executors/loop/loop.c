@@ -2,6 +2,12 @@
  * fd readiness and stall detection, all run by the one thread inside
  * fut_loop_run.
  *
+ * Files: this one has the protocol, the task queues, the loop itself,
+ * creation and shutdown; loop_timers.c the timer heap and its hand-off
+ * stacks; loop_clock.c callback timing and stall reports; loop_fd.c fd
+ * readiness; loop_io.c and io_file.c the I/O operations.  All share
+ * loop_impl.h; none includes another's code.
+ *
  * PROTOCOL
  *
  * Who may touch what.  The loop's state splits in three:
@@ -79,139 +85,11 @@
  * running loop (quit + eventfd) and wait for run to leave (mutex + cond),
  * then drop every task and timer (FUT_ESHUTDOWN), reject every fd waiter,
  * close the fds.  fut_fd_ready and fut_loop_stop from other threads pass our
- * own gate (users/closed, the same seq_cst pattern as lib/executor.c). */
+ * own gate (users/closed: a counter, the seq_cst pattern lib/guard.c keeps
+ * for deep brackets). */
 #include "loop_impl.h"
 
 _Thread_local struct loop *fut__loop_tl;
-
-/* ---- stall detection ---------------------------------------------------- */
-
-static void report_stall(struct loop *l, const void *fn, uint64_t ns)
-{
-    char msg[128];
-    snprintf(msg, sizeof msg, "loop: callback %p ran %.1f ms (stall)", fn,
-             (double)ns / 1e6);
-    fut_log_event_t ev = {.level = FUT_LOG_WARN,
-                          .kind = FUT_LOG_STALL,
-                          .msg = msg,
-                          .executor = "loop",
-                          .fn = fn,
-                          .duration_ns = ns};
-    bump(&l->n_stalls, 1);
-    if (l->log)
-        l->log(l->log_ud, &ev);
-    else
-        fut_log_emit(&ev);
-}
-
-/* Timing every callback must be cheap: clock_gettime costs 36-43 ns here,
- * the TSC 13.  Where the TSC is invariant (x86-64, CPUID says so) marks are
- * TSC ticks, converted with a rate calibrated against fut_now_ns once 10 ms
- * have passed since the loop was made; before that, and elsewhere, marks
- * are fut_now_ns.  The kind of mark changes only in calibrate(), which runs
- * between batches (poll_io), so T0 and T1 of one measure always agree. */
-#if defined(__x86_64__)
-#include <cpuid.h>
-#include <x86intrin.h>
-
-static bool tsc_invariant(void)
-{
-    unsigned a, b, c, d;
-    return __get_cpuid(0x80000007u, &a, &b, &c, &d) && (d & (1u << 8));
-}
-
-static uint64_t tsc_now(void)
-{
-    return __rdtsc();
-}
-#else
-static bool tsc_invariant(void)
-{
-    return false;
-}
-
-static uint64_t tsc_now(void)
-{
-    return 0;
-}
-#endif
-
-static void calibrate_start(struct loop *l)
-{
-    l->ns_per_tick = 0;
-    l->cal_ok = tsc_invariant();
-    l->cal_tsc = tsc_now();
-    l->cal_ns = fut_now_ns();
-}
-
-static void calibrate(struct loop *l)
-{
-    if (l->ns_per_tick > 0 || !l->cal_ok)
-        return;
-    uint64_t ns = fut_now_ns(), t = tsc_now();
-    if (ns - l->cal_ns >= 10 * 1000 * 1000 && t > l->cal_tsc)
-        l->ns_per_tick = (double)(ns - l->cal_ns) / (double)(t - l->cal_tsc);
-}
-
-static uint64_t mark(const struct loop *l)
-{
-    return l->ns_per_tick > 0 ? tsc_now() : fut_now_ns();
-}
-
-static void account(struct loop *l, const void *fn, uint64_t d, bool longest)
-{
-    /* Relaxed: a counter with one writer (this thread); loop_stats reads. */
-    if (longest &&
-        d > atomic_load_explicit(&l->n_longest, memory_order_relaxed))
-        atomic_store_explicit(&l->n_longest, d, memory_order_relaxed);
-    if (d > l->stall_ns)
-        report_stall(l, fn, d);
-}
-
-/* Callback timing (stall reports, longest_callback).  A precise clock per
- * callback costs more than a small task does, so where the coarse clock's
- * tick is far below stall_ns (coarse_res != 0) callbacks are timed by it:
- * the loop keeps an anchor (AN_C, the coarse time; AN_T, the precise time
- * read in that tick), and reads the precise clock only when the coarse one
- * has moved.  Every callback that starts in the anchor's tick starts after
- * AN_T (begin re-anchors when a new tick began in between), so:
- *   - one that ends in the anchor's tick ran less than a tick: not a stall;
- *   - one that ends later is accounted now - AN_T: never short, and too
- *     long by less than one tick (the anchor tick's earlier callbacks).
- * A stall is never missed, its duration is never short, and a callback up
- * to a tick under stall_ns may be reported too.  longest_callback takes
- * such a bound only when the callback itself spanned two ticks (the bound
- * is then under twice the truth).  Without a usable coarse clock every
- * callback is timed by the precise mark (TSC or fut_now_ns), exactly. */
-void fut__loop_time_begin(struct loop *l)
-{
-    if (!l->coarse_res) {
-        l->an_t = mark(l);
-        return;
-    }
-    uint64_t c = fut__coarse_now();
-    if (c != l->an_c) {
-        l->an_c = c;
-        l->an_t = fut_now_ns();
-    }
-}
-
-void fut__loop_time_slow(struct loop *l, const void *fn, uint64_t c)
-{
-    if (!l->coarse_res) {
-        uint64_t t = mark(l), d = t - l->an_t;
-        l->an_t = t;
-        if (l->ns_per_tick > 0)
-            d = (uint64_t)((double)d * l->ns_per_tick);
-        account(l, fn, d, true);
-        return;
-    }
-    uint64_t t = fut_now_ns(), d = t - l->an_t;
-    bool longest = c - l->an_c >= 2 * l->coarse_res;
-    l->an_c = c;
-    l->an_t = t;
-    account(l, fn, d, longest);
-}
 
 /* ---- tasks ---------------------------------------------------------------*/
 
@@ -225,6 +103,20 @@ static void local_push(struct loop *l, fut_task_t *t)
     l->lq_tail = t;
 }
 
+/* A task's link, seen as the atomic the queue needs.  fut_task_t is public
+ * and its NEXT a plain pointer (an executor owns it while it holds the
+ * task); the queue's accesses go through this view, so the loop speaks
+ * C11 <stdatomic.h> only.  Same size and alignment, checked here. */
+typedef _Atomic(fut_task_t *) task_link_t;
+_Static_assert(sizeof(task_link_t) == sizeof(fut_task_t *) &&
+                   _Alignof(task_link_t) == _Alignof(fut_task_t *),
+               "a task's link can be viewed as an atomic pointer");
+
+static inline task_link_t *link_of(fut_task_t *t)
+{
+    return (task_link_t *)&t->next;
+}
+
 /* The task queue from other threads is Vyukov's intrusive MPSC queue
  * (see the essay): producers exchange the tail, then link the old tail to
  * their node; the loop pops from its private head, in arrival order, one
@@ -232,14 +124,14 @@ static void local_push(struct loop *l, fut_task_t *t)
 static void rq_push(struct loop *l, fut_task_t *t)
 {
     /* Relaxed: T is ours until the exchange below publishes it. */
-    __atomic_store_n(&t->next, NULL, __ATOMIC_RELAXED);
+    atomic_store_explicit(link_of(t), NULL, memory_order_relaxed);
     /* seq_cst: the producer's store of Dekker (remote_pending's load);
      * release orders T's link before it, acquire takes PREV from the
      * producer that pushed it. */
     fut_task_t *prev =
         atomic_exchange_explicit(&l->rq, t, memory_order_seq_cst);
     /* Release: pairs with the acquire loads of NEXT in rq_pop. */
-    __atomic_store_n(&prev->next, t, __ATOMIC_RELEASE);
+    atomic_store_explicit(link_of(prev), t, memory_order_release);
 }
 
 /* The oldest task handed over, or NULL when there is none or the next one
@@ -248,12 +140,13 @@ static fut_task_t *rq_pop(struct loop *l)
 {
     fut_task_t *h = l->rq_head;
     /* Acquire: pairs with the release store of the link in rq_push. */
-    fut_task_t *next = __atomic_load_n(&h->next, __ATOMIC_ACQUIRE);
+    fut_task_t *next = atomic_load_explicit(link_of(h), memory_order_acquire);
     if (h == &l->rq_stub) {
         if (!next)
             return NULL;
         l->rq_head = h = next;
-        next = __atomic_load_n(&h->next, __ATOMIC_ACQUIRE); /* same pair */
+        /* Acquire: the same pair. */
+        next = atomic_load_explicit(link_of(h), memory_order_acquire);
     }
     if (next) {
         l->rq_head = next;
@@ -263,7 +156,8 @@ static fut_task_t *rq_pop(struct loop *l)
     if (h != atomic_load_explicit(&l->rq, memory_order_acquire))
         return NULL; /* a producer is between its exchange and its link */
     rq_push(l, &l->rq_stub); /* so that H can leave */
-    next = __atomic_load_n(&h->next, __ATOMIC_ACQUIRE); /* same pair */
+    /* Acquire: the same pair. */
+    next = atomic_load_explicit(link_of(h), memory_order_acquire);
     if (next) {
         l->rq_head = next;
         return h;
@@ -302,17 +196,6 @@ static int loop_submit(void *impl, fut_task_t *t)
     return 0;
 }
 
-/* Whether callbacks may be timed by the coarse clock (fut__loop_time_begin):
- * its tick must be far below stall_ns.  The tick, or 0. */
-static uint64_t coarse_usable(uint64_t stall_ns)
-{
-    struct timespec ts;
-    if (clock_getres(CLOCK_MONOTONIC_COARSE, &ts) != 0 || ts.tv_sec ||
-        (uint64_t)ts.tv_nsec * 8 > stall_ns)
-        return 0;
-    return ts.tv_nsec ? (uint64_t)ts.tv_nsec : 1;
-}
-
 /* Runs tasks, at most TASK_BUDGET of them: the local ones queued before
  * this round first (FIFO), then handed-over ones (arrival order), then
  * local ones queued by this round's tasks, so neither kind starves. */
@@ -346,192 +229,6 @@ static void run_tasks(struct loop *l)
     }
     bump(&l->n_tasks, n);
     bump(&l->n_submitted, nr);
-}
-
-/* ---- the timer heap (loop thread) -------------------------------------- */
-
-static bool hless(const struct hent *a, const struct hent *b)
-{
-    return a->deadline < b->deadline ||
-           (a->deadline == b->deadline && a->seq < b->seq);
-}
-
-static void hset(struct loop *l, size_t i, struct hent e)
-{
-    l->heap[i] = e;
-    e.t->slot = i;
-}
-
-static void sift_up(struct loop *l, size_t i)
-{
-    struct hent e = l->heap[i];
-    while (i > 0 && hless(&e, &l->heap[(i - 1) / 2])) {
-        hset(l, i, l->heap[(i - 1) / 2]);
-        i = (i - 1) / 2;
-    }
-    hset(l, i, e);
-}
-
-static void sift_down(struct loop *l, size_t i)
-{
-    struct hent e = l->heap[i];
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= l->hn)
-            break;
-        if (c + 1 < l->hn && hless(&l->heap[c + 1], &l->heap[c]))
-            c++;
-        if (!hless(&l->heap[c], &e))
-            break;
-        hset(l, i, l->heap[c]);
-        i = c;
-    }
-    hset(l, i, e);
-}
-
-static bool in_heap(const struct loop *l, const fut_timer_t *t)
-{
-    return t->slot < l->hn && l->heap[t->slot].t == t;
-}
-
-static int heap_insert(struct loop *l, fut_timer_t *t)
-{
-    if (l->hn == l->hcap) {
-        size_t cap = l->hcap ? 2 * l->hcap : 64;
-        struct hent *h = xgrow(l->heap, l->hn * sizeof *h, cap * sizeof *h);
-        if (!h)
-            return FUT_ENOMEM;
-        l->heap = h;
-        l->hcap = cap;
-    }
-    l->heap[l->hn] = (struct hent){t->deadline_ns, l->hseq++, t};
-    t->slot = l->hn++;
-    sift_up(l, l->hn - 1);
-    return 0;
-}
-
-/* Removes the timer at I.  The array shrinks as the heap does and is freed
- * when it empties, so cancelled timers leave no memory behind. */
-static void heap_remove(struct loop *l, size_t i)
-{
-    l->heap[i].t->slot = SIZE_MAX;
-    l->hn--;
-    if (i < l->hn) {
-        hset(l, i, l->heap[l->hn]);
-        if (i > 0 && hless(&l->heap[i], &l->heap[(i - 1) / 2]))
-            sift_up(l, i);
-        else
-            sift_down(l, i);
-    }
-    if (l->hn == 0) {
-        xfree(l->heap);
-        l->heap = NULL;
-        l->hcap = 0;
-    } else if (l->hcap > 256 && l->hn < l->hcap / 4) {
-        struct hent *h =
-            xgrow(l->heap, l->hn * sizeof *h, l->hcap / 2 * sizeof *h);
-        if (h) {
-            l->heap = h;
-            l->hcap /= 2;
-        }
-    }
-}
-
-static void drain_starts(struct loop *l)
-{
-    /* Relaxed peek, as in drain_tasks. */
-    if (!atomic_load_explicit(&l->rstart, memory_order_relaxed))
-        return;
-    /* Acquire: pairs with the release half of the CAS in loop_timer_start. */
-    fut_timer_t *t =
-        atomic_exchange_explicit(&l->rstart, NULL, memory_order_acquire);
-    REVERSE(fut_timer_t, t, slot);
-    while (t) {
-        fut_timer_t *next = (fut_timer_t *)(uintptr_t)t->slot;
-        t->slot = SIZE_MAX;
-        if (heap_insert(l, t))
-            fut_timer_fail(t, FUT_ENOMEM); /* no memory for the heap */
-        t = next;
-    }
-}
-
-/* Cancel of T on the loop thread: end the start's hold if T still waits,
- * then the cancel's own hold. */
-static void cancel_here(struct loop *l, fut_timer_t *t)
-{
-    if (!in_heap(l, t))
-        drain_starts(l); /* its start may still be on the stack */
-    if (in_heap(l, t)) {
-        heap_remove(l, t->slot);
-        fut_timer_drop(t);
-    }
-    fut_timer_drop(t);
-}
-
-static void drain_cancels(struct loop *l)
-{
-    /* Relaxed peek, as in drain_tasks. */
-    if (!atomic_load_explicit(&l->rcancel, memory_order_relaxed))
-        return;
-    /* Acquire: pairs with the release half of the CAS in loop_timer_cancel. */
-    fut_timer_t *t =
-        atomic_exchange_explicit(&l->rcancel, NULL, memory_order_acquire);
-    while (t) {
-        fut_timer_t *next = t->next;
-        cancel_here(l, t); /* may free T */
-        t = next;
-    }
-}
-
-static int loop_timer_start(void *impl, fut_timer_t *t)
-{
-    struct loop *l = impl;
-    if (fut__loop_tl == l)
-        return heap_insert(l, t);
-    /* Relaxed: only a first guess for the CAS below. */
-    fut_timer_t *h = atomic_load_explicit(&l->rstart, memory_order_relaxed);
-    do
-        t->slot = (size_t)(uintptr_t)h;
-    /* seq_cst: release publishes T (acquire in drain_starts); Dekker. */
-    while (!atomic_compare_exchange_weak_explicit(
-        &l->rstart, &h, t, memory_order_seq_cst, memory_order_relaxed));
-    wake_if_sleeping(l);
-    return 0;
-}
-
-static void loop_timer_cancel(void *impl, fut_timer_t *t)
-{
-    struct loop *l = impl;
-    if (fut__loop_tl == l) {
-        cancel_here(l, t);
-        return;
-    }
-    /* Relaxed: only a first guess for the CAS below. */
-    fut_timer_t *h = atomic_load_explicit(&l->rcancel, memory_order_relaxed);
-    do
-        t->next = h;
-    /* seq_cst: release publishes T (acquire in drain_cancels); Dekker. */
-    while (!atomic_compare_exchange_weak_explicit(
-        &l->rcancel, &h, t, memory_order_seq_cst, memory_order_relaxed));
-    wake_if_sleeping(l);
-}
-
-/* Fires every timer due now.  One clock reading decides what is due, so a
- * timer armed by a firing callback waits for the next round. */
-static void fire_timers(struct loop *l)
-{
-    if (!l->hn)
-        return;
-    uint64_t now = fut_now_ns(), n = 0;
-    fut__loop_time_begin(l);
-    while (l->hn && l->heap[0].deadline <= now) {
-        fut_timer_t *t = l->heap[0].t;
-        heap_remove(l, 0);
-        fut_timer_fire(t);
-        fut__loop_time_end(l, (const void *)(uintptr_t)fut_timer_fire);
-        n++;
-    }
-    bump(&l->n_timers, n);
 }
 
 /* ---- the loop ----------------------------------------------------------- */
@@ -602,7 +299,7 @@ static int sleep_events(struct loop *l, struct epoll_event *evs,
 
 static void poll_io(struct loop *l, int64_t timeout_ns)
 {
-    calibrate(l);
+    fut__loop_calibrate(l);
     fut__loop_fd_prepoll(l);
     struct epoll_event evs[MAX_EVENTS];
     int n;
@@ -652,8 +349,7 @@ static int64_t next_timeout(struct loop *l)
 
 static void drain_remote(struct loop *l)
 {
-    drain_starts(l);
-    drain_cancels(l);
+    fut__loop_drain_timers(l);
     fut__loop_drain_fds(l);
 }
 
@@ -698,7 +394,7 @@ int fut_loop_run(fut_executor_t *ex, fut_t *until)
         fut_release(fut_finally(fut_retain(until), ex, until_noop, NULL));
     for (;;) {
         drain_remote(l);
-        fire_timers(l);
+        fut__loop_fire_timers(l);
         run_tasks(l);
         /* Acquire: pairs with the release stores in fut_loop_stop and
          * loop_destroy. */
@@ -768,24 +464,7 @@ static void shutdown_drain(struct loop *l)
         else
             sched_yield();
     }
-    /* Timers: starts still in flight end their first hold here, cancels
-     * remove theirs from the heap and end both, the rest is dropped. */
-    /* Acquire: pairs with the CAS in loop_timer_start (no pusher is left:
-     * the core's gate is closed). */
-    fut_timer_t *t =
-        atomic_exchange_explicit(&l->rstart, NULL, memory_order_acquire);
-    while (t) {
-        fut_timer_t *next = (fut_timer_t *)(uintptr_t)t->slot;
-        t->slot = SIZE_MAX;
-        fut_timer_drop(t);
-        t = next;
-    }
-    drain_cancels(l);
-    while (l->hn) {
-        fut_timer_t *x = l->heap[l->hn - 1].t;
-        heap_remove(l, l->hn - 1);
-        fut_timer_drop(x);
-    }
+    fut__loop_timers_shutdown(l); /* loop_timers.c */
     fut__loop_io_shutdown(l);
     fut__loop_fd_shutdown(l);
 }
@@ -864,8 +543,8 @@ const fut_executor_ops_t fut__loop_ops = {
     .submit = loop_submit,
     .destroy = loop_destroy,
     .stats = loop_stats,
-    .timer_start = loop_timer_start,
-    .timer_cancel = loop_timer_cancel,
+    .timer_start = fut__loop_timer_start,
+    .timer_cancel = fut__loop_timer_cancel,
     .destroy_forked = loop_destroy_forked,
     .owns_thread = loop_owns_thread,
 };
@@ -881,9 +560,7 @@ int fut_loop_create(fut_executor_t **out, const fut_loop_opts_t *opts)
     atomic_init(&l->rq, &l->rq_stub);
     l->rq_head = &l->rq_stub;
     l->stall_ns = opts && opts->stall_ns ? opts->stall_ns : DEFAULT_STALL_NS;
-    l->coarse_res = coarse_usable(l->stall_ns);
-    l->an_c = UINT64_MAX; /* no anchor yet */
-    calibrate_start(l);
+    fut__loop_clock_init(l);
     l->log = opts ? opts->log : NULL;
     l->log_ud = opts ? opts->log_ud : NULL;
     l->epfd = epoll_create1(EPOLL_CLOEXEC);

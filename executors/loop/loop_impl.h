@@ -1,6 +1,8 @@
 /* libfut — the event loop's private header, shared by executors/loop/loop.c
- * (tasks, timers, the loop itself; its opening essay states the protocol)
- * and executors/loop/loop_fd.c (fd readiness).  Not installed. */
+ * (tasks, the loop itself, creation and shutdown; its opening essay states
+ * the protocol), loop_timers.c (the timer heap and its hand-off stacks),
+ * loop_clock.c (callback timing, stall reports) and loop_fd.c (fd
+ * readiness).  Not installed. */
 #ifndef FUT_LOOP_IMPL_H
 #define FUT_LOOP_IMPL_H
 
@@ -226,6 +228,19 @@ static inline void fut__loop_time_end(struct loop *l, const void *fn)
         }                                                                      \
         list = r_;                                                             \
     } while (0)
+
+/* loop_timers.c: ops->timer_start and ->timer_cancel (any thread); the
+ * rest on the loop thread (or the destroying one, for the shutdown). */
+int fut__loop_timer_start(void *impl, fut_timer_t *t);
+void fut__loop_timer_cancel(void *impl, fut_timer_t *t);
+void fut__loop_drain_timers(struct loop *l); /* starts, then cancels */
+void fut__loop_fire_timers(struct loop *l);  /* every timer due now */
+void fut__loop_timers_shutdown(struct loop *l);
+
+/* loop_clock.c, loop thread: set up the timing at creation; calibrate the
+ * TSC between batches (poll_io). */
+void fut__loop_clock_init(struct loop *l);
+void fut__loop_calibrate(struct loop *l);
 
 /* loop_fd.c, all on the loop thread (or the destroying one). */
 void fut__loop_drain_fds(struct loop *l);

@@ -234,7 +234,8 @@ FUT_API fut_executor_t *fut_executor_current(void);
  * holds the destroy off (ops->destroy is not called) until the matching
  * fut_executor_leave(EX), so *IMPL may be used in between however the
  * calling thread races a destroy.  Keep the bracket short; never block or
- * wait for EX's own threads inside it.
+ * wait for EX's own threads inside it; end it on the thread that began it
+ * (not across a fiber's wait), innermost first when brackets nest.
  * Returns: 0 and *IMPL; FUT_EINVAL (EX NULL or not made with OPS);
  *   FUT_ESHUTDOWN (EX's destroy began or returned).  Only 0 needs a leave.
  * Threads: any; free on a thread running one of EX's tasks. */
