@@ -288,13 +288,38 @@ static fut_t *file_op(fut_executor_t *ex, int kind, int fd, const void *buf,
     j->len = len;
     j->off = off;
     if (is_loop(ex) && !force_offload()) {
-        fut_t *f = try_nowait(j);
+        int ring = fut__uring_mode();
+        bool skip_nowait = ring == FUT_URING_ALL && kind == J_PREAD;
+        fut_t *f = skip_nowait ? NULL : try_nowait(j);
+        if (!f && ring != FUT_URING_OFF && kind == J_PREAD)
+            f = fut__uring_pread(ex, fd, j->buf, len, off, j->done);
         if (f) {
             job_free(j);
             return f;
         }
     }
     return dispatch(ex, j);
+}
+
+void fut__io_offload_pread(fut_promise_t *p, int fd, char *buf, size_t len,
+                           off_t off, size_t done)
+{
+    struct job *j = fut_alloc(sizeof *j);
+    if (j) {
+        memset(j, 0, sizeof *j);
+        j->kind = J_PREAD;
+        j->p = p;
+        j->fd = fd;
+        j->buf = buf;
+        j->len = len;
+        j->done = done;
+        j->off = off;
+    }
+    if (!j || !offload(j)) {
+        fut_promise_settle(p, fut_fail(FUT_ENOMEM));
+        if (j)
+            job_free(j);
+    }
 }
 
 fut_t *fut_pread(fut_executor_t *ex, int fd, void *buf, size_t len, off_t off)
