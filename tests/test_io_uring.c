@@ -153,6 +153,30 @@ static void test_read_made_on_the_loop_thread_through_the_ring(void **state)
     fut__uring_set_mode(MODE_MISS);
 }
 
+static void test_read_over_4_mib_goes_to_the_threads(void **state)
+{
+    (void)state;
+    need_ring();
+    fut__uring_set_mode(MODE_ALL);
+    fut_executor_t *loop = new_loop();
+    size_t size = (4u << 20) + 4096;
+    int fd = evicted_file(size);
+    char *buf = malloc(size);
+    assert_non_null(buf);
+    unsigned long off0 = fut__io_offload_count();
+    fut_t *f = fut_pread(loop, fd, buf, size, 0);
+    run_until(loop, f);
+    assert_int_equal(fut_value_i64(f), size);
+    assert_int_equal(buf[size - 1], (char)((size - 1) % 251));
+    assert_int_equal(fut__uring_submitted(loop), 0);
+    assert_int_equal(fut__io_offload_count(), off0 + 1);
+    fut_release(f);
+    free(buf);
+    close(fd);
+    assert_int_equal(fut_executor_destroy(loop), 0);
+    fut__uring_set_mode(MODE_MISS);
+}
+
 /* A read of an empty pipe, sitting in LOOP's ring. */
 static fut_t *read_in_the_ring(fut_executor_t *loop, int *p, char *buf)
 {
@@ -348,6 +372,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_read_missing_the_page_cache_goes_to_the_ring),
         cmocka_unit_test(test_read_made_on_the_loop_thread_through_the_ring),
+        cmocka_unit_test(test_read_over_4_mib_goes_to_the_threads),
         cmocka_unit_test(test_cancel_on_the_loop_thread_wins_at_once),
         cmocka_unit_test(test_cancel_from_another_thread_wins_at_once),
         cmocka_unit_test(test_cancel_racing_the_completion_has_one_outcome),
