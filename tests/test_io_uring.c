@@ -177,6 +177,40 @@ static void test_read_over_4_mib_goes_to_the_threads(void **state)
     fut__uring_set_mode(MODE_MISS);
 }
 
+/* Reads 8 bytes of FD on a new loop: the reads its ring sent. */
+static uint64_t ring_reads_of_one_pread(int fd)
+{
+    fut_executor_t *loop = new_loop();
+    char buf[8];
+    fut_t *f = fut_pread(loop, fd, buf, sizeof buf, 0);
+    run_until(loop, f);
+    assert_int_equal(fut_value_i64(f), sizeof buf);
+    fut_release(f);
+    uint64_t n = fut__uring_submitted(loop);
+    assert_int_equal(fut_executor_destroy(loop), 0);
+    return n;
+}
+
+static void test_fut_io_uring_environment_picks_the_path(void **state)
+{
+    (void)state;
+    need_ring();
+    int fd = evicted_file(1 << 16);
+    fut__uring_set_mode(-1); /* read the environment again */
+    setenv("FUT_IO_URING", "0", 1);
+    assert_int_equal(ring_reads_of_one_pread(fd), 0); /* the threads */
+    fut__uring_set_mode(-1);
+    setenv("FUT_IO_URING", "all", 1);
+    assert_int_equal(ring_reads_of_one_pread(fd), 1); /* cached now */
+    fut__uring_set_mode(-1);
+    unsetenv("FUT_IO_URING");
+    assert_int_equal(ring_reads_of_one_pread(fd), 0); /* RWF_NOWAIT */
+    assert_int_equal(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+    assert_int_equal(ring_reads_of_one_pread(fd), 1); /* a miss */
+    close(fd);
+    fut__uring_set_mode(MODE_MISS);
+}
+
 /* A read of an empty pipe, sitting in LOOP's ring. */
 static fut_t *read_in_the_ring(fut_executor_t *loop, int *p, char *buf)
 {
@@ -373,6 +407,7 @@ int main(void)
         cmocka_unit_test(test_read_missing_the_page_cache_goes_to_the_ring),
         cmocka_unit_test(test_read_made_on_the_loop_thread_through_the_ring),
         cmocka_unit_test(test_read_over_4_mib_goes_to_the_threads),
+        cmocka_unit_test(test_fut_io_uring_environment_picks_the_path),
         cmocka_unit_test(test_cancel_on_the_loop_thread_wins_at_once),
         cmocka_unit_test(test_cancel_from_another_thread_wins_at_once),
         cmocka_unit_test(test_cancel_racing_the_completion_has_one_outcome),

@@ -39,9 +39,12 @@
  * A cancel at any moment before that claim wins at once, from any thread
  * (the loop thread too: it never waits), and the caller's buffer is never
  * touched; one racing the claim waits for a memcpy and loses.  The price
- * is the copy (a few % of a 4 KiB read from the disk; docs/BENCHMARKS.md)
- * and the bounce's memory, so reads longer than RING_MAX_LEN go to the
- * offload threads.  A pwrite cannot be done this way: once submitted it
+ * is the copy (for 4 KiB, a few hundred of the ~1800 instructions a read
+ * costs; for 1 MiB missing the cache, ~20% more CPU time than the offload
+ * threads: docs/BENCHMARKS.md) and the bounce's memory (reused, 4 MiB
+ * kept at most), so reads longer than RING_MAX_LEN go to the offload
+ * threads.  Why RWF_NOWAIT still comes first, and the ring only on a
+ * miss, is measured there too.  A pwrite cannot be done this way: once submitted it
  * happens, so a cancel would have to lose and wait (the deadlock above);
  * writes keep RWF_NOWAIT and the offload threads.
  *
