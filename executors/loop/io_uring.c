@@ -352,7 +352,8 @@ static void job_finish(struct fut__uring *r, struct rjob *j, int res)
         if (res < 0) {
             fut__promise_settle_claimed(j->p, fut_fail(res));
         } else {
-            memcpy(j->dst, j->bounce, j->done);
+            if (j->done) /* DST may be NULL for a read of 0 bytes */
+                memcpy(j->dst, j->bounce, j->done);
             fut__promise_settle_claimed(
                 j->p, fut_ok_i64((int64_t)(j->done0 + j->done)));
         }
