@@ -450,6 +450,14 @@ void fut__post_run(fut_t *f);
  * first (tests cover both paths). */
 void fut__io_force_offload(int on);
 unsigned long fut__io_offload_count(void); /* jobs sent to those threads */
+/* executors/loop/io_uring.c: FUT_IO_URING's modes for tests (0: never the
+ * ring, 1: the ring when RWF_NOWAIT misses, 2: every read; -1: read the
+ * environment again at the next read), whether this
+ * kernel lets us make a ring at all, and the reads loop EX's ring sent to
+ * the kernel (read once the loop is idle). */
+void fut__uring_set_mode(int mode);
+bool fut__uring_supported(void);
+uint64_t fut__uring_submitted(fut_executor_t *ex);
 bool fut__promise_claim(fut_promise_t *p);
 void fut__promise_unclaim(fut_promise_t *p);
 void fut__promise_settle_claimed(fut_promise_t *p, fut_result_t r);

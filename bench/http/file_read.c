@@ -1,29 +1,48 @@
-/* file_read -- reading a file in the page cache through each path, beside
- * a plain blocking pread loop measured in the same run:
+/* file_read -- reading a file through each path, beside a plain blocking
+ * pread loop measured in the same run:
  *
  *   rand4k: 4 KiB reads at random 4 KiB-aligned offsets of a 256 MiB file,
  *           64 in flight (pread: one after another, the baseline)
- *   seq1m:  the whole file in 1 MiB reads, one in flight
+ *   seq1m:  1 MiB reads in file order, one in flight
+ *   each with the file in the page cache (-cached) and evicted before each
+ *   run with posix_fadvise(POSIX_FADV_DONTNEED) (-evicted: rand4k 20000
+ *   reads, some of which hit blocks an earlier read of the run brought in;
+ *   seq1m one pass over the file, with the kernel's readahead)
  *
- *   libfut   fut_pread on a loop, each completion continued on the loop
- *            (fut_finally) with the next read: RWF_NOWAIT on the loop
- *            thread; with FUT_IO_OFFLOAD=1 in the environment, the offload
- *            threads (impl=libfut-offload)
- *   uv       libuv's uv_fs_read (its thread pool), same shape
- *   uring    io_uring (liburing) with 64 (1) requests in the ring
+ *   libfut-uring     fut_pread on a loop, each completion continued on the
+ *                    loop (fut_finally) with the next read: the default,
+ *                    RWF_NOWAIT on the loop thread, else the loop's
+ *                    io_uring ring
+ *   libfut-uringall  FUT_IO_URING=all: every read through the ring
+ *   libfut-nowait    FUT_IO_URING=0: RWF_NOWAIT, else the offload threads
+ *   libfut-offload   FUT_IO_OFFLOAD=1: every read on the offload threads
+ *   uv               libuv's uv_fs_read (its thread pool), same shape
+ *   uring            raw io_uring (liburing) with 64 (1) requests in it
  *
- *   file_read [FILE [ROUNDS]]   FILE default /var/tmp/fut_file_read.bin
+ *   file_read [FILE [ROUNDS [IMPL CASE [READS]]]]
+ *       FILE default /var/tmp/fut_file_read.bin; IMPL and CASE (e.g.
+ *       libfut-uring rand4k-cached) run only that one, beside pread, for
+ *       callgrind or strace (valgrind --trace-children=yes), READS reads
  *
- * One line per impl and case: ns_per_op (median of ROUNDS, default 5,
- * rounds interleaved), min-max, and ratio = ns_per_op / pread's. */
+ * Each run is a child process (fork, before the parent made any thread),
+ * so each libfut path gets the environment it reads once; the impls'
+ * runs are interleaved round by round, the order rotated each round.  One
+ * line per impl and case: ns_per_op (median of ROUNDS, default 5),
+ * min-max, ratio = ns_per_op / pread's median, and cpu_ns_per_op: the
+ * child's CPU time (user + system, every thread; getrusage) per read,
+ * median and min-max, which a loaded machine moves less than the wall
+ * clock. */
 #include <fut.h>
 
 #include <fcntl.h>
 #include <liburing.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -229,51 +248,142 @@ static void open_file(const char *path)
             if (pwrite(g_fd, g_bufs, BIG, o) != BIG)
                 abort();
         }
+        fsync(g_fd);
     }
+}
+
+static void warm(void)
+{
     for (off_t o = 0; o < (off_t)FILE_SIZE; o += BIG) /* into the cache */
         if (pread(g_fd, g_bufs, BIG, o) != BIG)
             abort();
+}
+
+#define NIMPL 7
+
+static const struct impl {
+    const char *name, *env, *val; /* the environment the child runs with */
+    uint64_t (*fn)(struct run *);
+} g_impls[NIMPL] = {
+    {"pread", NULL, NULL, run_pread},
+    {"libfut-uring", NULL, NULL, run_libfut},
+    {"libfut-uringall", "FUT_IO_URING", "all", run_libfut},
+    {"libfut-nowait", "FUT_IO_URING", "0", run_libfut},
+    {"libfut-offload", "FUT_IO_OFFLOAD", "1", run_libfut},
+    {"uv", NULL, NULL, run_uv},
+    {"uring", NULL, NULL, run_uring},
+};
+
+static uint64_t tv_ns(struct timeval tv)
+{
+    return (uint64_t)tv.tv_sec * 1000000000u + (uint64_t)tv.tv_usec * 1000u;
+}
+
+/* One run of IMPL in a child process: ns per read; *CPU: CPU time (user +
+ * system, all the child's threads) per read. */
+static uint64_t run_child(const struct impl *im, int seq, size_t n, int evict,
+                          uint64_t *cpu)
+{
+    if (evict && posix_fadvise(g_fd, 0, 0, POSIX_FADV_DONTNEED) != 0)
+        abort();
+    int p[2];
+    if (pipe(p) != 0)
+        abort();
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (im->env)
+            setenv(im->env, im->val, 1);
+        struct run r = {.seq = seq, .n = n};
+        uint64_t t[2] = {im->fn(&r) / n, 0};
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        t[1] = (tv_ns(ru.ru_utime) + tv_ns(ru.ru_stime)) / n;
+        _exit(write(p[1], t, sizeof t) == sizeof t ? 0 : 1);
+    }
+    uint64_t t[2] = {0, 0};
+    if (pid < 0 || read(p[0], t, sizeof t) != sizeof t)
+        abort();
+    *cpu = t[1];
+    waitpid(pid, NULL, 0);
+    close(p[0]), close(p[1]);
+    return t[0];
+}
+
+static const char *g_only_impl, *g_only_case; /* NULL: all */
+static size_t g_reads;                         /* 0: the case's own */
+
+static void one_case(int seq, int evict, int rounds)
+{
+    char name[32];
+    snprintf(name, sizeof name, "%s-%s", seq ? "seq1m" : "rand4k",
+             evict ? "evicted" : "cached");
+    if (g_only_case && strcmp(g_only_case, name) != 0)
+        return;
+    size_t n = evict ? (seq ? FILE_SIZE / BIG : 20000)
+                     : (seq ? 4 * (FILE_SIZE / BIG) : 100000);
+    if (g_reads)
+        n = g_reads;
+    uint64_t t[NIMPL][64], cpu[NIMPL][64];
+    for (int k = 0; k < rounds; k++)
+        for (int i = 0; i < NIMPL; i++) {
+            int m = (i + k) % NIMPL;
+            bool skip = m && g_only_impl &&
+                        strcmp(g_only_impl, g_impls[m].name) != 0;
+            cpu[m][k] = 0;
+            t[m][k] = skip ? 0 : run_child(&g_impls[m], seq, n, evict,
+                                           &cpu[m][k]);
+        }
+    for (int i = 0; i < NIMPL; i++) {
+        qsort(t[i], (size_t)rounds, sizeof t[i][0], cmp_u64);
+        qsort(cpu[i], (size_t)rounds, sizeof cpu[i][0], cmp_u64);
+    }
+    uint64_t base = t[0][rounds / 2];
+    for (int i = 1; i < NIMPL; i++)
+        if (t[i][rounds - 1])
+            printf("bench=file_read case=%s impl=%s reads=%zu rounds=%d "
+                   "ns_per_op=%llu min=%llu max=%llu baseline=pread "
+                   "baseline_ns_per_op=%llu ratio=%.2f cpu_ns_per_op=%llu "
+                   "cpu_min=%llu cpu_max=%llu baseline_cpu_ns_per_op=%llu\n",
+                   name, g_impls[i].name, n, rounds,
+                   (unsigned long long)t[i][rounds / 2],
+                   (unsigned long long)t[i][0],
+                   (unsigned long long)t[i][rounds - 1],
+                   (unsigned long long)base,
+                   base ? (double)t[i][rounds / 2] / (double)base : 0.0,
+                   (unsigned long long)cpu[i][rounds / 2],
+                   (unsigned long long)cpu[i][0],
+                   (unsigned long long)cpu[i][rounds - 1],
+                   (unsigned long long)cpu[0][rounds / 2]);
+    fflush(stdout);
+}
+
+static void print_load(const char *when)
+{
+    double l[3];
+    if (getloadavg(l, 3) == 3)
+        printf("load_%s=%.2f\n", when, l[0]);
 }
 
 int main(int argc, char **argv)
 {
     const char *path = argc > 1 ? argv[1] : "/var/tmp/fut_file_read.bin";
     int rounds = argc > 2 ? atoi(argv[2]) : 5;
-    if (rounds < 1)
-        rounds = 1;
-    const char *env = getenv("FUT_IO_OFFLOAD");
-    const char *fut_name =
-        env && *env && strcmp(env, "0") ? "libfut-offload" : "libfut-nowait";
+    rounds = rounds < 1 ? 1 : rounds > 64 ? 64 : rounds;
+    if (argc > 4)
+        g_only_impl = argv[3], g_only_case = argv[4];
+    if (argc > 5)
+        g_reads = (size_t)atoll(argv[5]);
     g_bufs = aligned_alloc(4096, (size_t)DEPTH * BIG);
     if (!g_bufs)
         return 1;
     open_file(path);
-    const char *names[] = {"pread", fut_name, "uv", "uring"};
-    uint64_t (*fns[])(struct run *) = {run_pread, run_libfut, run_uv,
-                                       run_uring};
-    for (int seq = 0; seq < 2; seq++) {
-        size_t n = seq ? 4 * (FILE_SIZE / BIG) : 200000;
-        uint64_t t[4][64];
-        for (int k = 0; k < rounds && k < 64; k++)
-            for (int i = 0; i < 4; i++) {
-                struct run r = {.seq = seq, .n = n};
-                t[i][k] = fns[i](&r) / n;
-            }
-        uint64_t med[4];
-        for (int i = 0; i < 4; i++) {
-            qsort(t[i], (size_t)rounds, sizeof t[i][0], cmp_u64);
-            med[i] = t[i][rounds / 2];
-        }
-        for (int i = 1; i < 4; i++)
-            printf("bench=file_read case=%s impl=%s reads=%zu rounds=%d "
-                   "ns_per_op=%llu min=%llu max=%llu baseline=pread "
-                   "baseline_ns_per_op=%llu ratio=%.2f\n",
-                   seq ? "seq1m" : "rand4k", names[i], n, rounds,
-                   (unsigned long long)med[i], (unsigned long long)t[i][0],
-                   (unsigned long long)t[i][rounds - 1],
-                   (unsigned long long)med[0],
-                   med[0] ? (double)med[i] / (double)med[0] : 0.0);
-    }
+    print_load("before");
+    warm();
+    for (int seq = 0; seq < 2; seq++)
+        one_case(seq, 0, rounds);
+    for (int seq = 0; seq < 2; seq++)
+        one_case(seq, 1, rounds);
+    print_load("after");
     close(g_fd);
     free(g_bufs);
     return 0;

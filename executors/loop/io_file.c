@@ -9,15 +9,19 @@
  *      answers from the page cache or says EAGAIN (it would block on the
  *      disk); it never blocks.  Nothing of the future exists yet, so no
  *      cancel can race it.  Skipped with FUT_IO_OFFLOAD=1.
- *   2. otherwise the job goes to a small pool of offload threads (up to
- *      OFFLOAD_MAX, started on first use, never joined: they sleep on a
- *      condition variable when idle), as libuv's thread pool does.
+ *   2. otherwise a read goes to the loop's io_uring ring (io_uring.c,
+ *      fut__uring_pread; FUT_IO_URING=all skips step 1 for reads,
+ *      FUT_IO_URING=0 skips this step), which comes back here
+ *      (fut__io_offload_pread) where the kernel refuses io_uring;
+ *   3. otherwise (writes, no ring) the job goes to a small pool of offload
+ *      threads (up to OFFLOAD_MAX, started on first use, never joined:
+ *      they sleep on a condition variable when idle), as libuv's thread
+ *      pool does.
  *
  * On any other executor the job is a task on it (a pool worker; inline:
- * the calling thread).  io_uring was measured against these paths
- * (bench/http/file_read.c, docs/BENCHMARKS.md) and is not used: for data
- * in the page cache RWF_NOWAIT answers with one system call and no hand-off
- * at all, and libfut links only pthreads and Concurrency Kit.
+ * the calling thread).  bench/http/file_read.c measures every path
+ * (docs/BENCHMARKS.md): for data in the page cache RWF_NOWAIT answers
+ * with one system call and no hand-off at all.
  *
  * Cancellation.  The job's future is a promise.  The thread that does the
  * I/O claims it first (fut__promise_claim) and holds the claim across its
@@ -288,13 +292,38 @@ static fut_t *file_op(fut_executor_t *ex, int kind, int fd, const void *buf,
     j->len = len;
     j->off = off;
     if (is_loop(ex) && !force_offload()) {
-        fut_t *f = try_nowait(j);
+        int ring = fut__uring_mode();
+        bool skip_nowait = ring == FUT_URING_ALL && kind == J_PREAD;
+        fut_t *f = skip_nowait ? NULL : try_nowait(j);
+        if (!f && ring != FUT_URING_OFF && kind == J_PREAD)
+            f = fut__uring_pread(ex, fd, j->buf, len, off, j->done);
         if (f) {
             job_free(j);
             return f;
         }
     }
     return dispatch(ex, j);
+}
+
+void fut__io_offload_pread(fut_promise_t *p, int fd, char *buf, size_t len,
+                           off_t off, size_t done)
+{
+    struct job *j = fut_alloc(sizeof *j);
+    if (j) {
+        memset(j, 0, sizeof *j);
+        j->kind = J_PREAD;
+        j->p = p;
+        j->fd = fd;
+        j->buf = buf;
+        j->len = len;
+        j->done = done;
+        j->off = off;
+    }
+    if (!j || !offload(j)) {
+        fut_promise_settle(p, fut_fail(FUT_ENOMEM));
+        if (j)
+            job_free(j);
+    }
 }
 
 fut_t *fut_pread(fut_executor_t *ex, int fd, void *buf, size_t len, off_t off)

@@ -115,7 +115,8 @@ struct loop {
     size_t vn, vcap;
     struct fdw *wfree; /* spare waiter blocks (loop_fd.c) */
     unsigned wfree_n;
-    struct loop_io *io; /* the I/O operations' queues (loop_io.c) */
+    struct loop_io *io;       /* the I/O operations' queues (loop_io.c) */
+    struct fut__uring *uring; /* fut_pread's ring (io_uring.c), or NULL */
 
     /* Counters: written by the loop thread only. */
     _Atomic uint64_t n_tasks, n_submitted, n_timers, n_fd, n_wakeups, n_longest,
@@ -261,5 +262,20 @@ void fut__loop_fd_unwait(struct loop *l, struct fdw *w, bool quiet);
 /* loop_io.c: settles the I/O operations still queued (FUT_ESHUTDOWN) and
  * frees their queues; part of shutdown, before fut__loop_fd_shutdown. */
 void fut__loop_io_shutdown(struct loop *l);
+
+/* io_uring.c: fut_pread on a loop through a ring of its own, and the
+ * offload threads of io_file.c it falls back to. */
+enum { FUT_URING_OFF, FUT_URING_MISS, FUT_URING_ALL };
+int fut__uring_mode(void); /* FUT_IO_URING: 0 OFF, all ALL, else MISS */
+/* Reads LEN - DONE bytes at OFF + DONE into BUF + DONE (the first DONE
+ * were read already) on loop EX; fulfils with DONE + the bytes read. */
+fut_t *fut__uring_pread(fut_executor_t *ex, int fd, char *buf, size_t len,
+                        off_t off, size_t done);
+/* Settles the ring's reads FUT_ESHUTDOWN and closes it (loop_io.c). */
+void fut__uring_shutdown(struct loop *l);
+/* io_file.c: the same read as a job of the offload threads, settling P
+ * (consumed); FUT_ENOMEM if no thread can run it. */
+void fut__io_offload_pread(fut_promise_t *p, int fd, char *buf, size_t len,
+                           off_t off, size_t done);
 
 #endif

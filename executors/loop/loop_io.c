@@ -540,6 +540,7 @@ fut_t *fut_connect(fut_executor_t *loop, int fd, const struct sockaddr *addr,
 
 void fut__loop_io_shutdown(struct loop *l)
 {
+    fut__uring_shutdown(l); /* fut_pread's ring (io_uring.c) */
     struct loop_io *io = l->io;
     if (!io)
         return;

@@ -48,7 +48,10 @@
  * future), so it too may leave a written prefix or a connect begun.
  *
  * Shutdown: an operation pending when its loop is destroyed rejects with
- * FUT_ESHUTDOWN; its fd stays open for the caller.  The loop's stats count
+ * FUT_ESHUTDOWN; its fd stays open for the caller.  A fut_pread in the
+ * loop's io_uring ring is cancelled in the kernel, and destroy waits (5 s
+ * at most) for the kernel to let go of libfut's buffer before it frees
+ * it; BUF is not touched.  The loop's stats count
  * the readiness events and its stall detector times the system calls. */
 #ifndef FUT_IO_H
 #define FUT_IO_H
@@ -113,15 +116,27 @@ FUT_API fut_t *fut_connect(fut_executor_t *loop, int fd,
 /* Reads up to LEN bytes at offset OFF of FD (a regular file, or anything
  * pread(2) takes) into BUF, without moving the file offset.  Where it runs:
  * on a loop, first as a non-blocking preadv2(RWF_NOWAIT) on the calling
- * thread (answered from the page cache; the future comes back settled),
- * else on a small internal thread pool (up to 4 threads, started on first
- * use, never joined), never blocking the loop thread;
- * on any other executor EX, as a task on EX (a pool worker; fut_inline():
- * the calling thread, which blocks).  The environment variable
- * FUT_IO_OFFLOAD=1, read once, sends every loop request to the threads.
+ * thread (answered from the page cache; the future comes back settled);
+ * if the data is not in the cache, through the loop's io_uring ring (one
+ * per loop, made at its first such read; the kernel reads into a buffer
+ * of libfut's, copied into BUF on the loop thread), or, where the kernel
+ * refuses io_uring or for reads over 4 MiB, on a small internal thread
+ * pool (up to 4 threads, started on first use, never joined); never
+ * blocking the loop thread.  On any other executor EX, as a task on EX (a
+ * pool worker; fut_inline(): the calling thread, which blocks).  The
+ * environment, read once: FUT_IO_URING=0 never uses the ring (the
+ * threads instead), FUT_IO_URING=all sends every loop read to the ring
+ * (no RWF_NOWAIT first: slower on cached data, and a pipe is then read as
+ * a stream instead of failing -ESPIPE), FUT_IO_OFFLOAD=1 sends every loop
+ * request to the threads.  docs/BENCHMARKS.md has the measurements
+ * behind this order.
  * Ownership: returns a new reference; BUF is borrowed until the future
  * settles or a cancel returned: as for fut_read, a cancel that wins means
- * nothing was read (a cancel racing the read waits for it to end).
+ * nothing was read into BUF.  A cancel racing a read on a thread waits for
+ * the read to end; a read in the ring is never waited for: the cancel wins
+ * at once (from any thread, the loop's too) and BUF is not touched, unless
+ * the loop is already copying the completed read into BUF, in which case
+ * the cancel waits for that copy and gets FUT_EALREADY.
  * Returns: never NULL.  Fulfils with fut_value_i64 = bytes read, 0 at or
  *   past end of file (and for LEN 0).  Rejects with FUT_EINVAL (EX NULL,
  *   FD < 0, OFF < 0, BUF NULL with LEN > 0), FUT_ENOMEM, FUT_ESHUTDOWN,
@@ -132,7 +147,10 @@ FUT_API fut_t *fut_pread(fut_executor_t *ex, int fd, void *buf, size_t len,
 
 /* Writes all LEN bytes of BUF at offset OFF of FD (partial writes
  * continue), without moving the file offset.  Runs as fut_pread does
- * (RWF_NOWAIT first on a loop where the file system supports it).
+ * (RWF_NOWAIT first on a loop where the file system supports it), except
+ * that a loop's writes never go to the ring: once submitted, a write
+ * would happen whatever a cancel said, so they go to the threads, where
+ * a cancel racing one waits for it.
  * Ownership and cancel: as fut_pread; a cancel that wins between two
  * partial writes leaves the first written.
  * Returns: never NULL.  Fulfils with fut_value_i64 = LEN.  Rejects as
