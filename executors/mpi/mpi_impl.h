@@ -152,6 +152,7 @@ struct fut_mpi {
     uint64_t rx_buf[2][SMALL_MSG / 8];
     struct body *bodies;     /* long messages' bodies being received */
     int bar_state;           /* 0 not entered, 1 entered, 2 passed, 3 over */
+    unsigned idle_rounds;    /* rounds in a row that did nothing */
     MPI_Request bar_req;
     fut_promise_t *done_promise; /* settled once the group shut down */
     fut_t *done_fut;
