@@ -301,6 +301,7 @@ static void free_tables(struct fut_mpi *m)
     fut_free(m->reqs);
     fut_free(m->sends);
     fut_free(m->done_idx);
+    fut_free(m->spare_job);
     for (size_t i = 0; i < m->nfns; i++)
         fut_free(m->fns[i].name);
     fut_free(m->fns);
@@ -461,23 +462,20 @@ fut_t *fut_mpi_call(fut_mpi_t *m, int rank, const char *name, const void *arg,
     long idx = find_fn(m, name, hash);
     if (idx < 0)
         return rejected(FUT_MPI_ENOSYS);
-    struct call *c = fut_alloc(sizeof *c);
-    uint64_t *msg = fut_alloc(HDR_BYTES + len);
+    struct call *c = fut_alloc(sizeof *c + HDR_BYTES + len);
     fut_promise_t *p = NULL;
-    fut_t *f = c && msg ? fut_promise_new(&p) : rejected(FUT_ENOMEM);
+    fut_t *f = c ? fut_promise_new(&p) : rejected(FUT_ENOMEM);
     if (!p) {
         fut_free(c);
-        fut_free(msg);
         return f;
     }
-    msg[0] = 0; /* the slot, set when sent */
-    msg[1] = (uint64_t)idx << 32 | hash;
-    msg[2] = len;
-    if (len)
-        memcpy(msg + HDR_WORDS, arg, len);
     *c = (struct call){.promise = p, .fut = fut_retain(f), .dest = rank,
-                       .msg = (unsigned char *)msg,
                        .msg_len = HDR_BYTES + len};
+    c->msg[0] = 0; /* the slot, set when sent */
+    c->msg[1] = (uint64_t)idx << 32 | hash;
+    c->msg[2] = len;
+    if (len)
+        memcpy(c->msg + HDR_WORDS, arg, len);
     struct call *top = atomic_load_explicit(&m->intake, memory_order_relaxed);
     do /* seq_cst: release for take_intake, and Dekker with SLEEPING */
         c->next = top;
@@ -519,6 +517,8 @@ static void drop_leftovers(struct fut_mpi *m)
     for (size_t i = 0; i < m->nsends; i++) {
         MPI_Request_free(&m->reqs[i]);
         fut_free(m->sends[i].call_msg);
+        if (m->sends[i].call) /* rejected by fail_all already */
+            fut_mpi__call_sent(m->sends[i].call);
         if (m->sends[i].job) {
             if (m->sends[i].job->bytes)
                 fut_mpi__bytes_free(m->sends[i].job->bytes);

@@ -70,13 +70,18 @@ void fut_mpi__job_free(struct fut_mpi *m, struct job *j)
 {
     if (j->bytes)
         fut_mpi__bytes_free(j->bytes);
-    fut_free(j);
+    if (j->spare && !m->spare_job)
+        m->spare_job = j;
+    else
+        fut_free(j);
     m->jobs_active--;
 }
 
 static void send_done(struct fut_mpi *m, struct sending s)
 {
     fut_free(s.call_msg);
+    if (s.call)
+        fut_mpi__call_sent(s.call);
     if (s.job)
         fut_mpi__job_free(m, s.job);
 }
@@ -150,7 +155,7 @@ void fut_mpi__isend(struct fut_mpi *m, void *buf, size_t len, int dest,
     } else {
         memcpy(head, buf, HDR_BYTES);
         isend_one(m, head, HDR_BYTES, dest, tag,
-                  (struct sending){.call_msg = head, .job = NULL});
+                  (struct sending){.call_msg = head});
     }
     isend_one(m, (unsigned char *)buf + HDR_BYTES, len - HDR_BYTES, dest,
               tag + BODY_TAG, s);
@@ -181,14 +186,27 @@ static bool test_sends(struct fut_mpi *m)
 void fut_mpi__call_free(struct call *c)
 {
     fut_release(c->fut);
-    fut_free(c->msg);
     fut_free(c);
+}
+
+void fut_mpi__call_answered(struct call *c)
+{
+    c->promise = NULL;
+    if (!c->sending)
+        fut_mpi__call_free(c);
+}
+
+void fut_mpi__call_sent(struct call *c)
+{
+    c->sending = false;
+    if (!c->promise)
+        fut_mpi__call_free(c);
 }
 
 static void call_reject(struct call *c, int err)
 {
     fut_promise_settle(c->promise, fut_fail(err));
-    fut_mpi__call_free(c);
+    fut_mpi__call_answered(c);
 }
 
 static bool take_intake(struct fut_mpi *m)
@@ -249,11 +267,10 @@ static void start_call(struct fut_mpi *m, struct call *c, int dest)
     size_t slot = (size_t)dest * m->bound + local;
     m->slots[slot] = c;
     m->inflight_total++;
-    ((uint64_t *)c->msg)[0] = slot;
-    void *msg = c->msg;
-    c->msg = NULL; /* the send owns it now */
-    fut_mpi__isend(m, msg, c->msg_len, dest, TAG_CALL,
-          (struct sending){.call_msg = msg, .job = NULL});
+    c->msg[0] = slot;
+    c->sending = true;
+    fut_mpi__isend(m, c->msg, c->msg_len, dest, TAG_CALL,
+                   (struct sending){.call = c});
 }
 
 /* The rank with the fewest calls in flight, starting after the last one

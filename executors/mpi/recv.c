@@ -49,7 +49,7 @@ static void on_reply(struct fut_mpi *m, int src, const uint64_t *hdr,
         r = kind == R_NONE ? fut_ok(NULL) : fut_fail(FUT_EINVAL);
     /* A late reply to a cancelled call: FUT_EALREADY, R disposed. */
     fut_promise_settle(c->promise, r);
-    fut_mpi__call_free(c);
+    fut_mpi__call_answered(c);
 }
 
 /* ---- running calls ----------------------------------------------------------- */
@@ -60,7 +60,7 @@ static void send_reply(struct fut_mpi *m, struct job *j)
         fut_mpi__job_free(m, j);
         return;
     }
-    struct sending s = {.call_msg = NULL, .job = j};
+    struct sending s = {.job = j};
     if (j->bytes) {
         uint64_t *blk = (uint64_t *)BYTES_BLOCK(j->bytes);
         blk[0] = j->reply[0];
@@ -198,13 +198,17 @@ static bool take_call(struct fut_mpi *m, const uint64_t *buf, int count,
     bool whole = total <= SMALL_MSG;
     if (total > MAX_MSG || (whole && (size_t)count != total))
         len = 0, total = HDR_BYTES, whole = true; /* not ours: no argument */
-    struct job *j = fut_alloc(sizeof *j + total);
+    bool spare = total <= SPARE_JOB_BYTES;
+    struct job *j = spare && m->spare_job ? m->spare_job
+                    : fut_alloc(sizeof *j + (spare ? SPARE_JOB_BYTES : total));
     struct body *b = whole || !j ? NULL : fut_alloc(sizeof *b);
     if (!j || (!whole && !b)) {
         fut_free(j);
         return false;
     }
-    *j = (struct job){.m = m, .src = src, .len = len};
+    if (j == m->spare_job)
+        m->spare_job = NULL;
+    *j = (struct job){.m = m, .src = src, .len = len, .spare = spare};
     memcpy(j->msg, buf, whole ? total : HDR_BYTES);
     m->jobs_active++;
     if (whole) {
