@@ -40,8 +40,12 @@ static fut_t *rejected(int err)
     return fut_ready(fut_fail(err));
 }
 
+_Thread_local fut_bytes_t *fut_mpi__made_bytes;
+
 void fut_mpi__bytes_free(void *b)
 {
+    if (b == fut_mpi__made_bytes) /* its address may come back as another */
+        fut_mpi__made_bytes = NULL;
     fut_free(BYTES_BLOCK(b));
 }
 
@@ -60,6 +64,7 @@ fut_result_t fut_ok_bytes(const void *p, size_t len)
     b->len = len;
     if (len)
         memcpy(b->data, p, len);
+    fut_mpi__made_bytes = b;
     return fut_ok_owned(b, fut_mpi__bytes_free);
 }
 
@@ -520,8 +525,7 @@ static void drop_leftovers(struct fut_mpi *m)
         if (m->sends[i].call) /* rejected by fail_all already */
             fut_mpi__call_sent(m->sends[i].call);
         if (m->sends[i].job) {
-            if (m->sends[i].job->bytes)
-                fut_mpi__bytes_free(m->sends[i].job->bytes);
+            fut_release(m->sends[i].job->res);
             fut_free(m->sends[i].job);
         }
     }

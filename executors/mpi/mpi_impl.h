@@ -41,6 +41,10 @@ enum { R_NONE = 0, R_I64 = 1, R_ERR = 2, R_BYTES = 3 };
 /* The block holding a fut_bytes_t B: two header words before it. */
 #define BYTES_BLOCK(b) ((unsigned char *)(b) - 2 * sizeof(uint64_t))
 void fut_mpi__bytes_free(void *b);
+/* The fut_bytes_t fut_ok_bytes made last on this thread (NULL once freed
+ * here): how a serving rank tells a bytes result from any other owned
+ * pointer through the public accessors (recv.c, encode). */
+extern _Thread_local fut_bytes_t *fut_mpi__made_bytes;
 
 /* One outgoing call, from fut_mpi_call to its reply (or its cancel while
  * still queued), in one block with its message.  Owned by the MPI thread
@@ -63,7 +67,8 @@ struct job {
     struct fut_mpi *m;
     int src;
     uint64_t reply[HDR_WORDS];  /* the reply header, unless bytes */
-    void *bytes;                /* a fut_bytes_t value (its block is sent) */
+    fut_t *res;                 /* the function's result, if bytes */
+    fut_bytes_t *bytes;         /* RES's value (its block is sent) */
     size_t len;                 /* argument bytes */
     bool spare;                 /* a SPARE_JOB_BYTES block (reusable) */
     uint64_t msg[];             /* header + argument, as received */

@@ -68,8 +68,7 @@ void fut_mpi__wake(struct fut_mpi *m)
 
 void fut_mpi__job_free(struct fut_mpi *m, struct job *j)
 {
-    if (j->bytes)
-        fut_mpi__bytes_free(j->bytes);
+    fut_release(j->res);
     if (j->spare && !m->spare_job)
         m->spare_job = j;
     else
