@@ -140,7 +140,18 @@ enum {
  *                 An idle rank notices a call at most this late.
  *  run_inline:    run incoming calls on the MPI thread itself, no pool: for
  *                 functions far shorter than a message round trip (no
- *                 hand-off to a worker); a long one delays every message. */
+ *                 hand-off to a worker); a long one delays every message.
+ *                 Off by default, and never chosen by measuring: on the
+ *                 MPI thread a function holds up every message of this
+ *                 rank while it runs and may not wait (fut_mpi_wait gives
+ *                 FUT_EDEADLK there, a fut_wait for a remote reply never
+ *                 ends), so which functions may run there is the
+ *                 application's decision, not one a past run time can
+ *                 make.  On the pool, a call that finds every worker
+ *                 parked pays a cross-core wake-up (about 20 us on a VM,
+ *                 5-20 us on bare metal); workers spin before parking
+ *                 (fut_pool_opts_t.spin), so back-to-back calls find one
+ *                 awake when the rank has a core to spare. */
 typedef struct fut_mpi_opts {
     unsigned workers;
     unsigned max_in_flight;
