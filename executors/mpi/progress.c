@@ -14,7 +14,8 @@
  *                                        here, run_inline)
  *   done stack (jobs finished by workers) --take_done--> Isend REPLY
  *   Testsome over sends in progress: free what they carried
- *   shutdown: closing, nothing of ours queued or in flight -> Ibarrier;
+ *   shutdown: closing, nothing of ours queued or in flight, SPIN idle
+ *             rounds in a row -> Ibarrier;
  *             barrier done, no job and no send left -> settle done_promise
  *
  * Why the barrier ends the group safely: a rank enters it only once every
