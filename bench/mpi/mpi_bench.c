@@ -3,6 +3,8 @@
  *   mpirun -np 2 mpi_bench rt    [n] [runs]   round trip of one small call
  *   mpirun -np 2 mpi_bench tput  [n] [runs]   n calls, many in flight
  *   mpirun -np R mpi_bench scale [chunks] [cost] [runs]   CPU-bound sum
+ *   mpirun -np 2 mpi_bench rt1 raw|inline|pool [n]   one rt case alone
+ *                (for callgrind: valgrind --tool=callgrind under mpirun)
  *
  * rt: rank 0 calls rank 1 and waits (fut_mpi_wait), n times, an 8-byte
  *   argument and an int64 back; baseline: MPI_Send/MPI_Recv ping-pong of 8
@@ -166,6 +168,16 @@ static void bench_rt(long n, int runs)
     report("mpi_rt", "fut_pool", n, runs, pool, rpool, "ns_per_rt");
 }
 
+/* One rt case alone, N round trips, no output: what callgrind counts (the
+ * difference of two N cancels the set-up). */
+static void rt_one(const char *which, long n)
+{
+    if (!strcmp(which, "raw"))
+        raw_pingpong(n);
+    else
+        fut_pingpong(n, !strcmp(which, "inline"));
+}
+
 /* ---- tput ---------------------------------------------------------------- */
 
 enum { WINDOW = 64 };
@@ -318,6 +330,8 @@ int main(int argc, char **argv)
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     if (!strcmp(mode, "rt") && size >= 2)
         bench_rt(a > 0 ? a : 20000, b > 0 && b <= MAX_RUNS ? (int)b : 5);
+    else if (!strcmp(mode, "rt1") && size >= 2 && argc > 2)
+        rt_one(argv[2], argc > 3 ? atol(argv[3]) : 20000);
     else if (!strcmp(mode, "tput") && size >= 2)
         bench_tput(a > 0 ? a : 100000, b > 0 && b <= MAX_RUNS ? (int)b : 5);
     else if (!strcmp(mode, "scale"))

@@ -41,17 +41,24 @@ enum { R_NONE = 0, R_I64 = 1, R_ERR = 2, R_BYTES = 3 };
 /* The block holding a fut_bytes_t B: two header words before it. */
 #define BYTES_BLOCK(b) ((unsigned char *)(b) - 2 * sizeof(uint64_t))
 void fut_mpi__bytes_free(void *b);
+/* The fut_bytes_t fut_ok_bytes made last on this thread (NULL once freed
+ * here): how a serving rank tells a bytes result from any other owned
+ * pointer through the public accessors (recv.c, encode). */
+extern _Thread_local fut_bytes_t *fut_mpi__made_bytes;
 
 /* One outgoing call, from fut_mpi_call to its reply (or its cancel while
- * still queued).  Owned by the MPI thread once it took it from the intake
- * stack. */
+ * still queued), in one block with its message.  Owned by the MPI thread
+ * once it took it from the intake stack; freed once answered (or
+ * rejected) and no longer being sent, whichever comes last: a reply can be
+ * seen before the local completion of its call's send. */
 struct call {
     struct call *next;       /* intake stack, then a destination queue */
-    fut_promise_t *promise;  /* settled by the reply */
+    fut_promise_t *promise;  /* settled by the reply; NULL once answered */
     fut_t *fut;              /* our reference: a cancel is seen here */
     int dest;                /* a rank, or FUT_MPI_ANY until dispatched */
-    unsigned char *msg;      /* header + argument; freed once sent */
+    bool sending;            /* MSG is being sent */
     size_t msg_len;
+    uint64_t msg[];          /* header + argument */
 };
 
 /* One incoming call, from its receipt to its reply's send completing. */
@@ -60,15 +67,23 @@ struct job {
     struct fut_mpi *m;
     int src;
     uint64_t reply[HDR_WORDS];  /* the reply header, unless bytes */
-    void *bytes;                /* a fut_bytes_t value (its block is sent) */
+    fut_t *res;                 /* the function's result, if bytes */
+    fut_bytes_t *bytes;         /* RES's value (its block is sent) */
     size_t len;                 /* argument bytes */
+    bool spare;                 /* a SPARE_JOB_BYTES block (reusable) */
     uint64_t msg[];             /* header + argument, as received */
 };
+/* A call of at most SPARE_JOB_BYTES (header + argument) gets a block of that
+ * size, and the MPI thread keeps one such block for the next call instead
+ * of freeing it (m->spare_job): a round trip at a time then allocates no
+ * job. */
+#define SPARE_JOB_BYTES 256
 
 /* A send in progress: its request and what to free when it completes. */
 struct sending {
-    void *call_msg; /* a call's message block (fut_free) */
-    struct job *job;/* a reply: the job (and its bytes block) */
+    void *call_msg;    /* a long message's header copy (fut_free) */
+    struct call *call; /* a call's message: the call (fut_mpi__call_sent) */
+    struct job *job;   /* a reply: the job (and its bytes block) */
 };
 
 struct fn_entry {
@@ -138,6 +153,7 @@ struct fut_mpi {
     size_t inflight_total;
     int next_any;            /* round-robin cursor for ties */
     size_t jobs_active;      /* incoming calls not yet replied and sent */
+    struct job *spare_job;   /* a free SPARE_JOB_BYTES job block, or NULL */
     MPI_Request *reqs;       /* sends in progress */
     struct sending *sends;
     size_t nsends, sendcap;
@@ -152,6 +168,7 @@ struct fut_mpi {
     uint64_t rx_buf[2][SMALL_MSG / 8];
     struct body *bodies;     /* long messages' bodies being received */
     int bar_state;           /* 0 not entered, 1 entered, 2 passed, 3 over */
+    unsigned idle_rounds;    /* rounds in a row that did nothing */
     MPI_Request bar_req;
     fut_promise_t *done_promise; /* settled once the group shut down */
     fut_t *done_fut;
@@ -176,6 +193,10 @@ void fut_mpi__isend(struct fut_mpi *m, void *buf, size_t len, int dest,
                     int tag, struct sending s);
 void fut_mpi__job_free(struct fut_mpi *m, struct job *j);
 void fut_mpi__call_free(struct call *c);
+/* C was answered or rejected (its promise consumed): frees C unless its
+ * message is still being sent; fut_mpi__call_sent then frees it. */
+void fut_mpi__call_answered(struct call *c);
+void fut_mpi__call_sent(struct call *c);
 /* recv.c (receiving, running incoming calls, replying) */
 bool fut_mpi__receive(struct fut_mpi *m);
 bool fut_mpi__take_done(struct fut_mpi *m);

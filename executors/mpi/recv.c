@@ -49,7 +49,7 @@ static void on_reply(struct fut_mpi *m, int src, const uint64_t *hdr,
         r = kind == R_NONE ? fut_ok(NULL) : fut_fail(FUT_EINVAL);
     /* A late reply to a cancelled call: FUT_EALREADY, R disposed. */
     fut_promise_settle(c->promise, r);
-    fut_mpi__call_free(c);
+    fut_mpi__call_answered(c);
 }
 
 /* ---- running calls ----------------------------------------------------------- */
@@ -60,7 +60,7 @@ static void send_reply(struct fut_mpi *m, struct job *j)
         fut_mpi__job_free(m, j);
         return;
     }
-    struct sending s = {.call_msg = NULL, .job = j};
+    struct sending s = {.job = j};
     if (j->bytes) {
         uint64_t *blk = (uint64_t *)BYTES_BLOCK(j->bytes);
         blk[0] = j->reply[0];
@@ -71,39 +71,41 @@ static void send_reply(struct fut_mpi *m, struct job *j)
     }
 }
 
-/* Encodes R, the function's result, into J's reply.
- * This reads fut_result_t's private fields (kind_, dtor_, u_), the one
- * place outside the core that does: the result is built by fut_ok_* on
- * this rank and must be told apart before libfut takes it (once settled, a
- * bytes value is indistinguishable from any other owned pointer through
- * the public accessors).  The layout and FUT__RK_* are in <fut/future.h>,
- * versioned with this library in the same tree. */
+/* Encodes R, the function's result, into J's reply, through the public
+ * accessors: R becomes a future (fut_ready), whose state, error and value
+ * say what travels.  A value that is the fut_bytes_t fut_ok_bytes made
+ * last on this thread (fut_mpi__made_bytes, cleared before the function
+ * runs and when that block is freed) is bytes: J keeps the future, and
+ * with it the block, until the reply is sent.  Any other pointer, and an
+ * adopted or forwarded future still pending, cannot travel (FUT_EINVAL);
+ * the future's release disposes of the value. */
 static void encode(struct job *j, fut_result_t r)
 {
+    fut_t *f = fut_ready(r);
+    fut_bytes_t *v = fut_value(f);
     uint64_t kind = R_ERR, word = (uint64_t)(int64_t)FUT_EINVAL;
-    switch (r.kind_) {
-    case FUT__RK_I64:
-        kind = R_I64, word = (uint64_t)r.u_.i64;
-        break;
-    case FUT__RK_FAIL:
-        word = (uint64_t)(int64_t)r.err_;
-        break;
-    case FUT__RK_OK:
-        if (!r.u_.ptr)
-            kind = R_NONE, word = 0;
-        break;
-    case FUT__RK_OWNED:
-        if (r.dtor_ == fut_mpi__bytes_free &&
-            ((fut_bytes_t *)r.u_.ptr)->len <= MAX_MSG - HDR_BYTES) {
-            j->bytes = r.u_.ptr;
+    switch (fut_state(f)) {
+    case FUT_FULFILLED:
+        if (!v) {
+            word = (uint64_t)fut_value_i64(f);
+            kind = word ? R_I64 : R_NONE;
+        } else if (v == fut_mpi__made_bytes &&
+                   v->len <= MAX_MSG - HDR_BYTES) {
+            j->res = f;
+            j->bytes = v;
             kind = R_BYTES;
-        } else { /* a value that cannot travel is disposed */
-            fut_release(fut_ready(r));
+            f = NULL;
         }
         break;
-    default:
-        fut_release(fut_ready(r)); /* drops an adopted or forwarded future */
+    case FUT_REJECTED:
+    case FUT_CANCELLED:
+        word = (uint64_t)(int64_t)fut_error(f);
+        break;
+    default: /* pending: an adopted or forwarded future */
+        break;
     }
+    fut_mpi__made_bytes = NULL;
+    fut_release(f);
     j->reply[1] = kind;
     j->reply[2] = word;
 }
@@ -114,6 +116,7 @@ static void run_job(struct job *j)
     uint64_t idx = j->msg[1] >> 32;
     uint32_t hash = (uint32_t)j->msg[1];
     j->reply[0] = j->msg[0];
+    fut_mpi__made_bytes = NULL;
     /* Acquire: the table is frozen (pairs with seal()'s release). */
     if (!atomic_load_explicit(&m->sealed, memory_order_acquire) ||
         idx >= m->nfns || m->fns[idx].hash != hash)
@@ -198,13 +201,17 @@ static bool take_call(struct fut_mpi *m, const uint64_t *buf, int count,
     bool whole = total <= SMALL_MSG;
     if (total > MAX_MSG || (whole && (size_t)count != total))
         len = 0, total = HDR_BYTES, whole = true; /* not ours: no argument */
-    struct job *j = fut_alloc(sizeof *j + total);
+    bool spare = total <= SPARE_JOB_BYTES;
+    struct job *j = spare && m->spare_job ? m->spare_job
+                    : fut_alloc(sizeof *j + (spare ? SPARE_JOB_BYTES : total));
     struct body *b = whole || !j ? NULL : fut_alloc(sizeof *b);
     if (!j || (!whole && !b)) {
         fut_free(j);
         return false;
     }
-    *j = (struct job){.m = m, .src = src, .len = len};
+    if (j == m->spare_job)
+        m->spare_job = NULL;
+    *j = (struct job){.m = m, .src = src, .len = len, .spare = spare};
     memcpy(j->msg, buf, whole ? total : HDR_BYTES);
     m->jobs_active++;
     if (whole) {

@@ -25,9 +25,13 @@
  * function's result comes back as: fut_ok_bytes(p, n) -> a fulfilled future
  * whose fut_value is an owned fut_bytes_t * (freed with the future);
  * fut_ok_i64(v) -> fut_value_i64 v; fut_ok(NULL) -> fulfilled, no value;
- * fut_fail(err) -> rejected with err.  Anything else (a pointer, an owned
- * value other than bytes, fut_adopt, fut_forward) cannot travel: the call
- * rejects with FUT_EINVAL and the value is disposed on the serving rank.
+ * fut_fail(err) -> rejected with err (fut_ok_i64(0) arrives as no value:
+ * fut_value_i64 reads 0 from both).  fut_adopt / fut_forward of a future
+ * already settled when the function returns travel as that future's
+ * outcome.  Anything else (a pointer, an owned value other than bytes
+ * made by fut_ok_bytes on the thread running the function, an adopted or
+ * forwarded future still pending) cannot travel: the call rejects with
+ * FUT_EINVAL and the value is disposed on the serving rank.
  * Arguments and byte values are limited to INT_MAX - 24 bytes.  A call and
  * a reply are one MPI message (a 24-byte header, then the bytes) up to 4
  * KiB, else two (the header, then the bytes received in place).
@@ -136,7 +140,18 @@ enum {
  *                 An idle rank notices a call at most this late.
  *  run_inline:    run incoming calls on the MPI thread itself, no pool: for
  *                 functions far shorter than a message round trip (no
- *                 hand-off to a worker); a long one delays every message. */
+ *                 hand-off to a worker); a long one delays every message.
+ *                 Off by default, and never chosen by measuring: on the
+ *                 MPI thread a function holds up every message of this
+ *                 rank while it runs and may not wait (fut_mpi_wait gives
+ *                 FUT_EDEADLK there, a fut_wait for a remote reply never
+ *                 ends), so which functions may run there is the
+ *                 application's decision, not one a past run time can
+ *                 make.  On the pool, a call that finds every worker
+ *                 parked pays a cross-core wake-up (about 20 us on a VM,
+ *                 5-20 us on bare metal); workers spin before parking
+ *                 (fut_pool_opts_t.spin), so back-to-back calls find one
+ *                 awake when the rank has a core to spare. */
 typedef struct fut_mpi_opts {
     unsigned workers;
     unsigned max_in_flight;
@@ -230,10 +245,13 @@ FUT_API int fut_mpi_destroy(fut_mpi_t *m);
  * Returns: the result; fut_fail(FUT_ENOMEM) if the copy cannot be made;
  *   fut_fail(FUT_EINVAL) if P is NULL with LEN > 0.
  * Threads: any.
+ * A serving rank recognises bytes it is to send by the block: the one
+ * fut_ok_bytes made last on the thread running the function, so make them
+ * there (directly, or in a future the function adopts or forwards).
  * (Why here and not in libfut's core: an owned value is already what
- * fut_ok_owned makes; the bytes only need a destructor this library can
- * recognise when a serving rank sends a result, so the core needs no new
- * value kind, and libfut stays free of anything only MPI uses.) */
+ * fut_ok_owned makes; this library only needs to recognise the block when
+ * a serving rank sends a result, so the core needs no new value kind, and
+ * libfut stays free of anything only MPI uses.) */
 FUT_API fut_result_t fut_ok_bytes(const void *p, size_t len);
 
 #ifdef __cplusplus

@@ -87,6 +87,37 @@ static fut_result_t pointer(const void *arg, size_t len, void *ud)
     return fut_ok(&g_static_thing);
 }
 
+/* fut_adopt of a future settled before the function returns: it travels
+ * as that future's outcome (an int64, or bytes made by fut_ok_bytes). */
+static fut_result_t adopt_ready(const void *arg, size_t len, void *ud)
+{
+    (void)ud;
+    return fut_adopt(fut_ready(fut_ok_i64(arg_i64(arg, len) + 1)));
+}
+
+static fut_result_t adopt_bytes(const void *arg, size_t len, void *ud)
+{
+    (void)ud;
+    return fut_adopt(fut_ready(fut_ok_bytes(arg, len)));
+}
+
+/* fut_adopt of a future still pending cannot travel; drop_pending (on the
+ * same rank) then drops the promise, so nothing is left behind. */
+static fut_promise_t *g_pending;
+static fut_result_t adopt_pending(const void *arg, size_t len, void *ud)
+{
+    (void)arg, (void)len, (void)ud;
+    return fut_adopt(fut_promise_new(&g_pending));
+}
+
+static fut_result_t drop_pending(const void *arg, size_t len, void *ud)
+{
+    (void)arg, (void)len, (void)ud;
+    fut_promise_drop(g_pending);
+    g_pending = NULL;
+    return fut_ok(NULL);
+}
+
 static atomic_long g_owned_freed;
 static void counting_free(void *p)
 {
@@ -202,7 +233,11 @@ static int register_all(fut_mpi_t *m)
                {"gate", gate},
                {"count_run", count_run},
                {"runs", runs},
-               {"call_out", call_out}};
+               {"call_out", call_out},
+               {"adopt_ready", adopt_ready},
+               {"adopt_bytes", adopt_bytes},
+               {"adopt_pending", adopt_pending},
+               {"drop_pending", drop_pending}};
     int err = 0;
     for (size_t i = 0; !err && i < sizeof fns / sizeof fns[0]; i++)
         err = fut_mpi_register(m, fns[i].name, fns[i].fn, NULL);
@@ -334,6 +369,28 @@ static void test_owned_value_is_disposed_remotely_and_einval(void **state)
                      FUT_EINVAL);
     assert_int_equal(await_i64(fut_mpi_call(g_m, 2, "owned_freed", NULL, 0)),
                      before + 1);
+}
+
+static void test_adopted_settled_future_travels_as_its_outcome(void **state)
+{
+    (void)state;
+    assert_int_equal(await_i64(call_i64(1, "adopt_ready", 41)), 42);
+    fut_t *f = fut_mpi_call(g_m, 2, "adopt_bytes", "abc", 3);
+    assert_int_equal(fut_mpi_wait(g_m, f, -1), 0);
+    const fut_bytes_t *b = fut_value(f);
+    assert_non_null(b);
+    assert_int_equal(b->len, 3);
+    assert_memory_equal(b->data, "abc", 3);
+    fut_release(f);
+}
+
+static void test_adopted_pending_future_cannot_travel(void **state)
+{
+    (void)state;
+    assert_int_equal(await_err(fut_mpi_call(g_m, 3, "adopt_pending", NULL, 0)),
+                     FUT_EINVAL);
+    assert_int_equal(await_err(fut_mpi_call(g_m, 3, "drop_pending", NULL, 0)),
+                     0);
 }
 
 static void test_64_mib_argument_and_value(void **state)
@@ -740,6 +797,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_remote_rejection_propagates),
         cmocka_unit_test(test_pointer_value_cannot_travel),
         cmocka_unit_test(test_owned_value_is_disposed_remotely_and_einval),
+        cmocka_unit_test(test_adopted_settled_future_travels_as_its_outcome),
+        cmocka_unit_test(test_adopted_pending_future_cannot_travel),
         cmocka_unit_test(test_64_mib_argument_and_value),
         cmocka_unit_test(test_bytes_around_the_small_message_size),
         cmocka_unit_test(test_fut_ok_bytes_is_an_owned_copy),
