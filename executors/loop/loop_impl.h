@@ -229,6 +229,11 @@ void fut__loop_fd_shutdown(struct loop *l);
 void fut__loop_fd_prepoll(struct loop *l);
 void fut__loop_fd_validate(struct loop *l);
 void fut__loop_fdw_free_all(struct loop *l);
+/* io_file.c, for tests (declared for them in lib/internal.h too): 1 sends
+ * every fut_pread/fut_pwrite on a loop to the offload threads, 0 tries
+ * RWF_NOWAIT first; the count of jobs sent to those threads. */
+void fut__io_force_offload(int on);
+unsigned long fut__io_offload_count(void);
 /* loop_io.c: settles the I/O operations still queued (FUT_ESHUTDOWN) and
  * frees their queues; part of shutdown, before fut__loop_fd_shutdown. */
 void fut__loop_io_shutdown(struct loop *l);

@@ -22,10 +22,10 @@
  *         claim fails (a cancel won) -> ORPHAN until the hook runs
  *
  * The user's future F is a promise's, with a cancel hook on the loop
- * (fut__promise_on_cancel): when a cancel wins, on_cancel runs on the
+ * (fut_promise_on_cancel): when a cancel wins, on_cancel runs on the
  * loop thread exactly once (never once the loop is shut down).  Every
  * system call that touches the caller's buffer runs with F claimed
- * (fut__promise_claim, lib/promise.c): a cancel racing it waits for the
+ * (fut_promise_claim, the executor kit): a cancel racing it waits for the
  * claim to end and then finds F settled (FUT_EALREADY, the result stands)
  * or let go (EAGAIN: the cancel wins and no call happens after it).
  *
@@ -43,7 +43,8 @@
 
 #include <fcntl.h>
 
-#include "internal.h" /* claimed settles, cancel hooks, fut__attach */
+#define CONTAINER(ptr, type, field)                                            \
+    ((type *)(void *)((char *)(ptr)-offsetof(type, field)))
 
 enum { SIDE_R = 0, SIDE_W = 1 };
 enum { OP_READ, OP_WRITE, OP_ACCEPT, OP_CONNECT };
@@ -52,7 +53,7 @@ enum { S_REMOTE, S_QUEUED, S_HEAD, S_ORPHAN, S_DETACHED, S_LOST };
 enum { R_DONE, R_AGAIN_IN, R_AGAIN_OUT };
 
 struct io_op {
-    fut_cont_t cont; /* our node on WAIT */
+    fut_kit_watch_t cont; /* our node on WAIT (fut_kit_watch) */
     struct io_op *next;
     struct loop *l;
     fut_promise_t *p; /* F's promise; NULL once consumed */
@@ -221,7 +222,7 @@ static void op_free(struct io_op *op)
     xfree(op);
 }
 
-static void wait_fire(fut_cont_t *c, fut_t *src);
+static void wait_fire(fut_kit_watch_t *c, fut_t *src);
 
 /* Removes OP (the head of its side) from its queue. */
 static void pop_head(struct loop *l, struct io_op *op)
@@ -245,8 +246,7 @@ static bool arm(struct loop *l, struct io_op *op, unsigned events)
         return false;
     }
     op->wait = w;
-    op->cont.fire = wait_fire;
-    fut__attach(w, &op->cont); /* pending, and only this thread settles it */
+    fut_kit_watch(w, &op->cont, wait_fire); /* pending; only we settle it */
     return true;
 }
 
@@ -258,7 +258,7 @@ static bool step(struct loop *l, struct io_op *op)
         int r = op->again; /* the fast path's attempt said EAGAIN already */
         op->again = 0;
         if (!r) {
-            if (!fut__promise_claim(op->p)) { /* a cancel won */
+            if (!fut_promise_claim(op->p)) { /* a cancel won */
                 pop_head(l, op);
                 if (op->hooked) {
                     op_free(op);
@@ -276,10 +276,10 @@ static bool step(struct loop *l, struct io_op *op)
                 op->p = NULL;
                 pop_head(l, op);
                 xfree(op);
-                fut__promise_settle_claimed(p, res);
+                fut_promise_settle_claimed(p, res);
                 return true;
             }
-            fut__promise_unclaim(op->p);
+            fut_promise_unclaim(op->p);
         }
         op->wait_err = 0;
         if (arm(l, op, r == R_AGAIN_IN ? FUT_READABLE : FUT_WRITABLE))
@@ -301,9 +301,9 @@ static void pump(struct loop *l, int fd, int side)
 
 /* OP's readiness future settled (on the loop thread; at shutdown on the
  * destroying one). */
-static void wait_fire(fut_cont_t *c, fut_t *src)
+static void wait_fire(fut_kit_watch_t *c, fut_t *src)
 {
-    struct io_op *op = FUT__CONTAINER(c, struct io_op, cont);
+    struct io_op *op = CONTAINER(c, struct io_op, cont);
     struct loop *l = op->l;
     fut_state_t st = fut_state(src);
     int err = fut_error(src);
@@ -426,7 +426,7 @@ static fut_t *launch(struct loop *l, struct io_op *op)
     op->wait = NULL;
     op->hooked = false;
     op->wait_err = 0;
-    fut__promise_on_cancel(op->p, l->ex, on_cancel, op);
+    fut_promise_on_cancel(op->p, l->ex, on_cancel, op);
     if (fut__loop_tl == l) {
         enqueue(l, op);
         return f;
