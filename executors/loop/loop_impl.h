@@ -229,6 +229,8 @@ void fut__loop_fd_shutdown(struct loop *l);
 void fut__loop_fd_prepoll(struct loop *l);
 void fut__loop_fd_validate(struct loop *l);
 void fut__loop_fdw_free_all(struct loop *l);
+/* The loop's fd_ready op (any thread, inside the core's guard). */
+fut_t *fut__loop_fd_ready(void *impl, int fd, unsigned events);
 /* io_file.c, for tests (declared for them in lib/internal.h too): 1 sends
  * every fut_pread/fut_pwrite on a loop to the offload threads, 0 tries
  * RWF_NOWAIT first; the count of jobs sent to those threads. */
