@@ -16,9 +16,12 @@
 #ifndef HOST_ADAPTER_CASES_H
 #define HOST_ADAPTER_CASES_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <fut.h>
 
@@ -408,6 +411,228 @@ static fut_result_t never_runs(void *arg)
     (void)arg;
     fail_msg("a task of a destroyed executor ran");
     return fut_ok(NULL);
+}
+
+/* ---- fd readiness (fut_fd_ready through the adapter's fd_ready op) ------- */
+
+/* Runs N iterations of the host loop that do not sleep. */
+static void iterate_n(struct env *e, int n)
+{
+    for (int i = 0; i < n; i++)
+        host_iterate(e, 0);
+}
+
+static uint64_t fd_events(struct env *e)
+{
+    fut_stats_t st;
+    assert_int_equal(fut_executor_stats(e->ex, &st), 0);
+    return st.fd_events;
+}
+
+struct fd_seen {
+    pthread_t thread;
+    fut_executor_t *current;
+};
+
+static fut_result_t note_fd_thread(void *arg, fut_t *src)
+{
+    struct fd_seen *s = arg;
+    s->thread = pthread_self();
+    s->current = fut_executor_current();
+    return fut_forward(src);
+}
+
+static void host_case_fd_ready_fulfils_when_readable(void **state)
+{
+    (void)state;
+    struct env e;
+    env_open(&e);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    struct fd_seen seen = {0};
+    fut_t *f = fut_then(fut_fd_ready(e.ex, sv[0], FUT_READABLE), e.ex,
+                        note_fd_thread, &seen);
+    iterate_n(&e, 5);
+    assert_int_equal(fut_state(f), FUT_PENDING); /* nothing to read yet */
+    assert_int_equal(write(sv[1], "x", 1), 1);
+    run_until(&e, f);
+    assert_int_equal(fut_value_i64(f), FUT_READABLE);
+    assert_true(pthread_equal(seen.thread, pthread_self()));
+    assert_ptr_equal(seen.current, e.ex);
+    assert_true(fd_events(&e) >= 1);
+    fut_release(f);
+    close(sv[0]), close(sv[1]);
+    env_close(&e);
+}
+
+/* One fd, a reader and a writer: one registration for both directions;
+ * each settles with its own direction. */
+static void host_case_fd_ready_serves_both_directions_of_one_fd(void **state)
+{
+    (void)state;
+    struct env e;
+    env_open(&e);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    fut_t *r = fut_fd_ready(e.ex, sv[0], FUT_READABLE);
+    fut_t *w = fut_fd_ready(e.ex, sv[0], FUT_WRITABLE);
+    fut_t *rw = fut_fd_ready(e.ex, sv[0], FUT_READABLE | FUT_WRITABLE);
+    run_until(&e, w);
+    run_until(&e, rw);
+    assert_int_equal(fut_value_i64(w), FUT_WRITABLE);
+    assert_int_equal(fut_value_i64(rw), FUT_WRITABLE);
+    assert_int_equal(fut_state(r), FUT_PENDING);
+    assert_int_equal(write(sv[1], "x", 1), 1);
+    run_until(&e, r);
+    assert_int_equal(fut_value_i64(r), FUT_READABLE);
+    fut_release(r), fut_release(w), fut_release(rw);
+    close(sv[0]), close(sv[1]);
+    env_close(&e);
+}
+
+/* A cancelled wait deregisters: data arriving later makes no event. */
+static void host_case_fd_cancel_deregisters(void **state)
+{
+    (void)state;
+    struct env e;
+    env_open(&e);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    fut_t *r = fut_fd_ready(e.ex, p[0], FUT_READABLE);
+    iterate_n(&e, 3);
+    assert_int_equal(fut_cancel(r), 0);
+    iterate_n(&e, 3); /* the cancel hook runs */
+    uint64_t before = fd_events(&e);
+    assert_int_equal(write(p[1], "z", 1), 1);
+    iterate_n(&e, 5);
+    assert_int_equal(fd_events(&e), before); /* nobody listens any more */
+    assert_int_equal(fut_error(r), FUT_ECANCELED);
+    fut_release(r);
+    /* The fd works again for a new wait. */
+    r = fut_fd_ready(e.ex, p[0], FUT_READABLE);
+    run_until(&e, r);
+    assert_int_equal(fut_value_i64(r), FUT_READABLE);
+    fut_release(r);
+    close(p[0]), close(p[1]);
+    env_close(&e);
+}
+
+struct fd_remote {
+    fut_executor_t *ex;
+    int fd;
+    fut_t *f;
+};
+
+static void *wait_from_thread(void *arg)
+{
+    struct fd_remote *x = arg;
+    x->f = fut_fd_ready(x->ex, x->fd, FUT_READABLE);
+    return NULL;
+}
+
+static void host_case_fd_ready_from_another_thread(void **state)
+{
+    (void)state;
+    struct env e;
+    env_open(&e);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    struct fd_remote x = {e.ex, sv[0], NULL};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, wait_from_thread, &x), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(write(sv[1], "x", 1), 1);
+    run_until(&e, x.f);
+    assert_int_equal(fut_value_i64(x.f), FUT_READABLE);
+    fut_release(x.f);
+    close(sv[0]), close(sv[1]);
+    env_close(&e);
+}
+
+static void host_case_fd_closed_number_is_ebadf(void **state)
+{
+    (void)state;
+    struct env e;
+    env_open(&e);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    close(p[0]), close(p[1]);
+    fut_t *f = fut_fd_ready(e.ex, p[0], FUT_READABLE);
+    run_until(&e, f);
+    assert_int_equal(fut_error(f), -EBADF);
+    fut_release(f);
+    env_close(&e);
+}
+
+/* Waits pending (registered, and one still on its way from another
+ * thread's hand-off) reject FUT_ESHUTDOWN when the adapter is destroyed. */
+static void host_case_destroy_rejects_pending_fd_waits_eshutdown(void **state)
+{
+    (void)state;
+    struct env e;
+    env_open(&e);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    fut_t *a = fut_fd_ready(e.ex, sv[0], FUT_READABLE);
+    iterate_n(&e, 3); /* registered */
+    struct fd_remote x = {e.ex, sv[1], NULL};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, wait_from_thread, &x), 0);
+    assert_int_equal(pthread_join(th, NULL), 0); /* queued, not run */
+    env_close(&e);
+    assert_int_equal(fut_error(a), FUT_ESHUTDOWN);
+    assert_int_equal(fut_error(x.f), FUT_ESHUTDOWN);
+    fut_release(a), fut_release(x.f);
+    close(sv[0]), close(sv[1]);
+}
+
+/* In one callback: cancel the wait on a number, close it, get the number
+ * back for another pipe, wait on it: the new wait sees the new file. */
+struct fd_recycle {
+    fut_executor_t *ex;
+    fut_t *old, *neu;
+    int fd, wr, nwr;
+};
+
+static fut_result_t recycle_in_callback(void *arg)
+{
+    struct fd_recycle *c = arg;
+    fut_cancel(c->old);
+    close(c->fd);
+    int p[2];
+    if (pipe(p) != 0)
+        return fut_fail(-errno);
+    if (p[0] != c->fd) { /* make the number come back */
+        dup2(p[0], c->fd);
+        close(p[0]);
+    }
+    c->nwr = p[1];
+    c->neu = fut_fd_ready(c->ex, c->fd, FUT_READABLE);
+    return fut_ok(NULL);
+}
+
+static void host_case_fd_number_reused_after_cancel_in_a_callback(
+    void **state)
+{
+    (void)state;
+    struct env e;
+    env_open(&e);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    struct fd_recycle c = {e.ex, NULL, NULL, p[0], p[1], -1};
+    c.old = fut_fd_ready(e.ex, p[0], FUT_READABLE);
+    iterate_n(&e, 3); /* registered with the host */
+    fut_t *step = fut_async(e.ex, recycle_in_callback, &c);
+    run_until(&e, step);
+    assert_int_equal(fut_error(step), 0);
+    fut_release(step);
+    assert_int_equal(write(c.nwr, "n", 1), 1);
+    run_until(&e, c.neu);
+    assert_int_equal(fut_value_i64(c.neu), FUT_READABLE);
+    assert_int_equal(fut_error(c.old), FUT_ECANCELED);
+    fut_release(c.neu), fut_release(c.old);
+    close(c.fd), close(c.wr), close(c.nwr);
+    env_close(&e);
 }
 
 #endif

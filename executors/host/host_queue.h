@@ -69,7 +69,8 @@ struct host_queue {
     fut_executor_t *ex;
     const char *name;
     uint64_t stall_ns;
-    _Atomic uint64_t n_run, n_taken, n_timers, n_wakes, n_stalls, n_longest;
+    _Atomic uint64_t n_run, n_taken, n_timers, n_wakes, n_stalls, n_longest,
+        n_fd;
 };
 
 /* The queue whose session this thread is in, or NULL. */
@@ -347,6 +348,7 @@ static inline int host_stats(struct host_queue *q, fut_stats_t *out)
     out->tasks_submitted = HOST_RD(n_taken);
     out->timers_fired = HOST_RD(n_timers);
     out->wakeups = HOST_RD(n_wakes);
+    out->fd_events = HOST_RD(n_fd);
     out->stalls = HOST_RD(n_stalls);
     out->longest_callback_ns = HOST_RD(n_longest);
 #undef HOST_RD
