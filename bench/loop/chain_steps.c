@@ -13,7 +13,14 @@
  * again: bench/loop/pingpong's libfut side); it prints N.
  * bench/locked_per_step runs it under callgrind for two N and reports the
  * difference per step of locked instructions executed in the program
- * (libfut, the adapters), as docs/BENCHMARKS.md counts them. */
+ * (libfut, the adapters), as docs/BENCHMARKS.md counts them.
+ *
+ *   chain_steps time [N [RUNS]]      defaults: N = 100000, RUNS = 5
+ *
+ * times both modes on the three executors, interleaved (each round runs
+ * loop, uv and glib in a rotated order), and prints one line per adapter
+ * and mode: ns per step (chain step, fd round trip), median and min-max of
+ * RUNS, beside the built-in loop's (the baseline) and their ratio. */
 #define _GNU_SOURCE
 #include <fut.h>
 #include <fut/glib.h>
@@ -24,6 +31,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "bench_util.h"
 
 static fut_executor_t *ex;
 static long n;
@@ -97,45 +106,94 @@ static fut_result_t start_pingpong(void *arg)
 
 /* ---- driving the executor's thread -------------------------------------- */
 
-int main(int argc, char **argv)
+enum { K_LOOP, K_UV, K_GLIB };
+
+/* One run of MODE (FD) on executor KIND with N steps: seconds from the
+ * first task to the last step, or -1 if something failed. */
+static double run_once(int kind, bool fd, long steps)
 {
-    const char *kind = argc > 1 ? argv[1] : "";
-    bool uv = !strcmp(kind, "uv"), gl = !strcmp(kind, "glib");
-    bool fd = argc > 3 && !strcmp(argv[3], "fd");
-    if (argc < 3 || argc > 4 || (!uv && !gl && strcmp(kind, "loop")) ||
-        (argc == 4 && !fd && strcmp(argv[3], "chain"))) {
-        fprintf(stderr, "usage: chain_steps loop|uv|glib N [chain|fd]\n");
-        return 2;
-    }
-    n = atol(argv[2]);
+    n = steps;
     uv_loop_t loop;
-    GMainContext *ctx = gl ? g_main_context_new() : NULL;
-    int rc = uv   ? uv_loop_init(&loop) || fut_uv_create(&ex, &loop)
-             : gl ? fut_glib_create(&ex, ctx)
-                  : fut_loop_create(&ex, NULL);
+    GMainContext *ctx = kind == K_GLIB ? g_main_context_new() : NULL;
+    int rc = kind == K_UV     ? uv_loop_init(&loop) || fut_uv_create(&ex, &loop)
+             : kind == K_GLIB ? fut_glib_create(&ex, ctx)
+                              : fut_loop_create(&ex, NULL);
     if (rc || (fd && socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv)))
-        return 1;
+        return -1;
+    double t0 = now_s();
     fut_t *f = fut_async(ex, fd ? start_pingpong : build, NULL);
-    if (uv) {
+    if (kind == K_UV) {
         while (fut_state(f) == FUT_PENDING)
             uv_run(&loop, UV_RUN_ONCE);
-    } else if (gl) {
+    } else if (kind == K_GLIB) {
         while (fut_state(f) == FUT_PENDING)
             g_main_context_iteration(ctx, TRUE);
     } else {
         fut_loop_run(ex, f);
     }
-    printf("%s %s %lld\n", kind, fd ? "fd" : "chain",
-           (long long)fut_value_i64(f));
+    double t = now_s() - t0;
+    bool ok = fut_value_i64(f) == n;
     fut_release(f);
     fut_executor_destroy(ex); /* the answering end's last wait: ESHUTDOWN */
     if (fd)
         close(sv[0]), close(sv[1]);
-    if (uv) {
+    if (kind == K_UV) {
         uv_run(&loop, UV_RUN_DEFAULT);
         uv_loop_close(&loop);
     }
-    if (gl)
+    if (ctx)
         g_main_context_unref(ctx);
+    return ok ? t : -1;
+}
+
+static const char *const kinds[] = {"loop", "uv", "glib"};
+
+static int timed(long steps, int runs)
+{
+    for (int fd = 0; fd < 2; fd++) {
+        double v[3][MAX_RUNS];
+        for (int r = 0; r < runs; r++)
+            for (int i = 0; i < 3; i++) {
+                int k = (r + i) % 3; /* rotated: drift hits all three */
+                double t = run_once(k, fd, steps);
+                if (t < 0)
+                    return 1;
+                v[k][r] = t / (double)steps * 1e9;
+            }
+        summary_t base = summarize(v[K_LOOP], runs);
+        for (int k = K_UV; k <= K_GLIB; k++) {
+            char cas[32];
+            snprintf(cas, sizeof cas, "%s_%s", kinds[k],
+                     fd ? "fd_round_trip" : "chain_step");
+            print_case_line("adapters", cas, steps, runs, "loop",
+                            summarize(v[k], runs), base);
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *kind = argc > 1 ? argv[1] : "";
+    if (!strcmp(kind, "time")) {
+        long steps = 100000;
+        int runs = 5;
+        return parse_args(argc - 1, argv + 1, &steps, &runs)
+                   ? 2
+                   : timed(steps, runs);
+    }
+    int k = !strcmp(kind, "uv") ? K_UV : !strcmp(kind, "glib") ? K_GLIB : -1;
+    bool fd = argc > 3 && !strcmp(argv[3], "fd");
+    if (!strcmp(kind, "loop"))
+        k = K_LOOP;
+    if (argc < 3 || argc > 4 || k < 0 ||
+        (argc == 4 && !fd && strcmp(argv[3], "chain"))) {
+        fprintf(stderr, "usage: chain_steps loop|uv|glib N [chain|fd]\n"
+                        "       chain_steps time [N [RUNS]]\n");
+        return 2;
+    }
+    if (run_once(k, fd, atol(argv[2])) < 0)
+        return 1;
+    printf("%s %s %ld\n", kind, fd ? "fd" : "chain", n);
     return 0;
 }
