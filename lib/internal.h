@@ -189,6 +189,7 @@ struct fut_executor {
     uint8_t is_static;         /* never destroyed (inline, timer service) */
     uint8_t has_timers;        /* ops->timer_start */
     uint8_t has_stats;         /* ops->stats */
+    uint8_t has_fd_ready;      /* ops->fd_ready */
     _Atomic uint32_t forked;   /* the parent's, in a child: 1; destroyed: 2 */
     fut_executor_t *reg_prev, *reg_next; /* the live list: fork.c */
     struct fut_executor *next_handle;    /* every handle made: executor.c */
@@ -197,6 +198,7 @@ struct fut_executor {
     _Atomic uint32_t fiber_lock;
     uint32_t fibers_closed;
     struct fut_fiber *fibers;
+    void *io_slot; /* the socket operations' state: fut_kit_io_slot */
 };
 
 /* A static executor's OPS are static too: has_timers, has_stats and name

@@ -32,3 +32,9 @@ void fut_kit_watch(fut_t *f, fut_kit_watch_t *w,
     w->fire = fn;
     fut__attach(f, w);
 }
+
+void **fut_kit_io_slot(fut_executor_t *ex)
+{
+    /* Static executors (inline, the timer service) have no fd_ready. */
+    return ex && !ex->is_static && ex->has_fd_ready ? &ex->io_slot : NULL;
+}

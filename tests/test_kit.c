@@ -388,6 +388,44 @@ static void test_kit_watch_on_a_settled_future_fires_at_once(void **state)
     fut_release(f);
 }
 
+/* ---- the socket operations' slot ---------------------------------------- */
+
+static fut_t *kit_fd_ready(void *impl, int fd, unsigned events)
+{
+    (void)impl;
+    (void)fd;
+    return fut_ready(fut_ok_i64(events));
+}
+
+static const fut_executor_ops_t fd_ops = {
+    .name = "withfd",
+    .submit = nb_submit,
+    .destroy = nb_destroy,
+    .fd_ready = kit_fd_ready,
+};
+
+/* Only executors with fd readiness have a slot; it starts NULL and stays
+ * where it is, also after the destroy (the handle is never freed). */
+static void test_kit_io_slot_only_with_fd_ready_and_stable(void **state)
+{
+    (void)state;
+    fut_executor_t *with, *without;
+    assert_int_equal(fut_executor_create(&with, &fd_ops, NULL), 0);
+    assert_int_equal(fut_executor_create(&without, &nb_ops, NULL), 0);
+    assert_null(fut_kit_io_slot(NULL));
+    assert_null(fut_kit_io_slot(fut_inline()));
+    assert_null(fut_kit_io_slot(without));
+    void **slot = fut_kit_io_slot(with);
+    assert_non_null(slot);
+    assert_null(*slot);
+    static int mark;
+    *slot = &mark;
+    assert_int_equal(fut_executor_destroy(with), 0);
+    assert_ptr_equal(fut_kit_io_slot(with), slot);
+    assert_ptr_equal(*slot, &mark);
+    assert_int_equal(fut_executor_destroy(without), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -409,6 +447,7 @@ int main(void)
             test_promise_settle_claimed_refuses_an_adopt_as_einval),
         cmocka_unit_test(test_kit_watch_fires_once_when_the_future_settles),
         cmocka_unit_test(test_kit_watch_on_a_settled_future_fires_at_once),
+        cmocka_unit_test(test_kit_io_slot_only_with_fd_ready_and_stable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -233,6 +233,15 @@ int main(void)
         host_unit_test(
             "test_uv_fd_number_reused_after_cancel_in_a_callback",
             host_case_fd_number_reused_after_cancel_in_a_callback),
+        host_unit_test("test_uv_io_read_and_write_over_a_socketpair",
+                       host_case_io_read_and_write_over_a_socketpair),
+        host_unit_test("test_uv_io_accept_and_connect_over_loopback_tcp",
+                       host_case_io_accept_and_connect_over_loopback_tcp),
+        host_unit_test("test_uv_io_cancelled_read_reads_nothing",
+                       host_case_io_cancelled_read_reads_nothing),
+        host_unit_test(
+            "test_uv_io_destroy_rejects_pending_reads_eshutdown",
+            host_case_io_destroy_rejects_pending_reads_eshutdown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,14 @@
-/* libfut — socket operations as futures on the loop: fut_read, fut_write,
- * fut_accept, fut_connect (<fut/io.h>).  Loop-thread code, built on the
- * loop's fd readiness (fut_fd_ready, loop_fd.c).
+/* libfut — socket operations as futures: fut_read, fut_write, fut_accept,
+ * fut_connect (<fut/io.h>), on any executor with fd readiness (the loop,
+ * the libuv and GLib adapters, a custom one with an fd_ready op).
+ * Executor-thread code, built on the executor kit and fut_fd_ready alone.
+ * The per-fd queues of an executor live in the loop's struct (its io
+ * field, freed by fut__loop_io_shutdown) or, on any other executor, behind
+ * its handle's fut_kit_io_slot (never freed: one table per executor that
+ * ever did socket I/O, reachable from the handle, which lives for the
+ * process).  "The loop thread" below is the executor's own thread: the
+ * thread inside the loop's run, or one running the executor's work
+ * (fut_executor_current).
  *
  * PROTOCOL
  *
@@ -8,8 +16,8 @@
  * reads and accepts on side R, writes and connects on side W.  Only the
  * queue's head acts; the others wait their turn, so operations on one side
  * of an fd happen in the order they were made.  All queue state is the
- * loop thread's (fut__loop_tl == l), or the destroying thread's once no run
- * can start.
+ * loop thread's (on_thread), or the destroying thread's once no run can
+ * start.
  *
  *   made on the loop thread, queue empty:  try the call at once; done ->
  *       a settled future, no operation kept at all (the fast path)
@@ -36,7 +44,11 @@
  * start_task for a REMOTE one already cancelled;
  * start_failed for one whose start task the loop refused or dropped; and
  * fut__loop_io_shutdown for the rest (a hook dropped at shutdown never
- * runs).  A waiting head's node stays attached to its wait until that
+ * runs).  On another executor there is no shutdown call: its destroy
+ * rejects the head's readiness wait (FUT_ESHUTDOWN), wait_fire settles the
+ * head with it and pumps the next, whose wait is refused in turn, so every
+ * queued operation settles FUT_ESHUTDOWN; an ORPHAN or LOST one whose hook
+ * the destroy dropped stays in the table.  A waiting head's node stays attached to its wait until that
  * settles, so a head is never freed while its wait is pending: shutdown
  * marks it DETACHED and wait_fire frees it. */
 #include "loop_impl.h"
@@ -52,10 +64,20 @@ enum { S_REMOTE, S_QUEUED, S_HEAD, S_ORPHAN, S_DETACHED, S_LOST };
 /* What a step of a system call found. */
 enum { R_DONE, R_AGAIN_IN, R_AGAIN_OUT };
 
+/* Where an operation's queues live: its executor, the loop's struct if
+ * that is the loop (NULL on another executor with fd readiness), and the
+ * pointer to the executor's queues (the loop's io field, or the handle's
+ * fut_kit_io_slot). */
+struct io_home {
+    fut_executor_t *ex;
+    struct loop *l;
+    struct loop_io **slot;
+};
+
 struct io_op {
     fut_kit_watch_t cont; /* our node on WAIT (fut_kit_watch) */
     struct io_op *next;
-    struct loop *l;
+    struct io_home h;
     fut_promise_t *p; /* F's promise; NULL once consumed */
     fut_t *wait;      /* the pending readiness future, or NULL */
     int kind, fd, state;
@@ -80,7 +102,14 @@ struct loop_io {
     struct io_op *orphans;
 };
 
-static void pump(struct loop *l, int fd, int side);
+static void pump(const struct io_home *h, int fd, int side);
+
+/* True on EX's own thread, where the queues live: the thread inside the
+ * loop's run, or one running EX's work (fut_executor_current). */
+static bool on_thread(const struct io_home *h)
+{
+    return h->l ? fut__loop_tl == h->l : fut_executor_current() == h->ex;
+}
 
 static int side_of(int kind)
 {
@@ -88,17 +117,17 @@ static int side_of(int kind)
 }
 
 /* FD's queues, or NULL if FD has none yet (nothing ever queued). */
-static struct ioq *queue_of(struct loop *l, int fd)
+static struct ioq *queue_of(const struct io_home *h, int fd)
 {
-    struct loop_io *io = l->io;
+    struct loop_io *io = *h->slot;
     return io && (size_t)fd < io->n ? &io->q[fd] : NULL;
 }
 
-static struct ioq *queue_grow(struct loop *l, int fd)
+static struct ioq *queue_grow(const struct io_home *h, int fd)
 {
-    if (!l->io && !(l->io = xzalloc(sizeof *l->io)))
+    if (!*h->slot && !(*h->slot = xzalloc(sizeof(struct loop_io))))
         return NULL;
-    struct loop_io *io = l->io;
+    struct loop_io *io = *h->slot;
     if ((size_t)fd >= io->n) {
         size_t n = io->n ? io->n : 64;
         while (n <= (size_t)fd)
@@ -225,9 +254,9 @@ static void op_free(struct io_op *op)
 static void wait_fire(fut_kit_watch_t *c, fut_t *src);
 
 /* Removes OP (the head of its side) from its queue. */
-static void pop_head(struct loop *l, struct io_op *op)
+static void pop_head(struct io_op *op)
 {
-    struct ioq *q = queue_of(l, op->fd);
+    struct ioq *q = queue_of(&op->h, op->fd);
     int s = side_of(op->kind);
     q->head[s] = op->next;
     if (!q->head[s])
@@ -237,9 +266,9 @@ static void pop_head(struct loop *l, struct io_op *op)
 
 /* Makes OP wait for EVENTS on its fd.  False if the readiness future came
  * back settled (an error, no memory): OP->wait_err is set, step again. */
-static bool arm(struct loop *l, struct io_op *op, unsigned events)
+static bool arm(struct io_op *op, unsigned events)
 {
-    fut_t *w = fut_fd_ready(l->ex, op->fd, events);
+    fut_t *w = fut_fd_ready(op->h.ex, op->fd, events);
     if (fut_state(w) != FUT_PENDING) {
         op->wait_err = fut_error(w) ? fut_error(w) : FUT_ENOMEM;
         fut_release(w);
@@ -252,20 +281,21 @@ static bool arm(struct loop *l, struct io_op *op, unsigned events)
 
 /* Runs head OP as far as it goes without waiting.  True if OP is finished
  * (settled or found cancelled, and taken off the queue). */
-static bool step(struct loop *l, struct io_op *op)
+static bool step(struct io_op *op)
 {
     for (;;) {
         int r = op->again; /* the fast path's attempt said EAGAIN already */
         op->again = 0;
         if (!r) {
             if (!fut_promise_claim(op->p)) { /* a cancel won */
-                pop_head(l, op);
+                pop_head(op);
                 if (op->hooked) {
                     op_free(op);
                 } else {
+                    struct loop_io *io = *op->h.slot;
                     op->state = S_ORPHAN; /* until on_cancel comes */
-                    op->next = l->io->orphans;
-                    l->io->orphans = op;
+                    op->next = io->orphans;
+                    io->orphans = op;
                 }
                 return true;
             }
@@ -274,7 +304,7 @@ static bool step(struct loop *l, struct io_op *op)
             if (r == R_DONE) {
                 fut_promise_t *p = op->p;
                 op->p = NULL;
-                pop_head(l, op);
+                pop_head(op);
                 xfree(op);
                 fut_promise_settle_claimed(p, res);
                 return true;
@@ -282,19 +312,19 @@ static bool step(struct loop *l, struct io_op *op)
             fut_promise_unclaim(op->p);
         }
         op->wait_err = 0;
-        if (arm(l, op, r == R_AGAIN_IN ? FUT_READABLE : FUT_WRITABLE))
+        if (arm(op, r == R_AGAIN_IN ? FUT_READABLE : FUT_WRITABLE))
             return false;
     }
 }
 
 /* Steps the heads of FD's SIDE until one has to wait. */
-static void pump(struct loop *l, int fd, int side)
+static void pump(const struct io_home *h, int fd, int side)
 {
     struct ioq *q;
     struct io_op *op;
-    while ((q = queue_of(l, fd)) && (op = q->head[side]) && !op->wait) {
+    while ((q = queue_of(h, fd)) && (op = q->head[side]) && !op->wait) {
         op->state = S_HEAD;
-        if (!step(l, op))
+        if (!step(op))
             return;
     }
 }
@@ -304,7 +334,7 @@ static void pump(struct loop *l, int fd, int side)
 static void wait_fire(fut_kit_watch_t *c, fut_t *src)
 {
     struct io_op *op = CONTAINER(c, struct io_op, cont);
-    struct loop *l = op->l;
+    struct io_home h = op->h; /* OP may be freed below */
     fut_state_t st = fut_state(src);
     int err = fut_error(src);
     fut_release(op->wait);
@@ -315,19 +345,19 @@ static void wait_fire(fut_kit_watch_t *c, fut_t *src)
     }
     if (st == FUT_CANCELLED && op->hooked) { /* on_cancel cancelled it */
         int fd = op->fd, side = side_of(op->kind);
-        pop_head(l, op);
+        pop_head(op);
         op_free(op);
-        pump(l, fd, side);
+        pump(&h, fd, side);
         return;
     }
     op->wait_err = st == FUT_FULFILLED ? 0 : err ? err : FUT_ECANCELED;
-    pump(l, op->fd, side_of(op->kind));
+    pump(&h, op->fd, side_of(op->kind));
 }
 
 /* Adds OP to its queue and runs it if it is the head (loop thread). */
-static void enqueue(struct loop *l, struct io_op *op)
+static void enqueue(struct io_op *op)
 {
-    struct ioq *q = queue_grow(l, op->fd);
+    struct ioq *q = queue_grow(&op->h, op->fd);
     if (!q) {
         int rc = fut_promise_settle(op->p, fut_fail(FUT_ENOMEM));
         op->p = NULL;
@@ -345,7 +375,8 @@ static void enqueue(struct loop *l, struct io_op *op)
     else
         q->head[s] = op;
     q->tail[s] = op;
-    pump(l, op->fd, s);
+    struct io_home h = op->h; /* pump may free OP */
+    pump(&h, op->fd, s);
 }
 
 /* ---- cancellation and hand-off ------------------------------------------ */
@@ -355,14 +386,14 @@ static fut_result_t on_cancel(void *arg, fut_t *src)
 {
     (void)src;
     struct io_op *op = arg;
-    struct loop *l = op->l;
     op->hooked = true;
     struct io_op **pp;
     switch (op->state) {
     case S_QUEUED:
     case S_ORPHAN: {
-        pp = op->state == S_ORPHAN ? &l->io->orphans
-                                   : &queue_of(l, op->fd)->head[side_of(op->kind)];
+        pp = op->state == S_ORPHAN
+                 ? &(*op->h.slot)->orphans
+                 : &queue_of(&op->h, op->fd)->head[side_of(op->kind)];
         struct io_op *prev = NULL;
         while (*pp != op) {
             prev = *pp;
@@ -370,7 +401,7 @@ static fut_result_t on_cancel(void *arg, fut_t *src)
         }
         *pp = op->next;
         if (op->state == S_QUEUED) {
-            struct ioq *q = queue_of(l, op->fd);
+            struct ioq *q = queue_of(&op->h, op->fd);
             if (q->tail[side_of(op->kind)] == op)
                 q->tail[side_of(op->kind)] = prev;
         }
@@ -397,7 +428,7 @@ static fut_result_t start_task(void *arg)
     if (op->hooked)
         op_free(op); /* cancelled before it got here */
     else
-        enqueue(op->l, op);
+        enqueue(op);
     return fut_ok_i64(1);
 }
 
@@ -415,24 +446,23 @@ static fut_result_t start_failed(void *arg, fut_t *src)
 
 /* OP's future: a promise with the cancel hook; then OP starts here or is
  * handed to the loop thread. */
-static fut_t *launch(struct loop *l, struct io_op *op)
+static fut_t *launch(struct io_op *op)
 {
     fut_t *f = fut_promise_new(&op->p);
     if (!op->p) {
         xfree(op);
         return f;
     }
-    op->l = l;
     op->wait = NULL;
     op->hooked = false;
     op->wait_err = 0;
-    fut_promise_on_cancel(op->p, l->ex, on_cancel, op);
-    if (fut__loop_tl == l) {
-        enqueue(l, op);
+    fut_promise_on_cancel(op->p, op->h.ex, on_cancel, op);
+    if (on_thread(&op->h)) {
+        enqueue(op);
         return f;
     }
     op->state = S_REMOTE;
-    fut_t *s = fut_async(l->ex, start_task, op);
+    fut_t *s = fut_async(op->h.ex, start_task, op);
     fut_release(fut_catch(s, fut_inline(), start_failed, op));
     return f;
 }
@@ -440,11 +470,11 @@ static fut_t *launch(struct loop *l, struct io_op *op)
 /* The fast path: on the loop thread with nothing queued on FD's SIDE, one
  * attempt; a settled future if it did it all, else NULL (and *OP keeps
  * what was done: a partial write). */
-static fut_t *try_now(struct loop *l, struct io_op *op)
+static fut_t *try_now(struct io_op *op)
 {
-    if (fut__loop_tl != l)
+    if (!on_thread(&op->h))
         return NULL;
-    struct ioq *q = queue_of(l, op->fd);
+    struct ioq *q = queue_of(&op->h, op->fd);
     if (q && q->head[side_of(op->kind)])
         return NULL;
     fut_result_t res;
@@ -461,14 +491,19 @@ static fut_t *try_now(struct loop *l, struct io_op *op)
 static fut_t *submit(fut_executor_t *ex, int kind, int fd, const void *buf,
                      size_t len, const struct sockaddr *addr, socklen_t alen)
 {
+    /* The loop keeps the queues in its own struct; any other executor
+     * with fd readiness in its handle's slot. */
     struct loop *l = fut_executor_impl(ex, &fut__loop_ops);
-    if (!l || fd < 0)
+    struct loop_io **slot =
+        l ? &l->io : (struct loop_io **)fut_kit_io_slot(ex);
+    if (!slot || fd < 0)
         return fut_ready(fut_fail(FUT_EINVAL));
     size_t size =
         kind == OP_CONNECT ? sizeof(struct io_op) : offsetof(struct io_op, addr);
     struct io_op *op = xzalloc(size);
     if (!op)
         return fut_ready(fut_fail(FUT_ENOMEM));
+    op->h = (struct io_home){ex, l, slot};
     op->kind = kind;
     op->fd = fd;
     op->buf = (char *)(uintptr_t)buf; /* a write never writes through it */
@@ -477,8 +512,8 @@ static fut_t *submit(fut_executor_t *ex, int kind, int fd, const void *buf,
         memcpy(&op->addr, addr, alen);
         op->alen = alen;
     }
-    fut_t *f = try_now(l, op);
-    return f ? f : launch(l, op);
+    fut_t *f = try_now(op);
+    return f ? f : launch(op);
 }
 
 fut_t *fut_read(fut_executor_t *loop, int fd, void *buf, size_t len)

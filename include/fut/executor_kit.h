@@ -119,6 +119,18 @@ FUT_API void fut_promise_unclaim(fut_promise_t *p);
  * Threads: the one that holds the claim. */
 FUT_API void fut_promise_settle_claimed(fut_promise_t *p, fut_result_t r);
 
+/* The one pointer EX keeps for the socket operations of <fut/io.h>
+ * (fut_read, fut_write, fut_accept, fut_connect: their per-fd queues on an
+ * executor with fd readiness), which are built on the kit like an
+ * executor: not for executors or applications to use.  NULL until they
+ * set it; the core never reads or frees what it points to.
+ * Returns: the slot's address, valid for the life of the process (the
+ *   handle is never freed), also after EX's destroy; NULL if EX is NULL or
+ *   its ops have no fd_ready (the pool, fut_inline()).
+ * Threads: any; the slot itself is its user's to synchronise (the socket
+ *   operations touch it on EX's thread only). */
+FUT_API void **fut_kit_io_slot(fut_executor_t *ex);
+
 #ifdef __cplusplus
 }
 #endif
