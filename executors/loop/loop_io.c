@@ -91,10 +91,6 @@ struct io_home {
 };
 
 struct io_op {
-    union {
-        struct fdw w;         /* the loop: our wait on the fd, WAITING */
-        fut_kit_watch_t cont; /* elsewhere: our node on WAIT */
-    };
     struct io_op *next;
     struct io_home h;
     fut_promise_t *p; /* F's promise; NULL once consumed */
@@ -106,11 +102,16 @@ struct io_op {
     bool notsock;    /* recv/send said ENOTSOCK: read/write from now on */
     bool connecting; /* connect(2) said EINPROGRESS */
     int again;       /* R_AGAIN_* found by the fast path, 0 if none */
-    int wait_err;    /* the readiness future's error, 0 if none */
+    int wait_err;    /* the readiness wait's error, 0 if none */
     char *buf;
     size_t len, done;
     socklen_t alen;
-    struct sockaddr_storage addr;
+    /* Set when OP waits, so neither zeroed nor copied before (submit). */
+    union {
+        struct fdw w;         /* the loop: our wait on the fd, WAITING */
+        fut_kit_watch_t cont; /* elsewhere: our node on WAIT */
+    };
+    struct sockaddr_storage addr; /* OP_CONNECT's alone: not allocated else */
 };
 
 struct ioq {
@@ -183,10 +184,10 @@ static void note_result(const struct io_op *op)
 }
 
 /* True if read OP should wait for readability before its first call (its
- * fd drained), and clears the hint: the wait is what it asked for. */
-static bool wait_first(const struct io_op *op)
+ * fd, whose queues are Q or NULL, drained), and clears the hint: the wait
+ * is what it asked for. */
+static bool wait_first(const struct io_op *op, struct ioq *q)
 {
-    struct ioq *q = queue_of(&op->h, op->fd);
     if (op->kind != OP_READ || !q || !q->drained)
         return false;
     q->drained = false;
@@ -363,7 +364,8 @@ static bool step(struct io_op *op)
                 return true;
             }
             fut_result_t res;
-            r = wait_first(op) ? R_AGAIN_IN : attempt(op, &res);
+            r = wait_first(op, queue_of(&op->h, op->fd)) ? R_AGAIN_IN
+                                                         : attempt(op, &res);
             if (r == R_DONE) {
                 fut_promise_t *p = op->p;
                 op->p = NULL;
@@ -562,7 +564,7 @@ static fut_t *try_now(struct io_op *op)
     if (q && q->head[side_of(op->kind)])
         return NULL;
     fut_result_t res;
-    int r = wait_first(op) ? R_AGAIN_IN : attempt(op, &res);
+    int r = wait_first(op, q) ? R_AGAIN_IN : attempt(op, &res);
     if (r != R_DONE) {
         op->again = r;
         return NULL;
@@ -584,8 +586,11 @@ static fut_t *submit(fut_executor_t *ex, int kind, int fd, const void *buf,
         return fut_ready(fut_fail(FUT_EINVAL));
     size_t size =
         kind == OP_CONNECT ? sizeof(struct io_op) : offsetof(struct io_op, addr);
-    struct io_op now; /* the fast path's; copied to the heap if it waits */
-    memset(&now, 0, size);
+    /* The fast path's; copied to the heap if it waits (the wait's fields
+     * are set only when it waits). */
+    struct io_op now;
+    size_t head = offsetof(struct io_op, w);
+    memset(&now, 0, head);
     now.h = (struct io_home){ex, l, slot};
     now.kind = kind;
     now.fd = fd;
@@ -601,7 +606,9 @@ static fut_t *submit(fut_executor_t *ex, int kind, int fd, const void *buf,
     struct io_op *op = xalloc(size);
     if (!op) /* a write's prefix may be out, a connect begun: <fut/io.h> */
         return fut_ready(fut_fail(FUT_ENOMEM));
-    memcpy(op, &now, size);
+    memcpy(op, &now, head);
+    if (addr)
+        memcpy(&op->addr, addr, alen);
     return launch(op);
 }
 
