@@ -84,6 +84,7 @@ int fut_executor_create(fut_executor_t **out, const fut_executor_ops_t *ops,
      * returned (the handle is not). */
     ex->has_timers = ops->timer_start != NULL;
     ex->has_stats = ops->stats != NULL;
+    ex->has_fd_ready = ops->fd_ready != NULL;
     fut__guard_init(); /* before any handle exists: guard.c */
     snprintf(ex->name, sizeof ex->name, "%s", ops->name ? ops->name : "custom");
     atomic_init(&ex->inflight, 0);

@@ -42,11 +42,10 @@
  * A node hangs on a future's continuation list until the future settles;
  * then FIRE runs once with the settled future, on the settling thread (or on
  * the attaching thread if it attached late). */
-typedef struct fut_cont fut_cont_t;
-struct fut_cont {
-    fut_cont_t *next;
-    void (*fire)(fut_cont_t *c, fut_t *src);
-};
+/* The node is the executor kit's public fut_kit_watch_t (same layout, same
+ * names), so an executor's watch (fut_kit_watch) is an attach and nothing
+ * more. */
+typedef fut_kit_watch_t fut_cont_t;
 
 /* What kind of future, i.e. what its embedded task or node does. */
 enum fut_kind {
@@ -190,6 +189,7 @@ struct fut_executor {
     uint8_t is_static;         /* never destroyed (inline, timer service) */
     uint8_t has_timers;        /* ops->timer_start */
     uint8_t has_stats;         /* ops->stats */
+    uint8_t has_fd_ready;      /* ops->fd_ready */
     _Atomic uint32_t forked;   /* the parent's, in a child: 1; destroyed: 2 */
     fut_executor_t *reg_prev, *reg_next; /* the live list: fork.c */
     struct fut_executor *next_handle;    /* every handle made: executor.c */
@@ -198,6 +198,7 @@ struct fut_executor {
     _Atomic uint32_t fiber_lock;
     uint32_t fibers_closed;
     struct fut_fiber *fibers;
+    void *io_slot; /* the socket operations' state: fut_kit_io_slot */
 };
 
 /* A static executor's OPS are static too: has_timers, has_stats and name
@@ -441,10 +442,6 @@ int fut__promise_on_cancel(fut_promise_t *p, fut_executor_t *ex, fut_then_fn fn,
 /* Runs a fut_post block's function and frees the block (post.c); F is
  * the block of the task fut_task_run was given. */
 void fut__post_run(fut_t *f);
-/* Claimed settles of a promise (promise.c; executors/loop/loop_io.c): claim P's
- * future (false: cancelled or settled already), then either let go
- * (unclaim) or settle it (settle_claimed consumes P; R a value or a
- * failure). */
 /* executors/loop/io_file.c: 1 sends every fut_pread/fut_pwrite on a loop to
  * the offload threads (what FUT_IO_OFFLOAD=1 does), 0 tries RWF_NOWAIT
  * first (tests cover both paths). */
@@ -458,9 +455,6 @@ unsigned long fut__io_offload_count(void); /* jobs sent to those threads */
 void fut__uring_set_mode(int mode);
 bool fut__uring_supported(void);
 uint64_t fut__uring_submitted(fut_executor_t *ex);
-bool fut__promise_claim(fut_promise_t *p);
-void fut__promise_unclaim(fut_promise_t *p);
-void fut__promise_settle_claimed(fut_promise_t *p, fut_result_t r);
 void fut__hook_fire(fut_t *f); /* fut_cancel won on hooked F */
 void fut__hook_run(fut_t *f);  /* F's hook task runs (fut_task_run) */
 /* The one future a failed allocation can still return: settled FUT_ENOMEM,

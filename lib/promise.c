@@ -115,30 +115,34 @@ void fut__hook_run(fut_t *f)
         fut__pay_owed(t); /* as in call() (future.c) */
 }
 
-/* ---- claimed settles of a promise ---------------------------------------
- * An I/O operation (executors/loop/loop_io.c) must not read or write a single
- * byte after a cancel of its future won: it claims the promise's future
- * around each system call (fut__claim), so that a racing fut_cancel waits
- * for the call to end and then either finds the future settled (it lost:
+/* ---- claimed settles of a promise (the executor kit) --------------------
+ * An I/O operation (executors/loop/loop_io.c) must not read or write a
+ * single byte after a cancel of its future won: it claims the promise's
+ * future around each system call (fut_promise_claim, over fut__claim), so
+ * that a racing fut_cancel waits for the call to end and then either finds the future settled (it lost:
  * FUT_EALREADY) or the claim let go (the call found nothing to do, EAGAIN)
  * and wins.  After a failed claim the operation knows the cancel won and
  * touches nothing of the caller's again. */
 
-bool fut__promise_claim(fut_promise_t *p)
+bool fut_promise_claim(fut_promise_t *p)
 {
-    return fut__claim((fut_t *)p);
+    return p && fut__claim((fut_t *)p);
 }
 
-void fut__promise_unclaim(fut_promise_t *p)
+void fut_promise_unclaim(fut_promise_t *p)
 {
     fut__unclaim((fut_t *)p);
 }
 
-void fut__promise_settle_claimed(fut_promise_t *p, fut_result_t r)
+void fut_promise_settle_claimed(fut_promise_t *p, fut_result_t r)
 {
     fut_t *f = (fut_t *)p;
     /* Relaxed, as in promise_take: the claim already made us the settler. */
     atomic_store_explicit(&f->hold, 0, memory_order_relaxed);
+    if (r.kind_ == RK_FORWARD || r.kind_ == RK_ADOPT) {
+        fut__dispose(r); /* an adopted future's reference, let go */
+        r = fut_fail(FUT_EINVAL);
+    }
     fut__close_claimed(f, r);
     fut_release(f);
 }

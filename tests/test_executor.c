@@ -355,6 +355,89 @@ static void test_wait_in_task_helps_with_try_run_one(void **state)
     assert_int_equal(testexec_destroy(h.tx, NULL, NULL), 0);
 }
 
+/* ---- fd readiness through ops->fd_ready --------------------------------- */
+
+struct fdrec_exec {
+    int calls, fd;
+    unsigned events;
+};
+
+static int fdx_submit(void *impl, fut_task_t *t)
+{
+    (void)impl;
+    fut_task_run(t);
+    return 0;
+}
+static void fdx_destroy(void *impl)
+{
+    (void)impl;
+}
+static fut_t *fdx_fd_ready(void *impl, int fd, unsigned events)
+{
+    struct fdrec_exec *r = impl;
+    r->calls++;
+    r->fd = fd;
+    r->events = events;
+    return fut_ready(fut_ok_i64(events));
+}
+static const fut_executor_ops_t fdx_ops = {
+    .name = "fdx",
+    .submit = fdx_submit,
+    .destroy = fdx_destroy,
+    .fd_ready = fdx_fd_ready,
+};
+
+/* fut_fd_ready hands checked arguments to a custom executor's op and
+ * returns its future. */
+static void test_fd_ready_calls_the_executors_op(void **state)
+{
+    (void)state;
+    struct fdrec_exec r = {0};
+    fut_executor_t *ex;
+    assert_int_equal(fut_executor_create(&ex, &fdx_ops, &r), 0);
+    fut_t *f = fut_fd_ready(ex, 5, FUT_READABLE | FUT_WRITABLE);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.fd, 5);
+    assert_int_equal(r.events, FUT_READABLE | FUT_WRITABLE);
+    assert_int_equal(fut_value_i64(f), FUT_READABLE | FUT_WRITABLE);
+    fut_release(f);
+    /* Bad arguments never reach the op. */
+    fut_t *bad[] = {fut_fd_ready(ex, -1, FUT_READABLE), fut_fd_ready(ex, 5, 0),
+                    fut_fd_ready(ex, 5, 1u << 5)};
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(fut_error(bad[i]), FUT_EINVAL);
+        fut_release(bad[i]);
+    }
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(fut_executor_destroy(ex), 0);
+    f = fut_fd_ready(ex, 5, FUT_READABLE); /* destroyed: refused */
+    assert_int_equal(fut_error(f), FUT_ESHUTDOWN);
+    assert_int_equal(r.calls, 1);
+    fut_release(f);
+}
+
+/* Executors without the op (the pool, inline, a custom one) refuse. */
+static void test_fd_ready_without_the_op_is_einval(void **state)
+{
+    (void)state;
+    fut_executor_t *pool, *custom;
+    assert_int_equal(fut_pool_create(&pool, &(fut_pool_opts_t){.threads = 1}),
+                     0);
+    int destroyed = 0;
+    static const fut_executor_ops_t plain = {
+        .submit = fdx_submit, .destroy = dummy_destroy};
+    assert_int_equal(fut_executor_create(&custom, &plain, &destroyed), 0);
+    fut_executor_t *exs[] = {pool, fut_inline(), custom, NULL};
+    for (size_t i = 0; i < 4; i++) {
+        fut_t *f = fut_fd_ready(exs[i], 0, FUT_READABLE);
+        assert_int_equal(fut_error(f), FUT_EINVAL);
+        fut_release(f);
+    }
+    assert_int_equal(fut_executor_destroy(pool), 0);
+    assert_int_equal(fut_executor_destroy(custom), 0);
+    assert_int_equal(destroyed, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -371,6 +454,8 @@ int main(void)
         cmocka_unit_test(test_destroy_from_own_task_edeadlk),
         cmocka_unit_test(test_current_executor_inside_custom_task),
         cmocka_unit_test(test_wait_in_task_helps_with_try_run_one),
+        cmocka_unit_test(test_fd_ready_calls_the_executors_op),
+        cmocka_unit_test(test_fd_ready_without_the_op_is_einval),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,6 @@
 /* The executor kit (<fut/executor_kit.h>): a thread's run of an executor's
- * work (the current-executor mark, nesting) and promise cancel hooks, on
- * custom executors. */
+ * work (the current-executor mark, nesting), promise cancel hooks, claimed
+ * settles of a promise and watches, on custom executors. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -220,6 +221,211 @@ static void test_promise_cancel_hook_bad_args_are_einval(void **state)
     assert_int_equal(h.calls, 0);
 }
 
+/* ---- claimed settles of a promise --------------------------------------- */
+
+struct canceller {
+    fut_t *f;
+    atomic_int started;
+    atomic_int rc;
+};
+
+static void *cancel_it(void *arg)
+{
+    struct canceller *c = arg;
+    atomic_store(&c->started, 1);
+    atomic_store(&c->rc, fut_cancel(c->f));
+    return NULL;
+}
+
+/* Starts a thread that cancels F and returns once it is about to. */
+static pthread_t start_canceller(struct canceller *c, fut_t *f)
+{
+    c->f = f;
+    atomic_init(&c->started, 0);
+    atomic_init(&c->rc, 1);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, cancel_it, c), 0);
+    while (!atomic_load(&c->started))
+        sched_yield();
+    for (int i = 0; i < 100; i++)
+        sched_yield(); /* most often it spins on our claim by now */
+    return th;
+}
+
+/* A cancel racing a claim waits for it, then finds the settle made under
+ * it: FUT_EALREADY, and the claimed result stands. */
+static void test_promise_claim_makes_a_racing_cancel_lose(void **state)
+{
+    (void)state;
+    fut_promise_t *p;
+    fut_t *f = fut_promise_new(&p);
+    assert_true(fut_promise_claim(p));
+    struct canceller c;
+    pthread_t th = start_canceller(&c, f);
+    assert_int_equal(fut_state(f), FUT_PENDING); /* the claim holds it */
+    fut_promise_settle_claimed(p, fut_ok_i64(42));
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(atomic_load(&c.rc), FUT_EALREADY);
+    assert_int_equal(fut_state(f), FUT_FULFILLED);
+    assert_int_equal(fut_value_i64(f), 42);
+    fut_release(f);
+}
+
+/* An unclaim lets the waiting cancel win; the promise is not consumed. */
+static void test_promise_unclaim_lets_a_waiting_cancel_win(void **state)
+{
+    (void)state;
+    fut_promise_t *p;
+    fut_t *f = fut_promise_new(&p);
+    assert_true(fut_promise_claim(p));
+    struct canceller c;
+    pthread_t th = start_canceller(&c, f);
+    fut_promise_unclaim(p);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(atomic_load(&c.rc), 0);
+    assert_int_equal(fut_state(f), FUT_CANCELLED);
+    assert_false(fut_promise_claim(p)); /* the cancel won: touch nothing */
+    assert_int_equal(fut_promise_settle(p, fut_ok(NULL)), FUT_EALREADY);
+    fut_release(f);
+}
+
+/* A claim and its unclaim leave the future pending, settleable as ever. */
+static void test_promise_unclaim_leaves_the_future_pending(void **state)
+{
+    (void)state;
+    fut_promise_t *p;
+    fut_t *f = fut_promise_new(&p);
+    assert_true(fut_promise_claim(p));
+    fut_promise_unclaim(p);
+    assert_int_equal(fut_state(f), FUT_PENDING);
+    assert_int_equal(fut_promise_settle(p, fut_ok_i64(7)), 0);
+    assert_int_equal(fut_value_i64(f), 7);
+    fut_release(f);
+}
+
+static void test_promise_claim_fails_once_settled_or_null(void **state)
+{
+    (void)state;
+    fut_promise_t *p;
+    fut_t *f = fut_promise_new(&p);
+    assert_int_equal(fut_cancel(f), 0);
+    assert_false(fut_promise_claim(p));
+    fut_promise_drop(p);
+    fut_release(f);
+    assert_false(fut_promise_claim(NULL));
+}
+
+static int dtor_runs;
+static void count_dtor(void *v)
+{
+    (void)v;
+    dtor_runs++;
+}
+
+/* A forward or adopt is no result for a claimed settle: disposed of, and
+ * the future rejects FUT_EINVAL. */
+static void test_promise_settle_claimed_refuses_an_adopt_as_einval(
+    void **state)
+{
+    (void)state;
+    static int box;
+    dtor_runs = 0;
+    fut_promise_t *p;
+    fut_t *f = fut_promise_new(&p);
+    assert_true(fut_promise_claim(p));
+    fut_promise_settle_claimed(p,
+                               fut_adopt(fut_ready(fut_ok_owned(&box, count_dtor))));
+    assert_int_equal(fut_state(f), FUT_REJECTED);
+    assert_int_equal(fut_error(f), FUT_EINVAL);
+    assert_int_equal(dtor_runs, 1); /* the adopted future was let go */
+    fut_release(f);
+}
+
+/* ---- watches ------------------------------------------------------------ */
+
+struct watched {
+    fut_kit_watch_t node;
+    int fired;
+    fut_t *src;
+    fut_state_t state;
+};
+
+static void on_watch(fut_kit_watch_t *w, fut_t *src)
+{
+    struct watched *x = (struct watched *)(void *)w; /* NODE is first */
+    x->fired++;
+    x->src = src;
+    x->state = fut_state(src);
+}
+
+static void test_kit_watch_fires_once_when_the_future_settles(void **state)
+{
+    (void)state;
+    fut_promise_t *p;
+    fut_t *f = fut_promise_new(&p);
+    struct watched a = {0}, b = {0};
+    fut_kit_watch(f, &a.node, on_watch);
+    fut_kit_watch(f, &b.node, on_watch);
+    assert_int_equal(a.fired + b.fired, 0);
+    assert_int_equal(fut_promise_settle(p, fut_fail(-5)), 0);
+    assert_int_equal(a.fired, 1); /* here, inside the settle */
+    assert_int_equal(b.fired, 1);
+    assert_ptr_equal(a.src, f);
+    assert_int_equal(a.state, FUT_REJECTED);
+    assert_int_equal(fut_cancel(f), FUT_EALREADY);
+    assert_int_equal(a.fired, 1);
+    fut_release(f);
+}
+
+static void test_kit_watch_on_a_settled_future_fires_at_once(void **state)
+{
+    (void)state;
+    fut_t *f = fut_ready(fut_ok_i64(1));
+    struct watched a = {0};
+    fut_kit_watch(f, &a.node, on_watch);
+    assert_int_equal(a.fired, 1);
+    assert_int_equal(a.state, FUT_FULFILLED);
+    fut_release(f);
+}
+
+/* ---- the socket operations' slot ---------------------------------------- */
+
+static fut_t *kit_fd_ready(void *impl, int fd, unsigned events)
+{
+    (void)impl;
+    (void)fd;
+    return fut_ready(fut_ok_i64(events));
+}
+
+static const fut_executor_ops_t fd_ops = {
+    .name = "withfd",
+    .submit = nb_submit,
+    .destroy = nb_destroy,
+    .fd_ready = kit_fd_ready,
+};
+
+/* Only executors with fd readiness have a slot; it starts NULL and stays
+ * where it is, also after the destroy (the handle is never freed). */
+static void test_kit_io_slot_only_with_fd_ready_and_stable(void **state)
+{
+    (void)state;
+    fut_executor_t *with, *without;
+    assert_int_equal(fut_executor_create(&with, &fd_ops, NULL), 0);
+    assert_int_equal(fut_executor_create(&without, &nb_ops, NULL), 0);
+    assert_null(fut_kit_io_slot(NULL));
+    assert_null(fut_kit_io_slot(fut_inline()));
+    assert_null(fut_kit_io_slot(without));
+    void **slot = fut_kit_io_slot(with);
+    assert_non_null(slot);
+    assert_null(*slot);
+    static int mark;
+    *slot = &mark;
+    assert_int_equal(fut_executor_destroy(with), 0);
+    assert_ptr_equal(fut_kit_io_slot(with), slot);
+    assert_ptr_equal(*slot, &mark);
+    assert_int_equal(fut_executor_destroy(without), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -233,6 +439,15 @@ int main(void)
         cmocka_unit_test(test_promise_cancel_hook_never_runs_after_a_settle),
         cmocka_unit_test(test_promise_cancel_hook_refused_by_a_shut_executor),
         cmocka_unit_test(test_promise_cancel_hook_bad_args_are_einval),
+        cmocka_unit_test(test_promise_claim_makes_a_racing_cancel_lose),
+        cmocka_unit_test(test_promise_unclaim_lets_a_waiting_cancel_win),
+        cmocka_unit_test(test_promise_unclaim_leaves_the_future_pending),
+        cmocka_unit_test(test_promise_claim_fails_once_settled_or_null),
+        cmocka_unit_test(
+            test_promise_settle_claimed_refuses_an_adopt_as_einval),
+        cmocka_unit_test(test_kit_watch_fires_once_when_the_future_settles),
+        cmocka_unit_test(test_kit_watch_on_a_settled_future_fires_at_once),
+        cmocka_unit_test(test_kit_io_slot_only_with_fd_ready_and_stable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -218,6 +218,30 @@ int main(void)
         cmocka_unit_test(
             test_uv_destroy_settles_queued_work_and_timers_eshutdown),
         cmocka_unit_test(test_uv_destroy_leaves_the_loop_to_the_application),
+        host_unit_test("test_uv_fd_ready_fulfils_when_readable",
+                       host_case_fd_ready_fulfils_when_readable),
+        host_unit_test("test_uv_fd_ready_serves_both_directions_of_one_fd",
+                       host_case_fd_ready_serves_both_directions_of_one_fd),
+        host_unit_test("test_uv_fd_cancel_deregisters",
+                       host_case_fd_cancel_deregisters),
+        host_unit_test("test_uv_fd_ready_from_another_thread",
+                       host_case_fd_ready_from_another_thread),
+        host_unit_test("test_uv_fd_closed_number_is_ebadf",
+                       host_case_fd_closed_number_is_ebadf),
+        host_unit_test("test_uv_destroy_rejects_pending_fd_waits_eshutdown",
+                       host_case_destroy_rejects_pending_fd_waits_eshutdown),
+        host_unit_test(
+            "test_uv_fd_number_reused_after_cancel_in_a_callback",
+            host_case_fd_number_reused_after_cancel_in_a_callback),
+        host_unit_test("test_uv_io_read_and_write_over_a_socketpair",
+                       host_case_io_read_and_write_over_a_socketpair),
+        host_unit_test("test_uv_io_accept_and_connect_over_loopback_tcp",
+                       host_case_io_accept_and_connect_over_loopback_tcp),
+        host_unit_test("test_uv_io_cancelled_read_reads_nothing",
+                       host_case_io_cancelled_read_reads_nothing),
+        host_unit_test(
+            "test_uv_io_destroy_rejects_pending_reads_eshutdown",
+            host_case_io_destroy_rejects_pending_reads_eshutdown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

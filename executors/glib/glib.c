@@ -18,12 +18,21 @@
  *     (CLOCK_MONOTONIC, as fut_now_ns): it never fires early.
  *   - tasks submitted inside a session go to the local FIFO, with no atomic
  *     and no wake.
+ *   - fd readiness (fut_fd_ready): the waiters are host_fd.h's; each fd
+ *     watched is one unix fd of the work source (g_source_add_unix_fd),
+ *     its condition the union of what its waiters want, removed when none
+ *     is left.  GLib polls the whole set each iteration (poll(2)), so no
+ *     registration outlives a close.  GLib's check finds the source ready
+ *     when one of its fds reports; the dispatch first reads each watched
+ *     fd's revents (all of them, before any is reported, since reporting
+ *     runs callbacks that may add or remove fds), then reports them.
  *
  * Shutdown.  fut_executor_destroy closes the core's gate (no other thread
  * calls our ops any more), then glib_destroy acquires the context (so no
  * other thread iterates it meanwhile; the thread iterating it may call it
  * from its own callbacks), drops every queued task and gives back every
- * timer (FUT_ESHUTDOWN), destroys its sources and frees everything: GLib
+ * timer (FUT_ESHUTDOWN), rejects every fd wait (FUT_ESHUTDOWN), destroys
+ * its sources and frees everything: GLib
  * needs no further iteration. */
 #include <fut/glib.h>
 
@@ -31,12 +40,23 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "../host/host_fd.h"
 #include "../host/host_queue.h"
+
+/* An fd that reported, between reading the revents and reporting them. */
+struct fd_report {
+    int fd;
+    unsigned short revents;
+};
 
 struct fut_glib {
     struct host_queue q; /* first */
     GMainContext *ctx;
     GSource *work;
+    struct host_fds fds;
+    size_t nwatched;          /* fds with a tag on WORK */
+    struct fd_report *report; /* room for NWATCHED reports */
+    size_t report_cap;
 };
 
 struct work_source {
@@ -119,7 +139,11 @@ static void drain_cancels(struct fut_glib *g)
 
 /* ---- sessions -------------------------------------------------------------- */
 
-static void run_session(struct fut_glib *g, fut_timer_t *fire)
+static void report_fds(struct fut_glib *g);
+
+/* A session: takes handed-over timer starts and cancels, fires FIRE (if
+ * not NULL), reports the fds that polled ready (FDS), runs a batch. */
+static void run_session(struct fut_glib *g, fut_timer_t *fire, bool fds)
 {
     struct host_session s;
     host_session_begin(&s, &g->q);
@@ -127,6 +151,8 @@ static void run_session(struct fut_glib *g, fut_timer_t *fire)
     drain_cancels(g);
     if (fire)
         host_fire(&g->q, fire);
+    if (fds)
+        report_fds(g);
     host_run_batch(&g->q); /* what is left makes prepare answer true */
     host_session_end(&s);
 }
@@ -145,7 +171,7 @@ static gboolean timer_dispatch(GSource *s, GSourceFunc cb, gpointer ud)
     host_timer_unlink(&n->h);
     t->slot = 0;
     release_timer(n); /* GLib keeps it alive until dispatch returns */
-    run_session(g, t);
+    run_session(g, t, false);
     return G_SOURCE_REMOVE;
 }
 
@@ -160,13 +186,99 @@ static gboolean work_check(GSource *s)
     return host_has_work(&((struct work_source *)s)->g->q);
 }
 
+/* ---- fd readiness (loop thread) ----------------------------------------- */
+
+/* What GLib's REVENTS mean for fut_fd_ready, as the loop reads epoll's. */
+static void report_fd(struct fut_glib *g, int fd, unsigned short rev)
+{
+    int err = 0;
+    if (rev & G_IO_NVAL)
+        err = -EBADF;
+    else if (rev & G_IO_ERR)
+        err = host_fd_error(fd);
+    else if (rev & G_IO_HUP)
+        err = -EPIPE;
+    unsigned ready =
+        ((rev & G_IO_IN) && (!err || host_fd_data_left(fd)) ? FUT_READABLE
+                                                            : 0u) |
+        ((rev & G_IO_OUT) && !err ? FUT_WRITABLE : 0u);
+    host_bump(&g->q.n_fd, 1);
+    host_fd_event(&g->fds, fd, ready, err);
+}
+
+/* Reads the revents of every watched fd, then reports those that have
+ * some (in a session). */
+static void report_fds(struct fut_glib *g)
+{
+    size_t k = 0;
+    for (size_t fd = 0; fd < g->fds.n && k < g->nwatched; fd++) {
+        struct host_fdrec *r = &g->fds.recs[fd];
+        if (!r->watch)
+            continue;
+        GIOCondition rev = g_source_query_unix_fd(g->work, r->watch);
+        if (rev && k < g->report_cap)
+            g->report[k++] = (struct fd_report){(int)fd, (unsigned short)rev};
+    }
+    for (size_t i = 0; i < k; i++)
+        report_fd(g, g->report[i].fd, g->report[i].revents);
+}
+
+static int fd_watch(void *a, int fd, struct host_fdrec *r, unsigned events,
+                    bool again)
+{
+    (void)again; /* GLib polls afresh each iteration */
+    struct fut_glib *g = a;
+    GIOCondition c = ((events & FUT_READABLE) ? G_IO_IN : 0) |
+                     ((events & FUT_WRITABLE) ? G_IO_OUT : 0);
+    if (r->watch) {
+        g_source_modify_unix_fd(g->work, r->watch, c);
+        return 0;
+    }
+    if (g->nwatched == g->report_cap) {
+        size_t cap = g->report_cap ? 2 * g->report_cap : 16;
+        struct fd_report *n = fut_alloc(cap * sizeof *n);
+        if (!n)
+            return FUT_ENOMEM;
+        fut_free(g->report);
+        g->report = n;
+        g->report_cap = cap;
+    }
+    r->watch = g_source_add_unix_fd(g->work, fd, c);
+    g->nwatched++;
+    return 0;
+}
+
+static void fd_unwatch(void *a, int fd, struct host_fdrec *r)
+{
+    (void)fd;
+    struct fut_glib *g = a;
+    g_source_remove_unix_fd(g->work, r->watch);
+    r->watch = NULL;
+    g->nwatched--;
+}
+
+static void fd_release(void *a, int fd, struct host_fdrec *r)
+{
+    (void)a;
+    (void)fd;
+    (void)r; /* unwatch removed the tag already */
+}
+
+static const struct host_fd_ops fd_ops = {
+    .watch = fd_watch, .unwatch = fd_unwatch, .release = fd_release};
+
+static fut_t *glib_fd_ready(void *impl, int fd, unsigned events)
+{
+    return host_fd_ready(&((struct fut_glib *)impl)->fds, fd, events);
+}
+
 static gboolean work_dispatch(GSource *s, GSourceFunc cb, gpointer ud)
 {
     (void)cb;
     (void)ud;
     struct fut_glib *g = ((struct work_source *)s)->g;
     host_bump(&g->q.n_wakes, 1);
-    run_session(g, NULL);
+    run_session(g, NULL, g->nwatched != 0);
     return G_SOURCE_CONTINUE;
 }
 
@@ -240,6 +352,9 @@ static void glib_destroy(void *impl)
         fut_timer_drop(t);
     }
     host_drop_tasks(&g->q); /* what the drops above may have queued */
+    host_fd_shutdown(&g->fds);
+    host_drop_tasks(&g->q);
+    fut_free(g->report);
     g_source_destroy(g->work);
     g_source_unref(g->work);
     g_main_context_release(g->ctx);
@@ -255,6 +370,7 @@ static const fut_executor_ops_t glib_ops = {
     .stats = glib_stats,
     .timer_start = glib_timer_start,
     .timer_cancel = glib_timer_cancel,
+    .fd_ready = glib_fd_ready,
 };
 
 int fut_glib_create(fut_executor_t **out, GMainContext *ctx)
@@ -265,6 +381,10 @@ int fut_glib_create(fut_executor_t **out, GMainContext *ctx)
     if (!g)
         return FUT_ENOMEM;
     host_init(&g->q, "glib");
+    host_fd_init(&g->fds, &g->q, &fd_ops, g);
+    g->nwatched = 0;
+    g->report = NULL;
+    g->report_cap = 0;
     g->ctx = g_main_context_ref(ctx ? ctx : g_main_context_default());
     int rc = fut_executor_create(&g->q.ex, &glib_ops, g);
     if (rc) {

@@ -69,7 +69,8 @@ struct host_queue {
     fut_executor_t *ex;
     const char *name;
     uint64_t stall_ns;
-    _Atomic uint64_t n_run, n_taken, n_timers, n_wakes, n_stalls, n_longest;
+    _Atomic uint64_t n_run, n_taken, n_timers, n_wakes, n_stalls, n_longest,
+        n_fd;
 };
 
 /* The queue whose session this thread is in, or NULL. */
@@ -151,6 +152,11 @@ static inline bool host_has_work(struct host_queue *q)
 /* Moves the remote stack, oldest first, to the end of the local FIFO. */
 static inline void host_take_tasks(struct host_queue *q)
 {
+    /* Relaxed peek (as the loop's drain_tasks): an empty stack costs no
+     * locked instruction.  A push this misses found the stack empty and
+     * woke the host, which calls the adapter once more (the wake rule). */
+    if (!atomic_load_explicit(&q->remote, memory_order_relaxed))
+        return;
     /* Acquire: pairs with the release CAS in host_push_task. */
     fut_task_t *s =
         atomic_exchange_explicit(&q->remote, NULL, memory_order_acquire);
@@ -196,6 +202,9 @@ static inline fut_task_t *host_pop_local(struct host_queue *q)
 /* The start stack, oldest first (a list through LINK). */
 static inline struct host_timer *host_take_starts(struct host_queue *q)
 {
+    /* Relaxed peek, as in host_take_tasks. */
+    if (!atomic_load_explicit(&q->rstart, memory_order_relaxed))
+        return NULL;
     /* Acquire: pairs with the release CAS in host_push_start. */
     struct host_timer *s =
         atomic_exchange_explicit(&q->rstart, NULL, memory_order_acquire);
@@ -212,6 +221,9 @@ static inline struct host_timer *host_take_starts(struct host_queue *q)
 /* The cancel stack, oldest first (a list through NEXT). */
 static inline fut_timer_t *host_take_cancels(struct host_queue *q)
 {
+    /* Relaxed peek, as in host_take_tasks. */
+    if (!atomic_load_explicit(&q->rcancel, memory_order_relaxed))
+        return NULL;
     /* Acquire: pairs with the release CAS in host_push_cancel. */
     fut_timer_t *s =
         atomic_exchange_explicit(&q->rcancel, NULL, memory_order_acquire);
@@ -347,6 +359,7 @@ static inline int host_stats(struct host_queue *q, fut_stats_t *out)
     out->tasks_submitted = HOST_RD(n_taken);
     out->timers_fired = HOST_RD(n_timers);
     out->wakeups = HOST_RD(n_wakes);
+    out->fd_events = HOST_RD(n_fd);
     out->stalls = HOST_RD(n_stalls);
     out->longest_callback_ns = HOST_RD(n_longest);
 #undef HOST_RD

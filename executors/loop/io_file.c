@@ -24,7 +24,7 @@
  * with one system call and no hand-off at all.
  *
  * Cancellation.  The job's future is a promise.  The thread that does the
- * I/O claims it first (fut__promise_claim) and holds the claim across its
+ * I/O claims it first (fut_promise_claim, the executor kit) and holds the claim across its
  * system calls, so a cancel either wins before (the claim fails: the job
  * is dropped and the buffer never touched) or waits for the calls to end
  * and loses (FUT_EALREADY).  A name lookup takes no buffer and no claim: a
@@ -37,8 +37,6 @@
 
 #include <netdb.h>
 #include <sys/uio.h>
-
-#include "internal.h" /* claimed settles of a promise */
 
 #define OFFLOAD_MAX 4
 
@@ -111,8 +109,8 @@ static void job_run(struct job *j)
 {
     if (j->kind == J_GAI) {
         fut_promise_settle(j->p, lookup(j));
-    } else if (fut__promise_claim(j->p)) {
-        fut__promise_settle_claimed(j->p, file_io(j));
+    } else if (fut_promise_claim(j->p)) {
+        fut_promise_settle_claimed(j->p, file_io(j));
     } else {
         fut_promise_drop(j->p); /* cancelled: the buffer is not touched */
     }

@@ -66,7 +66,6 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 
-#include "internal.h" /* claimed settles of a promise */
 
 #define RING_ENTRIES 128u       /* jobs in flight per loop, at most */
 #define RING_MAX_LEN (4u << 20) /* longer reads go to the offload */
@@ -348,13 +347,13 @@ static void job_finish(struct fut__uring *r, struct rjob *j, int res)
 {
     if (!j->p) {
         /* settled at shutdown */
-    } else if (fut__promise_claim(j->p)) {
+    } else if (fut_promise_claim(j->p)) {
         if (res < 0) {
-            fut__promise_settle_claimed(j->p, fut_fail(res));
+            fut_promise_settle_claimed(j->p, fut_fail(res));
         } else {
             if (j->done) /* DST may be NULL for a read of 0 bytes */
                 memcpy(j->dst, j->bounce, j->done);
-            fut__promise_settle_claimed(
+            fut_promise_settle_claimed(
                 j->p, fut_ok_i64((int64_t)(j->done0 + j->done)));
         }
     } else {

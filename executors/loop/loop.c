@@ -547,6 +547,7 @@ const fut_executor_ops_t fut__loop_ops = {
     .timer_cancel = fut__loop_timer_cancel,
     .destroy_forked = loop_destroy_forked,
     .owns_thread = loop_owns_thread,
+    .fd_ready = fut__loop_fd_ready,
 };
 
 int fut_loop_create(fut_executor_t **out, const fut_loop_opts_t *opts)

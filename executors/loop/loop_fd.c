@@ -577,30 +577,13 @@ void fut__loop_fd_unwait(struct loop *l, struct fdw *w, bool quiet)
         after_unwait(l, w->fd);
 }
 
-/* fut_fd_ready inside the core's guard (fut_executor_enter): L cannot be
- * freed under it by a racing destroy. */
-static fut_t *fd_ready_entered(fut_executor_t *ex, struct loop *l, int fd,
-                               unsigned events);
-
-fut_t *fut_fd_ready(fut_executor_t *ex, int fd, unsigned events)
+/* The loop's fd_ready op (fut_fd_ready, lib/fd.c): called inside the
+ * core's guard (fut_executor_enter), so L cannot be freed under it by a
+ * racing destroy; the arguments are checked. */
+fut_t *fut__loop_fd_ready(void *impl, int fd, unsigned events)
 {
-    struct loop *l;
-    int rc = fut_executor_enter(ex, &fut__loop_ops, (void **)&l);
-    if (!rc && (fd < 0 || !events ||
-                (events & ~(FUT_READABLE | FUT_WRITABLE)))) {
-        fut_executor_leave(ex);
-        rc = FUT_EINVAL;
-    }
-    if (rc)
-        return fut_ready(fut_fail(rc));
-    fut_t *f = fd_ready_entered(ex, l, fd, events);
-    fut_executor_leave(ex);
-    return f;
-}
-
-static fut_t *fd_ready_entered(fut_executor_t *ex, struct loop *l, int fd,
-                               unsigned events)
-{
+    struct loop *l = impl;
+    fut_executor_t *ex = l->ex;
     struct fdw *w = fdw_new(l);
     if (!w)
         return fut_ready(fut_fail(FUT_ENOMEM));

@@ -259,6 +259,13 @@ void fut__loop_fd_wait(struct loop *l, struct fdw *w, int fd, unsigned events);
 /* Takes W, waiting, off its fd, as a cancel of a readiness future does (no
  * epoll_ctl if QUIET: at shutdown); W->fire never runs. */
 void fut__loop_fd_unwait(struct loop *l, struct fdw *w, bool quiet);
+/* The loop's fd_ready op (any thread, inside the core's guard). */
+fut_t *fut__loop_fd_ready(void *impl, int fd, unsigned events);
+/* io_file.c, for tests (declared for them in lib/internal.h too): 1 sends
+ * every fut_pread/fut_pwrite on a loop to the offload threads, 0 tries
+ * RWF_NOWAIT first; the count of jobs sent to those threads. */
+void fut__io_force_offload(int on);
+unsigned long fut__io_offload_count(void);
 /* loop_io.c: settles the I/O operations still queued (FUT_ESHUTDOWN) and
  * frees their queues; part of shutdown, before fut__loop_fd_shutdown. */
 void fut__loop_io_shutdown(struct loop *l);
@@ -273,6 +280,12 @@ fut_t *fut__uring_pread(fut_executor_t *ex, int fd, char *buf, size_t len,
                         off_t off, size_t done);
 /* Settles the ring's reads FUT_ESHUTDOWN and closes it (loop_io.c). */
 void fut__uring_shutdown(struct loop *l);
+/* For tests (declared for them in lib/internal.h too): force a mode (-1:
+ * read FUT_IO_URING again), whether this kernel makes a ring, and the reads
+ * loop EX's ring sent to the kernel. */
+void fut__uring_set_mode(int mode);
+bool fut__uring_supported(void);
+uint64_t fut__uring_submitted(fut_executor_t *ex);
 /* io_file.c: the same read as a job of the offload threads, settling P
  * (consumed); FUT_ENOMEM if no thread can run it. */
 void fut__io_offload_pread(fut_promise_t *p, int fd, char *buf, size_t len,

@@ -1,6 +1,16 @@
-/* libfut — socket operations as futures on the loop: fut_read, fut_write,
- * fut_accept, fut_connect (<fut/io.h>).  Loop-thread code, built on the
- * loop's fd readiness (fut_fd_ready, loop_fd.c).
+/* libfut — socket operations as futures: fut_read, fut_write, fut_accept,
+ * fut_connect (<fut/io.h>), on any executor with fd readiness (the loop,
+ * the libuv and GLib adapters, a custom one with an fd_ready op).
+ * Executor-thread code, built on the executor kit alone (no lib/ header):
+ * on the loop, its own fd layer's waits (fut__loop_fd_wait, loop_fd.c);
+ * on any other executor, fut_fd_ready.  The per-fd queues of an executor
+ * live in the loop's struct (its io field, freed by fut__loop_io_shutdown)
+ * or, on any other executor, behind its handle's fut_kit_io_slot (never
+ * freed: one table per executor that ever did socket I/O, reachable from
+ * the handle, which lives for the process).  Each operation keeps its
+ * home (struct io_home: the executor, the loop or NULL, the slot).  "The
+ * loop thread" below is the executor's own thread: the thread inside the
+ * loop's run, or one running the executor's work (fut_executor_current).
  *
  * PROTOCOL
  *
@@ -8,48 +18,61 @@
  * reads and accepts on side R, writes and connects on side W.  Only the
  * queue's head acts; the others wait their turn, so operations on one side
  * of an fd happen in the order they were made.  All queue state is the
- * loop thread's (fut__loop_tl == l), or the destroying thread's once no run
- * can start.
+ * loop thread's (on_thread), or the destroying thread's once no run can
+ * start.
  *
- *   made on the loop thread, queue empty:  try the call at once; done ->
- *       a settled future, no operation kept at all (the fast path)
- *   a read on a DRAINED fd (its last read returned less than it asked:
- *       the socket's queue was emptied then) waits for readability first
- *       instead, as libuv does, which saves the EAGAIN call a request/
- *       response protocol would make each time; the flag clears when that
- *       read is made, and when fut_accept returns the fd's number (a new
- *       file: try first)
- *   made on another thread:  REMOTE, a task on the loop (start_task) adds it
+ *   made on the loop thread, queue empty:  try the call at once on an
+ *       operation on the caller's stack; done -> a settled future, no
+ *       operation allocated at all (the fast path); else it is copied to
+ *       the heap and queued
+ *   on the loop only, a read on a DRAINED fd (its last read returned less
+ *       than it asked: the socket's queue was emptied then) waits for
+ *       readability first instead, as libuv does, which saves the EAGAIN
+ *       call a request/response protocol would make each time; the flag
+ *       clears when that read is made, and when fut_accept returns the
+ *       fd's number (a new file: try first)
+ *   made on another thread:  REMOTE, a task on the executor (start_task)
+ *       adds it
  *
  *   REMOTE --start_task--> QUEUED --head--> HEAD: step()
- *   HEAD: claim F; system call; EAGAIN -> unclaim, wait (the loop's
- *         readiness without a future: op->w, fut__loop_fd_wait; wait_fire
- *         runs step() again)
+ *   HEAD: claim F; system call; EAGAIN -> unclaim, wait (WAITING): on the
+ *         loop its fd layer's wait without a future (op->w,
+ *         fut__loop_fd_wait; wait_fire runs step() again); elsewhere a
+ *         fut_fd_ready future watched by op->cont (fut_kit_watch;
+ *         watch_fire runs step() again)
  *                                   done -> settle F (claimed), freed
  *         claim fails (a cancel won) -> ORPHAN until the hook runs
  *
- * The user's future F is a promise's, with a cancel hook on the loop
- * (fut__promise_on_cancel): when a cancel wins, on_cancel runs on the
- * loop thread exactly once (never once the loop is shut down).  Every
+ * The user's future F is a promise's, with a cancel hook on the executor
+ * (fut_promise_on_cancel): when a cancel wins, on_cancel runs on the
+ * loop thread exactly once (never once the executor is shut down).  Every
  * system call that touches the caller's buffer runs with F claimed
- * (fut__promise_claim, lib/promise.c): a cancel racing it waits for the
+ * (fut_promise_claim, the executor kit): a cancel racing it waits for the
  * claim to end and then finds F settled (FUT_EALREADY, the result stands)
  * or let go (EAGAIN: the cancel wins and no call happens after it).
  *
  * Who frees an operation: step() when it settled F itself (the hook then
  * never runs); on_cancel when the cancel won (QUEUED: unlink; HEAD
- * waiting: it takes the wait off the fd, fut__loop_fd_unwait, and frees;
- * ORPHAN: unlink from the orphan list; LOST: enqueue found no memory
- * after the cancel won); start_task for a REMOTE one already cancelled;
- * start_failed for one whose start task the loop refused or dropped; and
- * fut__loop_io_shutdown for the rest (a hook dropped at shutdown never
- * runs), which takes a waiting head's wait off its fd first.  The wait is
- * no future: the fd layer calls wait_fire, on the loop thread, once. */
+ * waiting on the loop: it takes the wait off the fd, fut__loop_fd_unwait,
+ * and frees; HEAD waiting elsewhere: it cancels the readiness future and
+ * watch_fire frees; ORPHAN: unlink from the orphan list; LOST: enqueue
+ * found no memory after the cancel won); start_task for a REMOTE one
+ * already cancelled; start_failed for one whose start task the executor
+ * refused or dropped; and on the loop fut__loop_io_shutdown for the rest
+ * (a hook dropped at shutdown never runs), which takes a waiting head's
+ * wait off its fd first.  The loop's wait is no future: the fd layer calls
+ * wait_fire, on the loop thread, once.  On another executor there is no
+ * shutdown call: its destroy rejects the head's readiness future
+ * (FUT_ESHUTDOWN), watch_fire settles the head with it and pumps the
+ * next, whose fut_fd_ready is refused in turn, so every queued operation
+ * settles FUT_ESHUTDOWN; an ORPHAN or LOST one whose hook the destroy
+ * dropped stays in the table. */
 #include "loop_impl.h"
 
 #include <fcntl.h>
 
-#include "internal.h" /* claimed settles, cancel hooks */
+#define CONTAINER(ptr, type, field)                                            \
+    ((type *)(void *)((char *)(ptr)-offsetof(type, field)))
 
 enum { SIDE_R = 0, SIDE_W = 1 };
 enum { OP_READ, OP_WRITE, OP_ACCEPT, OP_CONNECT };
@@ -57,23 +80,38 @@ enum { S_REMOTE, S_QUEUED, S_HEAD, S_ORPHAN, S_LOST };
 /* What a step of a system call found. */
 enum { R_DONE, R_AGAIN_IN, R_AGAIN_OUT };
 
-struct io_op {
-    struct fdw w; /* our readiness wait on the fd, while WAITING */
-    struct io_op *next;
+/* Where an operation's queues live: its executor, the loop's struct if
+ * that is the loop (NULL on another executor with fd readiness), and the
+ * pointer to the executor's queues (the loop's io field, or the handle's
+ * fut_kit_io_slot). */
+struct io_home {
+    fut_executor_t *ex;
     struct loop *l;
+    struct loop_io **slot;
+};
+
+struct io_op {
+    struct io_op *next;
+    struct io_home h;
     fut_promise_t *p; /* F's promise; NULL once consumed */
-    bool waiting;     /* W is on the fd's list */
-    bool arming;      /* inside arm(): a wait_fire now only records */
+    fut_t *wait;      /* elsewhere: the pending readiness future, or NULL */
+    bool waiting;     /* a readiness wait is pending (W or WAIT) */
+    bool arming;      /* inside arm() on the loop: wait_fire only records */
     int kind, fd, state;
     bool hooked;     /* on_cancel ran: F is cancelled */
     bool notsock;    /* recv/send said ENOTSOCK: read/write from now on */
     bool connecting; /* connect(2) said EINPROGRESS */
     int again;       /* R_AGAIN_* found by the fast path, 0 if none */
-    int wait_err;    /* the readiness future's error, 0 if none */
+    int wait_err;    /* the readiness wait's error, 0 if none */
     char *buf;
     size_t len, done;
     socklen_t alen;
-    struct sockaddr_storage addr;
+    /* Set when OP waits, so neither zeroed nor copied before (submit). */
+    union {
+        struct fdw w;         /* the loop: our wait on the fd, WAITING */
+        fut_kit_watch_t cont; /* elsewhere: our node on WAIT */
+    };
+    struct sockaddr_storage addr; /* OP_CONNECT's alone: not allocated else */
 };
 
 struct ioq {
@@ -87,7 +125,14 @@ struct loop_io {
     struct io_op *orphans;
 };
 
-static void pump(struct loop *l, int fd, int side);
+static void pump(const struct io_home *h, int fd, int side);
+
+/* True on EX's own thread, where the queues live: the thread inside the
+ * loop's run, or one running EX's work (fut_executor_current). */
+static bool on_thread(const struct io_home *h)
+{
+    return h->l ? fut__loop_tl == h->l : fut_executor_current() == h->ex;
+}
 
 static int side_of(int kind)
 {
@@ -95,17 +140,17 @@ static int side_of(int kind)
 }
 
 /* FD's queues, or NULL if FD has none yet (nothing ever queued). */
-static struct ioq *queue_of(struct loop *l, int fd)
+static struct ioq *queue_of(const struct io_home *h, int fd)
 {
-    struct loop_io *io = l->io;
+    struct loop_io *io = *h->slot;
     return io && (size_t)fd < io->n ? &io->q[fd] : NULL;
 }
 
-static struct ioq *queue_grow(struct loop *l, int fd)
+static struct ioq *queue_grow(const struct io_home *h, int fd)
 {
-    if (!l->io && !(l->io = xzalloc(sizeof *l->io)))
+    if (!*h->slot && !(*h->slot = xzalloc(sizeof(struct loop_io))))
         return NULL;
-    struct loop_io *io = l->io;
+    struct loop_io *io = *h->slot;
     if ((size_t)fd >= io->n) {
         size_t n = io->n ? io->n : 64;
         while (n <= (size_t)fd)
@@ -122,25 +167,27 @@ static struct ioq *queue_grow(struct loop *l, int fd)
 
 /* Notes what OP's finished call found that the next operation should
  * know (OP->done: bytes read, or the accepted fd + 1, 0 on an error): a
- * short read drains the fd, an accepted fd's number is a new file.  Loop
- * thread. */
-static void note_result(struct loop *l, const struct io_op *op)
+ * short read drains the fd, an accepted fd's number is a new file.  The
+ * loop's alone: elsewhere no fd is ever marked drained.  Loop thread. */
+static void note_result(const struct io_op *op)
 {
     struct ioq *q;
+    if (!op->h.l)
+        return;
     if (op->kind == OP_READ && op->done && op->done < op->len) {
-        if ((q = queue_grow(l, op->fd)))
+        if ((q = queue_grow(&op->h, op->fd)))
             q->drained = true; /* no memory: only the hint is lost */
     } else if (op->kind == OP_ACCEPT && op->done &&
-               (q = queue_of(l, (int)op->done - 1))) {
+               (q = queue_of(&op->h, (int)op->done - 1))) {
         q->drained = false;
     }
 }
 
 /* True if read OP should wait for readability before its first call (its
- * fd drained), and clears the hint: the wait is what it asked for. */
-static bool wait_first(struct loop *l, const struct io_op *op)
+ * fd, whose queues are Q or NULL, drained), and clears the hint: the wait
+ * is what it asked for. */
+static bool wait_first(const struct io_op *op, struct ioq *q)
 {
-    struct ioq *q = queue_of(l, op->fd);
     if (op->kind != OP_READ || !q || !q->drained)
         return false;
     q->drained = false;
@@ -258,11 +305,12 @@ static void op_free(struct io_op *op)
 }
 
 static void wait_fire(struct fdw *w, int err);
+static void watch_fire(fut_kit_watch_t *c, fut_t *src);
 
 /* Removes OP (the head of its side) from its queue. */
-static void pop_head(struct loop *l, struct io_op *op)
+static void pop_head(struct io_op *op)
 {
-    struct ioq *q = queue_of(l, op->fd);
+    struct ioq *q = queue_of(&op->h, op->fd);
     int s = side_of(op->kind);
     q->head[s] = op->next;
     if (!q->head[s])
@@ -270,81 +318,122 @@ static void pop_head(struct loop *l, struct io_op *op)
     op->next = NULL;
 }
 
-/* Makes OP wait for EVENTS on its fd.  False if the wait ended at once
- * (an error: OP->wait_err is set, step again). */
-static bool arm(struct loop *l, struct io_op *op, unsigned events)
+/* Makes OP wait for EVENTS on its fd: on the loop with its fd layer's
+ * wait, elsewhere with a fut_fd_ready future.  False if the wait ended at
+ * once (an error, no memory: OP->wait_err is set, step again). */
+static bool arm(struct io_op *op, unsigned events)
 {
-    op->waiting = op->arming = true;
-    op->w.fire = wait_fire;
-    fut__loop_fd_wait(l, &op->w, op->fd, events);
-    op->arming = false;
-    return op->waiting;
+    op->waiting = true;
+    if (op->h.l) {
+        op->arming = true;
+        op->w.fire = wait_fire;
+        fut__loop_fd_wait(op->h.l, &op->w, op->fd, events);
+        op->arming = false;
+        return op->waiting;
+    }
+    fut_t *w = fut_fd_ready(op->h.ex, op->fd, events);
+    if (fut_state(w) != FUT_PENDING) {
+        op->waiting = false;
+        op->wait_err = fut_error(w) ? fut_error(w) : FUT_ENOMEM;
+        fut_release(w);
+        return false;
+    }
+    op->wait = w;
+    fut_kit_watch(w, &op->cont, watch_fire); /* pending; only we settle it */
+    return true;
 }
 
 /* Runs head OP as far as it goes without waiting.  True if OP is finished
  * (settled or found cancelled, and taken off the queue). */
-static bool step(struct loop *l, struct io_op *op)
+static bool step(struct io_op *op)
 {
     for (;;) {
         int r = op->again; /* the fast path's attempt said EAGAIN already */
         op->again = 0;
         if (!r) {
-            if (!fut__promise_claim(op->p)) { /* a cancel won */
-                pop_head(l, op);
+            if (!fut_promise_claim(op->p)) { /* a cancel won */
+                pop_head(op);
                 if (op->hooked) {
                     op_free(op);
                 } else {
+                    struct loop_io *io = *op->h.slot;
                     op->state = S_ORPHAN; /* until on_cancel comes */
-                    op->next = l->io->orphans;
-                    l->io->orphans = op;
+                    op->next = io->orphans;
+                    io->orphans = op;
                 }
                 return true;
             }
             fut_result_t res;
-            r = wait_first(l, op) ? R_AGAIN_IN : attempt(op, &res);
+            r = wait_first(op, queue_of(&op->h, op->fd)) ? R_AGAIN_IN
+                                                         : attempt(op, &res);
             if (r == R_DONE) {
                 fut_promise_t *p = op->p;
                 op->p = NULL;
-                note_result(l, op);
-                pop_head(l, op);
+                note_result(op);
+                pop_head(op);
                 xfree(op);
-                fut__promise_settle_claimed(p, res);
+                fut_promise_settle_claimed(p, res);
                 return true;
             }
-            fut__promise_unclaim(op->p);
+            fut_promise_unclaim(op->p);
         }
         op->wait_err = 0;
-        if (arm(l, op, r == R_AGAIN_IN ? FUT_READABLE : FUT_WRITABLE))
+        if (arm(op, r == R_AGAIN_IN ? FUT_READABLE : FUT_WRITABLE))
             return false;
     }
 }
 
 /* Steps the heads of FD's SIDE until one has to wait. */
-static void pump(struct loop *l, int fd, int side)
+static void pump(const struct io_home *h, int fd, int side)
 {
     struct ioq *q;
     struct io_op *op;
-    while ((q = queue_of(l, fd)) && (op = q->head[side]) && !op->waiting) {
+    while ((q = queue_of(h, fd)) && (op = q->head[side]) && !op->waiting) {
         op->state = S_HEAD;
-        if (!step(l, op))
+        if (!step(op))
             return;
     }
 }
 
-/* OP's readiness wait ended with ERR (0: ready), on the loop thread. */
+/* The loop: OP's readiness wait ended with ERR (0: ready), on the loop
+ * thread. */
 static void wait_fire(struct fdw *w, int err)
 {
-    struct io_op *op = FUT__CONTAINER(w, struct io_op, w);
+    struct io_op *op = CONTAINER(w, struct io_op, w);
     op->waiting = false;
     op->wait_err = err;
-    if (!op->arming) /* else arm() returns false and step() goes on */
-        pump(op->l, op->fd, side_of(op->kind));
+    if (!op->arming) { /* else arm() returns false and step() goes on */
+        struct io_home h = op->h; /* OP may be freed below */
+        pump(&h, op->fd, side_of(op->kind));
+    }
+}
+
+/* Elsewhere: OP's readiness future settled (on the executor's thread; at
+ * its destroy, FUT_ESHUTDOWN, on the destroying one). */
+static void watch_fire(fut_kit_watch_t *c, fut_t *src)
+{
+    struct io_op *op = CONTAINER(c, struct io_op, cont);
+    struct io_home h = op->h; /* OP may be freed below */
+    fut_state_t st = fut_state(src);
+    int err = fut_error(src);
+    fut_release(op->wait);
+    op->wait = NULL;
+    op->waiting = false;
+    if (st == FUT_CANCELLED && op->hooked) { /* on_cancel cancelled it */
+        int fd = op->fd, side = side_of(op->kind);
+        pop_head(op);
+        op_free(op);
+        pump(&h, fd, side);
+        return;
+    }
+    op->wait_err = st == FUT_FULFILLED ? 0 : err ? err : FUT_ECANCELED;
+    pump(&h, op->fd, side_of(op->kind));
 }
 
 /* Adds OP to its queue and runs it if it is the head (loop thread). */
-static void enqueue(struct loop *l, struct io_op *op)
+static void enqueue(struct io_op *op)
 {
-    struct ioq *q = queue_grow(l, op->fd);
+    struct ioq *q = queue_grow(&op->h, op->fd);
     if (!q) {
         int rc = fut_promise_settle(op->p, fut_fail(FUT_ENOMEM));
         op->p = NULL;
@@ -362,7 +451,8 @@ static void enqueue(struct loop *l, struct io_op *op)
     else
         q->head[s] = op;
     q->tail[s] = op;
-    pump(l, op->fd, s);
+    struct io_home h = op->h; /* pump may free OP */
+    pump(&h, op->fd, s);
 }
 
 /* ---- cancellation and hand-off ------------------------------------------ */
@@ -372,14 +462,14 @@ static fut_result_t on_cancel(void *arg, fut_t *src)
 {
     (void)src;
     struct io_op *op = arg;
-    struct loop *l = op->l;
     op->hooked = true;
     struct io_op **pp;
     switch (op->state) {
     case S_QUEUED:
     case S_ORPHAN: {
-        pp = op->state == S_ORPHAN ? &l->io->orphans
-                                   : &queue_of(l, op->fd)->head[side_of(op->kind)];
+        pp = op->state == S_ORPHAN
+                 ? &(*op->h.slot)->orphans
+                 : &queue_of(&op->h, op->fd)->head[side_of(op->kind)];
         struct io_op *prev = NULL;
         while (*pp != op) {
             prev = *pp;
@@ -387,7 +477,7 @@ static fut_result_t on_cancel(void *arg, fut_t *src)
         }
         *pp = op->next;
         if (op->state == S_QUEUED) {
-            struct ioq *q = queue_of(l, op->fd);
+            struct ioq *q = queue_of(&op->h, op->fd);
             if (q->tail[side_of(op->kind)] == op)
                 q->tail[side_of(op->kind)] = prev;
         }
@@ -395,12 +485,15 @@ static fut_result_t on_cancel(void *arg, fut_t *src)
         break;
     }
     case S_HEAD: /* waiting: a head that runs cannot be cancelled here */
-        if (op->waiting) {
+        if (op->waiting && !op->h.l) {
+            fut_cancel(op->wait); /* watch_fire frees OP */
+        } else if (op->waiting) {
+            struct io_home h = op->h;
             int fd = op->fd, side = side_of(op->kind);
-            fut__loop_fd_unwait(l, &op->w, false);
-            pop_head(l, op);
+            fut__loop_fd_unwait(h.l, &op->w, false);
+            pop_head(op);
             op_free(op);
-            pump(l, fd, side);
+            pump(&h, fd, side);
         }
         break;
     case S_LOST: /* enqueue found no memory after the cancel won */
@@ -419,7 +512,7 @@ static fut_result_t start_task(void *arg)
     if (op->hooked)
         op_free(op); /* cancelled before it got here */
     else
-        enqueue(op->l, op);
+        enqueue(op);
     return fut_ok_i64(1);
 }
 
@@ -437,24 +530,24 @@ static fut_result_t start_failed(void *arg, fut_t *src)
 
 /* OP's future: a promise with the cancel hook; then OP starts here or is
  * handed to the loop thread. */
-static fut_t *launch(struct loop *l, struct io_op *op)
+static fut_t *launch(struct io_op *op)
 {
     fut_t *f = fut_promise_new(&op->p);
     if (!op->p) {
         xfree(op);
         return f;
     }
-    op->l = l;
+    op->wait = NULL;
     op->waiting = false;
     op->hooked = false;
     op->wait_err = 0;
-    fut__promise_on_cancel(op->p, l->ex, on_cancel, op);
-    if (fut__loop_tl == l) {
-        enqueue(l, op);
+    fut_promise_on_cancel(op->p, op->h.ex, on_cancel, op);
+    if (on_thread(&op->h)) {
+        enqueue(op);
         return f;
     }
     op->state = S_REMOTE;
-    fut_t *s = fut_async(l->ex, start_task, op);
+    fut_t *s = fut_async(op->h.ex, start_task, op);
     fut_release(fut_catch(s, fut_inline(), start_failed, op));
     return f;
 }
@@ -463,20 +556,20 @@ static fut_t *launch(struct loop *l, struct io_op *op)
  * attempt; a settled future if it did it all, else NULL (and *OP keeps
  * what was done: a partial write).  OP is the caller's (on its stack):
  * an operation done at once is never allocated. */
-static fut_t *try_now(struct loop *l, struct io_op *op)
+static fut_t *try_now(struct io_op *op)
 {
-    if (fut__loop_tl != l)
+    if (!on_thread(&op->h))
         return NULL;
-    struct ioq *q = queue_of(l, op->fd);
+    struct ioq *q = queue_of(&op->h, op->fd);
     if (q && q->head[side_of(op->kind)])
         return NULL;
     fut_result_t res;
-    int r = wait_first(l, op) ? R_AGAIN_IN : attempt(op, &res);
+    int r = wait_first(op, q) ? R_AGAIN_IN : attempt(op, &res);
     if (r != R_DONE) {
         op->again = r;
         return NULL;
     }
-    note_result(l, op);
+    note_result(op);
     return fut_ready(res);
 }
 
@@ -484,13 +577,21 @@ static fut_t *try_now(struct loop *l, struct io_op *op)
 static fut_t *submit(fut_executor_t *ex, int kind, int fd, const void *buf,
                      size_t len, const struct sockaddr *addr, socklen_t alen)
 {
+    /* The loop keeps the queues in its own struct; any other executor
+     * with fd readiness in its handle's slot. */
     struct loop *l = fut_executor_impl(ex, &fut__loop_ops);
-    if (!l || fd < 0)
+    struct loop_io **slot =
+        l ? &l->io : (struct loop_io **)fut_kit_io_slot(ex);
+    if (!slot || fd < 0)
         return fut_ready(fut_fail(FUT_EINVAL));
     size_t size =
         kind == OP_CONNECT ? sizeof(struct io_op) : offsetof(struct io_op, addr);
-    struct io_op now; /* the fast path's; copied to the heap if it waits */
-    memset(&now, 0, size);
+    /* The fast path's; copied to the heap if it waits (the wait's fields
+     * are set only when it waits). */
+    struct io_op now;
+    size_t head = offsetof(struct io_op, w);
+    memset(&now, 0, head);
+    now.h = (struct io_home){ex, l, slot};
     now.kind = kind;
     now.fd = fd;
     now.buf = (char *)(uintptr_t)buf; /* a write never writes through it */
@@ -499,14 +600,16 @@ static fut_t *submit(fut_executor_t *ex, int kind, int fd, const void *buf,
         memcpy(&now.addr, addr, alen);
         now.alen = alen;
     }
-    fut_t *f = try_now(l, &now);
+    fut_t *f = try_now(&now);
     if (f)
         return f;
     struct io_op *op = xalloc(size);
     if (!op) /* a write's prefix may be out, a connect begun: <fut/io.h> */
         return fut_ready(fut_fail(FUT_ENOMEM));
-    memcpy(op, &now, size);
-    return launch(l, op);
+    memcpy(op, &now, head);
+    if (addr)
+        memcpy(&op->addr, addr, alen);
+    return launch(op);
 }
 
 fut_t *fut_read(fut_executor_t *loop, int fd, void *buf, size_t len)

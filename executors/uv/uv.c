@@ -16,11 +16,21 @@
  *     a timer never fires before its deadline.
  *   - tasks submitted inside a session go to the local FIFO, with no atomic
  *     and no wake: the session runs them before it ends.
+ *   - fd readiness (fut_fd_ready): the waiters are host_fd.h's; each fd
+ *     watched gets one uv_poll_t (struct upoll), made on its first wait
+ *     and kept, started for the union of what its waiters want and
+ *     stopped when none is left (each uv_poll_start is a fresh epoll
+ *     registration: libuv stops the poll first).  libuv aborts the process when epoll_ctl
+ *     refuses a watcher, so a stopped poll is restarted only after the
+ *     number was shown to the kernel (fcntl): a closed fd rejects -EBADF
+ *     instead.  Its callback is a session: the waiters it settles run
+ *     their continuations in the same batch.
  *
  * Shutdown.  fut_executor_destroy closes the core's gate (no other thread
  * calls our ops any more), then uv_destroy, on the loop thread outside any
  * session (the header's rule): every queued task is dropped and every
- * timer given back (FUT_ESHUTDOWN), and the handles are uv_close'd.  Their
+ * timer given back (FUT_ESHUTDOWN), every fd wait rejected
+ * (FUT_ESHUTDOWN), and the handles are uv_close'd.  Their
  * close callbacks free the memory: the struct goes with the last of them,
  * so the application runs the loop once more before uv_loop_close. */
 #include <fut/uv.h>
@@ -28,14 +38,24 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "../host/host_fd.h"
 #include "../host/host_queue.h"
 
 struct fut_uv {
     struct host_queue q; /* first: the session's pointer is the struct's */
     uv_loop_t *loop;
     uv_async_t wake;
-    size_t closing; /* handles not closed yet: WAKE, and the timers being
-                       closed; the last close callback frees the struct */
+    size_t closing; /* handles not closed yet: WAKE, and the timers and
+                       polls being closed; the last close callback frees
+                       the struct */
+    struct host_fds fds;
+};
+
+/* One fd's uv_poll_t (host_fdrec.watch). */
+struct upoll {
+    uv_poll_t h;
+    struct fut_uv *u;
+    int fd;
 };
 
 struct utimer {
@@ -127,7 +147,10 @@ static void drain_cancels(struct fut_uv *u)
 
 /* ---- sessions ------------------------------------------------------------- */
 
-static void run_session(struct fut_uv *u, fut_timer_t *fire)
+/* A session: takes handed-over timer starts and cancels, fires FIRE (if
+ * not NULL) or reports fd FD (if >= 0: READY, ERR), runs a batch. */
+static void run_session(struct fut_uv *u, fut_timer_t *fire, int fd,
+                        unsigned ready, int err)
 {
     struct host_session s;
     host_session_begin(&s, &u->q);
@@ -135,6 +158,8 @@ static void run_session(struct fut_uv *u, fut_timer_t *fire)
     drain_cancels(u);
     if (fire)
         host_fire(&u->q, fire);
+    if (fd >= 0)
+        host_fd_event(&u->fds, fd, ready, err);
     bool more = host_run_batch(&u->q);
     host_session_end(&s);
     if (more)
@@ -145,7 +170,7 @@ static void on_wake(uv_async_t *a)
 {
     struct fut_uv *u = a->data;
     host_bump(&u->q.n_wakes, 1);
-    run_session(u, NULL);
+    run_session(u, NULL, -1, 0, 0);
 }
 
 static void on_timer(uv_timer_t *ut)
@@ -160,7 +185,88 @@ static void on_timer(uv_timer_t *ut)
     host_timer_unlink(&n->h);
     t->slot = 0;
     close_timer(n);
-    run_session(u, t);
+    run_session(u, t, -1, 0, 0);
+}
+
+/* ---- fd readiness (loop thread) ----------------------------------------- */
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    struct upoll *p = h->data;
+    struct fut_uv *u = p->u;
+    if (status < 0) {
+        /* libuv stopped the poll (an error on the fd, POLLERR). */
+        host_fd_rec(&u->fds, p->fd)->watching = 0;
+        host_bump(&u->q.n_fd, 1);
+        run_session(u, NULL, p->fd, 0, host_fd_error(p->fd));
+        return;
+    }
+    unsigned ready = ((events & UV_READABLE) ? FUT_READABLE : 0u) |
+                     ((events & UV_WRITABLE) ? FUT_WRITABLE : 0u);
+    host_bump(&u->q.n_fd, 1);
+    run_session(u, NULL, p->fd, ready, 0);
+}
+
+static int poll_watch(void *a, int fd, struct host_fdrec *r, unsigned events,
+                      bool again)
+{
+    struct fut_uv *u = a;
+    struct upoll *p = r->watch;
+    if (!p) {
+        if (!(p = fut_alloc(sizeof *p)))
+            return FUT_ENOMEM;
+        int rc = uv_poll_init(u->loop, &p->h, fd); /* checks FD itself */
+        if (rc) {
+            fut_free(p);
+            return rc;
+        }
+        p->h.data = p;
+        p->u = u;
+        p->fd = fd;
+        r->watch = p;
+    } else if (!r->watching || again) {
+        if (fcntl(fd, F_GETFD) < 0)
+            return -errno; /* closed: libuv would abort on it */
+    }
+    /* libuv's start stops the poll first (epoll_ctl DEL) and registers it
+     * again in its next poll (ADD), so a restart (AGAIN) sees the file
+     * that has the number now. */
+    return uv_poll_start(&p->h,
+                         ((events & FUT_READABLE) ? UV_READABLE : 0) |
+                             ((events & FUT_WRITABLE) ? UV_WRITABLE : 0),
+                         on_poll);
+}
+
+static void poll_unwatch(void *a, int fd, struct host_fdrec *r)
+{
+    (void)a;
+    (void)fd;
+    uv_poll_stop(&((struct upoll *)r->watch)->h);
+}
+
+static void on_poll_closed(uv_handle_t *h)
+{
+    struct upoll *p = h->data;
+    struct fut_uv *u = p->u;
+    fut_free(p);
+    maybe_free(u);
+}
+
+static void poll_release(void *a, int fd, struct host_fdrec *r)
+{
+    (void)fd;
+    struct fut_uv *u = a;
+    struct upoll *p = r->watch;
+    u->closing++;
+    uv_close((uv_handle_t *)&p->h, on_poll_closed);
+}
+
+static const struct host_fd_ops poll_ops = {
+    .watch = poll_watch, .unwatch = poll_unwatch, .release = poll_release};
+
+static fut_t *uv_fd_ready(void *impl, int fd, unsigned events)
+{
+    return host_fd_ready(&((struct fut_uv *)impl)->fds, fd, events);
 }
 
 /* ---- ops ------------------------------------------------------------------ */
@@ -230,6 +336,8 @@ static void uv_destroy(void *impl)
         fut_timer_drop(t);
     }
     host_drop_tasks(&u->q); /* what the drops above may have queued */
+    host_fd_shutdown(&u->fds);
+    host_drop_tasks(&u->q);
     uv_close((uv_handle_t *)&u->wake, on_wake_closed);
 }
 
@@ -241,6 +349,7 @@ static const fut_executor_ops_t uv_ops = {
     .stats = uv_stats,
     .timer_start = uv_timer_start_op,
     .timer_cancel = uv_timer_cancel_op,
+    .fd_ready = uv_fd_ready,
 };
 
 int fut_uv_create(fut_executor_t **out, uv_loop_t *loop)
@@ -251,6 +360,7 @@ int fut_uv_create(fut_executor_t **out, uv_loop_t *loop)
     if (!u)
         return FUT_ENOMEM;
     host_init(&u->q, "uv");
+    host_fd_init(&u->fds, &u->q, &poll_ops, u);
     u->loop = loop;
     u->closing = 1; /* WAKE */
     int rc = uv_async_init(loop, &u->wake, on_wake);

@@ -121,7 +121,20 @@ enum {
  *               which would join or free the very thread it runs on.
  *               Without it, only a thread inside one of your tasks
  *               (fut_executor_current) is refused.  Any thread, while IMPL
- *               lives; never concurrently with your destroy. */
+ *               lives; never concurrently with your destroy.
+ * fd_ready:     optional.  Makes fut_fd_ready (and the socket operations
+ *               of <fut/io.h>, built on it) work on you: return a new
+ *               future (never NULL) that fulfils with fut_value_i64 = the
+ *               ready subset of EVENTS once FD is ready, or rejects (-errno
+ *               on an fd error, FUT_ENOMEM, FUT_ESHUTDOWN when your
+ *               destroy settles it).  Settle it on your thread; let go of
+ *               the registration when it is cancelled (a promise cancel
+ *               hook, <fut/executor_kit.h>) and at destroy, whose waits
+ *               reject FUT_ESHUTDOWN.  The core calls it with the
+ *               arguments checked (FD >= 0; EVENTS a non-empty subset of
+ *               FUT_READABLE|FUT_WRITABLE) and your destroy held off for
+ *               the call (fut_executor_enter).  Any thread.  Without it,
+ *               fut_fd_ready on you rejects FUT_EINVAL. */
 typedef struct fut_executor_ops {
     const char *name;
     unsigned flags;
@@ -134,7 +147,30 @@ typedef struct fut_executor_ops {
     bool (*take)(void *impl, fut_task_t *task);
     void (*destroy_forked)(void *impl);
     bool (*owns_thread)(void *impl);
+    fut_t *(*fd_ready)(void *impl, int fd, unsigned events);
 } fut_executor_ops_t;
+
+/* Readiness bits of fut_fd_ready and ops->fd_ready. */
+enum { FUT_READABLE = 1u << 0, FUT_WRITABLE = 1u << 1 };
+
+/* A future that fulfils, with fut_value_i64 = the ready subset of EVENTS,
+ * when FD is ready for EVENTS (FUT_READABLE and/or FUT_WRITABLE), watched
+ * by EX: any executor whose ops provide fd_ready (the loop, <fut/loop.h>
+ * for its rules; the libuv and GLib adapters, <fut/uv.h>, <fut/glib.h>).
+ * It settles on EX's thread.  Many futures may wait on one fd.
+ * Cancelling the future deregisters FD (on EX's thread, soon) once no
+ * other future waits on it.
+ * Ownership: returns a new reference; EX and FD are borrowed: close FD
+ *   only once no future on it is pending (or after cancelling them).
+ * Returns: never NULL.  Rejects with FUT_EINVAL (EX NULL or without
+ *   fd_ready, such as the pool and fut_inline(); FD < 0; EVENTS empty or
+ *   unknown), FUT_ESHUTDOWN (EX's destroy began before the call, or came
+ *   while the future was pending), FUT_ENOMEM, or what EX's fd_ready
+ *   rejects with (-errno: -EBADF for a number that is not an open fd,
+ *   -EPERM for a regular file, the socket's error).
+ * Threads: any; from a thread other than EX's, FD is registered when EX
+ *   next runs its work (it is woken). */
+FUT_API fut_t *fut_fd_ready(fut_executor_t *ex, int fd, unsigned events);
 
 /* The inline executor: runs a task at once on the submitting thread, but
  * trampolined (a task submitted while this thread already runs an inline

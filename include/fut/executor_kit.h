@@ -2,10 +2,13 @@
  * of <fut/executor.h> to run libfut work as cheaply as the built-in loop
  * does.  Include <fut.h>.
  *
- * An executor built on the kit (the loop is; adapters over other event
- * loops are meant to be) brackets the stretch in which a thread of its own
- * runs its work with fut_kit_run_begin/fut_kit_run_end, and learns of
- * cancelled promises of its own through fut_promise_on_cancel. */
+ * An executor built on the kit (the loop, the pool and the libuv and GLib
+ * adapters are) brackets the stretch in which a thread of its own runs its
+ * work with fut_kit_run_begin/fut_kit_run_end, learns of cancelled promises
+ * of its own through fut_promise_on_cancel, follows a future it made with
+ * an intrusive node (fut_kit_watch) instead of a continuation, and settles
+ * a promise under a claim (fut_promise_claim) when a system call must not
+ * touch a caller's buffer after a cancel won (the I/O operations). */
 #ifndef FUT_EXECUTOR_KIT_H
 #define FUT_EXECUTOR_KIT_H
 
@@ -59,6 +62,74 @@ FUT_API void fut_kit_run_end(fut_kit_run_t *run);
  * Threads: the thread that made P, before F is shared. */
 FUT_API int fut_promise_on_cancel(fut_promise_t *p, fut_executor_t *ex,
                                   fut_then_fn fn, void *arg);
+
+/* A node that follows one future (fut_kit_watch).  The caller owns the
+ * storage; NEXT and FIRE are the core's while the node is attached: not
+ * part of the API. */
+typedef struct fut_kit_watch fut_kit_watch_t;
+struct fut_kit_watch {
+    fut_kit_watch_t *next;
+    void (*fire)(fut_kit_watch_t *w, fut_t *src);
+};
+
+/* Calls FN(W, F) once F settles: on the thread that settles F, inside that
+ * settle (so keep FN short and never block in it), or at once on this
+ * thread if F is settled already.  The cheapest way for an executor to
+ * follow a future of its own (a readiness wait under an I/O operation):
+ * no future, task or allocation of its own, one CAS, as a continuation's
+ * node costs inside the core.  There is no detach: W stays attached until
+ * FN ran.
+ * Ownership: F borrowed, and must stay alive until FN ran (hold a
+ *   reference); W (not NULL) is the caller's storage, written here and
+ *   owned by the core until FN is called with it; FN receives F borrowed
+ *   and settled.
+ * Threads: any; safe concurrently with F settling. */
+FUT_API void fut_kit_watch(fut_t *f, fut_kit_watch_t *w,
+                           void (*fn)(fut_kit_watch_t *w, fut_t *src));
+
+/* Claims P's future for a settle that must act before anyone can settle
+ * it another way: while the claim lasts, a racing fut_cancel (or a
+ * timeout) waits for it to end, and then finds the future settled
+ * (FUT_EALREADY: the result stands) or, after fut_promise_unclaim, pending
+ * again, and wins.  So an I/O operation that runs its system call under
+ * the claim never reads or writes a caller's buffer after a cancel won.
+ * Cost: one CAS (the unclaim or the settle, one more).  Keep the claim
+ * short (one system call that does not block): cancellers spin on it.
+ * Returns: true, and the caller must end the claim with exactly one
+ *   fut_promise_unclaim or fut_promise_settle_claimed; false when the
+ *   future is settled already (a cancel won: touch nothing the future
+ *   stands for again; P itself is not consumed) or P is NULL.
+ * Ownership: P borrowed; not consumed.
+ * Threads: any; one claim at a time per promise (a second claimer waits
+ *   for the first to end, as a canceller does). */
+FUT_API bool fut_promise_claim(fut_promise_t *p);
+
+/* Ends a claim of P (fut_promise_claim) without settling: the future is
+ * pending again, and a canceller that waited for the claim wins now.
+ * Ownership: P borrowed; not consumed.
+ * Threads: the one that holds the claim. */
+FUT_API void fut_promise_unclaim(fut_promise_t *p);
+
+/* Settles P's future, claimed by this thread (fut_promise_claim), with R,
+ * and consumes P: as fut_promise_settle, except that it cannot lose.  R is
+ * a value (fut_ok, fut_ok_owned, fut_ok_i64) or fut_fail; a fut_forward or
+ * fut_adopt is disposed of and the future rejects with FUT_EINVAL.  The
+ * future's continuations run here, on this thread.
+ * Ownership: consumes P and R.
+ * Threads: the one that holds the claim. */
+FUT_API void fut_promise_settle_claimed(fut_promise_t *p, fut_result_t r);
+
+/* The one pointer EX keeps for the socket operations of <fut/io.h>
+ * (fut_read, fut_write, fut_accept, fut_connect: their per-fd queues on an
+ * executor with fd readiness), which are built on the kit like an
+ * executor: not for executors or applications to use.  NULL until they
+ * set it; the core never reads or frees what it points to.
+ * Returns: the slot's address, valid for the life of the process (the
+ *   handle is never freed), also after EX's destroy; NULL if EX is NULL or
+ *   its ops have no fd_ready (the pool, fut_inline()).
+ * Threads: any; the slot itself is its user's to synchronise (the socket
+ *   operations touch it on EX's thread only). */
+FUT_API void **fut_kit_io_slot(fut_executor_t *ex);
 
 #ifdef __cplusplus
 }

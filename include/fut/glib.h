@@ -12,14 +12,24 @@
  * sources' callbacks it would block the context: don't).  A task,
  * continuation or timer firing that runs longer than 100 ms is reported
  * through the log hook (fut_set_log) as FUT_LOG_STALL with executor
- * "glib", as the loop's are.  fd readiness (fut_fd_ready) is the loop's
- * only: use g_unix_fd_add or GIO here.
+ * "glib", as the loop's are.
+ *
+ * fd readiness: fut_fd_ready on the executor (and the socket operations
+ * of <fut/io.h> built on it) watch the fd as a unix fd of the executor's
+ * GSource (g_source_add_unix_fd), one per fd for both directions, removed
+ * when no wait is left (a cancel removes it on the context's thread,
+ * soon).  The future settles on the context's thread as on the loop: the
+ * ready subset of the events, or -errno for an error (G_IO_ERR: the
+ * socket's SO_ERROR, or -EPIPE), -EPIPE for a hang-up (a reader is still
+ * served while data is left), -EBADF for a number that is not an open
+ * fd.  GLib polls with poll(2): a regular file is always ready.
  *
  * The executor attaches one GSource (named "libfut") to the context while
  * it lives, and one per pending libfut timer.  fut_executor_destroy(ex)
  * drops the queued work (futures waiting on it settle FUT_ESHUTDOWN),
  * gives back the pending timers (a pending fut_delay settles
- * FUT_ESHUTDOWN), destroys its sources and frees everything at once; the
+ * FUT_ESHUTDOWN), rejects pending fd waits (FUT_ESHUTDOWN), destroys its
+ * sources and frees everything at once; the
  * context needs no further iteration and stays the application's.  Call it
  * from the thread iterating the context (from another source's callback or
  * between iterations; from the executor's own work it returns

@@ -1,19 +1,22 @@
-/* libfut — I/O operations as futures: sockets and pipes on the loop
- * (fut_read, fut_write, fut_accept, fut_connect), positioned file I/O
+/* libfut — I/O operations as futures: sockets and pipes on any executor
+ * with fd readiness (fut_read, fut_write, fut_accept, fut_connect: the
+ * loop, the libuv and GLib adapters), positioned file I/O
  * (fut_pread, fut_pwrite) and name lookup (fut_getaddrinfo) on any
  * executor.  Include <fut.h>.
  *
- * Socket operations (read, write, accept, connect) run on the loop's thread.
- * Each tries its system call first and waits for readiness (the loop's
- * epoll, as fut_fd_ready) only when the call says EAGAIN, so a ready socket
- * costs no poll round; EINTR is retried.  One exception, as libuv does: a
- * fut_read made after a read on the same fd returned fewer bytes than it
- * asked (the socket was emptied then) waits for readability first, which
- * saves the EAGAIN call a request/response protocol would pay per
- * request.  That hint is spent by the read that waits, and cleared when
- * fut_accept returns the fd's number; a number closed and reused in other
- * ways may keep it, which costs its first read one poll round, never a
- * wrong result.  Errors reject with -errno
+ * Socket operations (read, write, accept, connect) run on the thread of
+ * their executor LOOP: the loop's, or the host loop's for an adapter (any
+ * executor whose ops have fd_ready; "the loop" below).  Each tries its
+ * system call first and waits for readiness (the loop's epoll, or
+ * fut_fd_ready on LOOP) only when the call says EAGAIN, so a ready socket
+ * costs no poll round; EINTR is retried.  One exception on the built-in
+ * loop, as libuv does: a fut_read made after a read on the same fd
+ * returned fewer bytes than it asked (the socket was emptied then) waits
+ * for readability first, which saves the EAGAIN call a request/response
+ * protocol would pay per request.  That hint is spent by the read that
+ * waits, and cleared when fut_accept returns the fd's number; a number
+ * closed and reused in other ways may keep it, which costs its first read
+ * one poll round, never a wrong result.  Errors reject with -errno
  * (-ECONNREFUSED, -EPIPE, -ECONNRESET, -EBADF, ...).  Operations on one fd
  * are queued in the order they were made (per calling thread): reads and
  * accepts in one queue, writes and connects in another, so many writes
@@ -72,11 +75,10 @@ struct addrinfo; /* <netdb.h>: not included, so strict C11 code compiles */
  * Ownership: returns a new reference; BUF is borrowed until the future
  * settles or a cancel returned (see the top); FD is borrowed.
  * Returns: never NULL.  Fulfils with fut_value_i64 = bytes read (>= 1), or
- *   0 at end of file.  Rejects with FUT_EINVAL (LOOP not a loop, FD < 0,
- *   LEN 0 (0 would read as end of file), BUF NULL), FUT_ENOMEM,
- *   FUT_ESHUTDOWN, or -errno (-ECONNRESET, -EBADF, ...).
- * Threads: any; the call runs on the loop thread (from another thread it
- *   starts when the loop next runs its tasks). */
+ *   0 at end of file.  Rejects with FUT_EINVAL (LOOP without fd readiness, FD <
+ * 0, LEN 0 (0 would read as end of file), BUF NULL), FUT_ENOMEM, FUT_ESHUTDOWN,
+ * or -errno (-ECONNRESET, -EBADF, ...). Threads: any; the call runs on the loop
+ * thread (from another thread it starts when the loop next runs its tasks). */
 FUT_API fut_t *fut_read(fut_executor_t *loop, int fd, void *buf, size_t len);
 
 /* Writes all LEN bytes of BUF to FD: partial writes continue where they
@@ -86,7 +88,7 @@ FUT_API fut_t *fut_read(fut_executor_t *loop, int fd, void *buf, size_t len);
  * settles or a cancel returned (see the top); FD is borrowed.
  * Returns: never NULL.  Fulfils with fut_value_i64 = LEN once all is
  *   written (0 at once for LEN 0, after the writes queued before it).
- *   Rejects with FUT_EINVAL (LOOP not a loop, FD < 0, BUF NULL with
+ *   Rejects with FUT_EINVAL (LOOP without fd readiness, FD < 0, BUF NULL with
  *   LEN > 0), FUT_ENOMEM, FUT_ESHUTDOWN, or -errno (-EPIPE, -ECONNRESET,
  *   -EBADF, ...).
  * Threads: any, as fut_read. */
@@ -106,10 +108,10 @@ FUT_API fut_t *fut_accept(fut_executor_t *loop, int listen_fd);
 
 /* Connects socket FD to ADDR (copied: borrowed for the call only).
  * Returns: never NULL.  Fulfils with fut_value_i64 = 0 once connected.
- *   Rejects with FUT_EINVAL (LOOP not a loop, FD < 0, ADDR NULL, ADDRLEN 0
- *   or larger than struct sockaddr_storage), FUT_ENOMEM, FUT_ESHUTDOWN, or
- *   -errno (-ECONNREFUSED, -ETIMEDOUT, -EISCONN, ...).
- * Threads: any, as fut_read. */
+ *   Rejects with FUT_EINVAL (LOOP without fd readiness, FD < 0, ADDR NULL,
+ * ADDRLEN 0 or larger than struct sockaddr_storage), FUT_ENOMEM, FUT_ESHUTDOWN,
+ * or -errno (-ECONNREFUSED, -ETIMEDOUT, -EISCONN, ...). Threads: any, as
+ * fut_read. */
 FUT_API fut_t *fut_connect(fut_executor_t *loop, int fd,
                            const struct sockaddr *addr, socklen_t addrlen);
 

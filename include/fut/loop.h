@@ -25,8 +25,6 @@
 extern "C" {
 #endif
 
-enum { FUT_READABLE = 1u << 0, FUT_WRITABLE = 1u << 1 };
-
 /* Loop options; a zeroed struct (or NULL) gives the defaults. */
 typedef struct fut_loop_opts {
     uint64_t stall_ns; /* report callbacks longer than this; 0 = 100 ms,
@@ -57,7 +55,8 @@ FUT_API int fut_loop_run(fut_executor_t *loop, fut_t *until);
  * loop being destroyed. */
 FUT_API void fut_loop_stop(fut_executor_t *loop);
 
-/* A future that fulfils, with fut_value_i64 = the ready subset of EVENTS,
+/* fut_fd_ready (<fut/executor.h>) on a loop: the loop's fd_ready op.  The
+ * future fulfils, with fut_value_i64 = the ready subset of EVENTS,
  * when FD is ready for EVENTS (FUT_READABLE and/or FUT_WRITABLE).  It
  * rejects with -errno on an error (EPOLLERR: the socket's SO_ERROR, or
  * -EPIPE) or with -EPIPE on a hang-up (a reader is still fulfilled while
@@ -68,7 +67,7 @@ FUT_API void fut_loop_stop(fut_executor_t *loop);
  * the loop (on the loop thread, soon).
  * Ownership: returns a new reference; FD is borrowed: close it only once no
  * future on it is pending (or after cancelling them).
- * Returns: never NULL; FUT_EINVAL (not a loop, FD < 0, EVENTS empty or
+ * Returns: never NULL; FUT_EINVAL (FD < 0, EVENTS empty or
  *   unknown), FUT_ENOMEM, FUT_ESHUTDOWN (destroyed while pending, or the
  *   loop's destroy began before the call), -EBADF for a number that is not
  *   an open fd (any number up to INT_MAX: the kernel is asked before the
@@ -77,7 +76,6 @@ FUT_API void fut_loop_stop(fut_executor_t *loop);
  *   after cancelling the futures on it) is watched as the new file.
  * Threads: any; from another thread than the loop's, the fd is registered
  * when the loop next wakes (it is woken). */
-FUT_API fut_t *fut_fd_ready(fut_executor_t *loop, int fd, unsigned events);
 
 #ifdef __cplusplus
 }

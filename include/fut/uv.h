@@ -12,13 +12,27 @@
  * pending future (from the application's own uv callbacks it would block
  * the loop: don't).  A task, continuation or timer firing that runs longer
  * than 100 ms is reported through the log hook (fut_set_log) as
- * FUT_LOG_STALL with executor "uv", as the loop's are.  fd readiness
- * (fut_fd_ready) is the loop's only: use uv_poll_t here.
+ * FUT_LOG_STALL with executor "uv", as the loop's are.
+ *
+ * fd readiness: fut_fd_ready on the executor (and the socket operations
+ * of <fut/io.h> built on it) watch the fd with one uv_poll_t per fd for
+ * both directions, made on the fd's first wait and stopped when no wait
+ * is left (a cancel stops it on the loop's thread, soon); uv_poll_init
+ * makes the fd non-blocking, and fails with UV_EEXIST if the application
+ * polls the same fd itself.  The future settles on the loop's thread: the
+ * ready subset of the events (libuv reports a hang-up as readiness: the
+ * read then finds end of file), -errno for an error on the fd (the
+ * socket's SO_ERROR, or -EPIPE), -EBADF for a number that is not an open
+ * fd, -EPERM for a regular file.  Close an fd only once no wait on it is
+ * pending (cancel them first): libuv aborts the process when epoll
+ * refuses a watcher it still holds.
  *
  * The executor holds one uv_async_t, active and referenced while it lives,
  * so uv_run(loop, UV_RUN_DEFAULT) keeps running until uv_stop or until
  * fut_executor_destroy closed it and nothing else is active; and one
- * uv_timer_t per pending libfut timer.
+ * uv_timer_t per pending libfut timer, and one uv_poll_t per fd it has
+ * watched (closed by fut_executor_destroy, which rejects pending fd waits
+ * with FUT_ESHUTDOWN).
  *
  * fut_executor_destroy(ex) must be called on the thread that runs the loop,
  * while no uv_run is inside the executor's own work: after uv_run returned,
