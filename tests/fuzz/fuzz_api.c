@@ -244,6 +244,26 @@ typedef struct prog {
 
 static prog_t *G; /* for callbacks: read-only while threads run */
 
+/* FUT_FUZZ_TRACE=1: each decoded operation, each fact the model records
+ * and each node's check go to stderr, one line each ("fuzz: op ..." lines
+ * depend on the input alone; "fuzz:   ..." lines on what happened). */
+static bool g_trace;
+#define TRACE(...)                                                             \
+    do {                                                                       \
+        if (g_trace)                                                           \
+            trace(__VA_ARGS__);                                                \
+    } while (0)
+
+static void trace(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "fuzz: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+}
+
 static void fail(const node_t *n, const char *fmt, ...)
 {
     va_list ap;
@@ -554,6 +574,14 @@ static void check_scope(prog_t *p, node_t *n, outcome_t o);
 static void check_node(prog_t *p, node_t *n)
 {
     outcome_t o = outcome_of(p, n->id);
+    TRACE("  check node %d (%s): %s %d/%d/%p/%lld; calls %d%s%s%s%s%s%s",
+          n->id, kind_name[n->kind], o.known ? "outcome" : "unknown", o.state,
+          o.err, o.ptr, (long long)o.i64, atomic_load(&n->calls),
+          n->cancelled ? ", cancelled" : "",
+          n->ext_cancel ? ", ext_cancel" : "",
+          n->settled_by_op ? ", settled" : "", n->dropped ? ", dropped" : "",
+          n->by_thread ? ", by thread" : "",
+          n->in_ex && n->in_ex->destroyed ? ", ex destroyed" : "");
     if (!o.known || o.state == FUT_PENDING)
         return;
     switch (n->kind) {
@@ -746,6 +774,7 @@ static void may_cancel(prog_t *p, int id)
     node_t *s = &p->n[id];
     if (s->ext_cancel)
         return;
+    TRACE("  node %d may be cancelled", id);
     s->ext_cancel = true;
     for (int i = 0; i < p->nn; i++)
         if (aliases(p, i, id))
@@ -789,11 +818,15 @@ static void must_reach(prog_t *p, node_t *n)
     /* N's own adopt target is a reference the program keeps (target_ref) */
     if (s->f || n->target == s->id || !only_consumer(p, s->id, n->id))
         return;
-    if (s->kind == K_PROMISE && s->p && !s->by_thread)
+    if (s->kind == K_PROMISE && s->p && !s->by_thread) {
+        TRACE("  promise %d must refuse its settle", s->id);
         s->must_cancel = true;
+    }
     if (s->kind == K_ASYNC && s->in_ex->kind == 1 && !s->in_ex->destroyed &&
-        !atomic_load(&s->calls))
+        !atomic_load(&s->calls)) {
+        TRACE("  task %d must not run", s->id);
         s->must_not_run = true;
+    }
 }
 
 static void op_promise(prog_t *p)
@@ -959,6 +992,9 @@ static void op_scope(prog_t *p)
 {
     uint8_t b = next(p);
     node_t *n, *src;
+    static const char *const what[] = {"create", "spawn", "add",
+                                       "cancel", "close", "probe"};
+    TRACE("op scope %s%s", what[b % 6], p->scope ? "" : " (none open)");
     switch (b % 6) {
     case 0:
         if (p->scope)
@@ -1098,6 +1134,9 @@ static void op_settle(prog_t *p)
     fut_result_t r = make_result(n, m, NULL, ref);
     fut_release(ref);
     int rc = fut_promise_settle(pr, r);
+    TRACE("op settle promise %d, mode %d, target %d", n->id, m,
+          n->settle_target);
+    TRACE("  settle returned %d", rc);
     n->settled_by_op = rc == 0;
     /* A consumed handle answers FUT_EALREADY while the future lives. */
     if (n->f && fut_promise_settle(pr, fut_ok_i64(0)) != FUT_EALREADY)
@@ -1123,6 +1162,8 @@ static void op_settle_thread(prog_t *p)
     n->settle_mode =
         pick_mode(p, next(p), n->id, &n->settle_target, &n->target_ref);
     n->by_thread = true;
+    TRACE("op settle promise %d from a thread, mode %d, target %d", n->id,
+          n->settle_mode, n->settle_target);
     if (pthread_create(&p->th[p->nth], NULL, settle_thread, n) != 0) {
         fut_release(n->target_ref);
         n->target_ref = NULL;
@@ -1141,8 +1182,10 @@ static void op_drop(prog_t *p)
     fut_promise_t *pr = n->p;
     n->p = NULL;
     fut_state_t before = n->f ? fut_state(n->f) : FUT_PENDING;
+    TRACE("op drop promise %d", n->id);
     fut_promise_drop(pr);
     n->dropped = before == FUT_PENDING;
+    TRACE("  state before the drop %d", before);
     if (n->f && fut_state(n->f) == FUT_PENDING)
         fail(n, "dropped promise still pending");
 }
@@ -1154,6 +1197,8 @@ static void op_cancel(prog_t *p)
         return;
     int calls = atomic_load(&n->calls);
     int rc = fut_cancel(n->f);
+    TRACE("op cancel node %d", n->id);
+    TRACE("  cancel returned %d (calls before %d)", rc, calls);
     if (rc == 0) {
         n->cancelled = true;
         may_cancel(p, n->id);
@@ -1167,8 +1212,10 @@ static void op_cancel(prog_t *p)
             fail(n, "fut_cancel returned 0 but state is %d", fut_state(n->f));
         /* ready(adopt(X)) returned X itself: both nodes are cancelled. */
         for (int i = 0; i < p->nn; i++)
-            if (aliases(p, i, n->id))
+            if (aliases(p, i, n->id)) {
+                TRACE("  node %d is node %d: cancelled too", i, n->id);
                 p->n[i].cancelled = true;
+            }
     } else if (rc == FUT_EALREADY) {
         /* Once a bug (tests/test_regress.c): a future another thread had
          * claimed but not yet closed answered FUT_EALREADY while it still
@@ -1190,6 +1237,8 @@ static void op_release(prog_t *p)
     if (!n)
         return;
     n->snap = observe(n, n->f);
+    TRACE("op release node %d", n->id);
+    TRACE("  released at %d/%d", n->snap.state, n->snap.err);
     /* A pending future of unknown outcome is no use to later checks; a
      * delay that never fires would keep its timer (and leak) forever. */
     if (n->snap.state == FUT_PENDING) {
@@ -1215,9 +1264,10 @@ static void op_release(prog_t *p)
             p->n[i].ident = NULL;
 }
 
-static testexec_t *pick_tx(prog_t *p, uint8_t b)
+static testexec_t *pick_tx(prog_t *p, uint8_t b, const char *what)
 {
     inst_t *i = p->slot[1 + b % 2];
+    TRACE("op %s on test executor %d", what, 1 + b % 2);
     return i && !i->destroyed ? i->tx : NULL;
 }
 
@@ -1243,6 +1293,7 @@ static void op_destroy(prog_t *p)
     inst_t *i = p->slot[s];
     if (!i || i->destroyed)
         return;
+    TRACE("op destroy test executor %d", s);
     /* Threads might be submitting to it: the destroy contract allows that,
      * but a test executor's destroy frees it, so join them first. */
     for (int t = 0; t < p->nth; t++)
@@ -1273,6 +1324,8 @@ static void op_post(prog_t *p)
     struct post *q = &p->posts[p->npost++];
     q->in_ex = pick_ex(p, next(p), false);
     q->rc = fut_post(q->in_ex->ex, post_fn, q);
+    TRACE("op post %d on executor kind %d", p->npost - 1, q->in_ex->kind);
+    TRACE("  post returned %d", q->rc);
 }
 
 /* After the tear-down: every executor is destroyed. */
@@ -1297,6 +1350,8 @@ static void op_wait(prog_t *p)
     if (!n)
         return;
     int rc = fut_wait(n->f, 0);
+    TRACE("op wait node %d", n->id);
+    TRACE("  wait returned %d", rc);
     if (rc == 0 && fut_state(n->f) == FUT_PENDING)
         fail(n, "fut_wait returned 0 on a pending future");
     if (rc != 0 && rc != FUT_ETIMEDOUT)
@@ -1327,6 +1382,17 @@ static void check_finally_ran(prog_t *p)
 /* ---- one program ------------------------------------------------------------
  */
 
+/* The node an operation made: everything the model knows of it. */
+static void trace_new_node(const node_t *n)
+{
+    char in[8 * MAXIN] = "";
+    for (int i = 0, at = 0; i < n->nin; i++)
+        at += snprintf(in + at, sizeof in - (size_t)at, " %d", n->in[i]);
+    TRACE("op made node %d: %s, mode %d, ex %d, inputs [%s ], target %d%s",
+          n->id, kind_name[n->kind], n->mode, n->in_ex ? n->in_ex->kind : -1,
+          in, n->target, n->ns == HUGE_NS ? ", never fires" : "");
+}
+
 static bool all_settled(prog_t *p)
 {
     for (int i = 0; i < p->nn; i++)
@@ -1342,6 +1408,8 @@ static void quiesce(prog_t *p)
     for (int i = 0; i < p->nn; i++) {
         node_t *n = &p->n[i];
         if (n->by_thread) {
+            TRACE("  promise %d: the thread's settle returned %d", n->id,
+                  atomic_load(&n->thread_rc));
             settle_check(n, atomic_load(&n->thread_rc), n->settle_mode,
                          n->f ? fut_state(n->f) : FUT_CANCELLED);
             n->settled_by_op = atomic_load(&n->thread_rc) == 0;
@@ -1389,6 +1457,7 @@ static void run_program(const uint8_t *data, size_t size)
     G = p;
     p->data = data;
     p->size = size;
+    g_trace = getenv("FUT_FUZZ_TRACE") && *getenv("FUT_FUZZ_TRACE") != '0';
     atomic_store(&g_vals, 0);
     atomic_store(&g_dtors, 0);
 
@@ -1410,9 +1479,12 @@ static void run_program(const uint8_t *data, size_t size)
             p->slot[3] = i;
         }
     }
+    TRACE("op config %d: %s", cfg, p->slot[3] ? "with a pool" : "no pool");
 
     for (int ops = 0; ops < MAXOPS && p->pos < p->size; ops++) {
         uint8_t op = next(p);
+        int made = p->nn;
+        TRACE("op %d: byte %d at %zu", ops, op, p->pos - 1);
         switch (op % 20) {
         case 0:
             op_promise(p);
@@ -1457,17 +1529,17 @@ static void run_program(const uint8_t *data, size_t size)
             op_release(p);
             break;
         case 14: {
-            testexec_t *tx = pick_tx(p, next(p));
+            testexec_t *tx = pick_tx(p, next(p), "run one");
             if (tx)
                 testexec_run_one(tx);
         } break;
         case 15: {
-            testexec_t *tx = pick_tx(p, next(p));
+            testexec_t *tx = pick_tx(p, next(p), "run all");
             if (tx)
                 testexec_run_all(tx);
         } break;
         case 16: {
-            testexec_t *tx = pick_tx(p, next(p));
+            testexec_t *tx = pick_tx(p, next(p), "fire timers");
             if (tx)
                 testexec_fire_timers(tx, fut_now_ns());
         } break;
@@ -1488,6 +1560,8 @@ static void run_program(const uint8_t *data, size_t size)
                 op_fiber(p);
             break;
         }
+        for (int i = made; i < p->nn; i++)
+            trace_new_node(&p->n[i]);
     }
     if (p->scope)
         op_scope_close(p); /* so that its outcome is checked too */
