@@ -4,6 +4,8 @@
 #ifndef FUT_POOL_H
 #define FUT_POOL_H
 
+#include <ck_pr.h> /* the inline group path's load of a thief's flag */
+
 #include "executor.h"
 
 #ifdef __cplusplus
@@ -167,11 +169,13 @@ FUT_API int fut_group_wait_slow(fut_group_t *g);
 #define FUT__GROUP_INLINE 1
 #endif
 
-/* Plain slots while the deque is all private; relaxed load of movesplit:
- * a thief's late request is seen at the next spawn or pop. */
+/* Plain slots while the deque is all private; an unfenced load of
+ * movesplit (ck_pr, the pool's vocabulary: thieves set it with
+ * ck_pr_store_32 in executors/pool/split.h): a thief's late request is seen
+ * at the next spawn or pop. */
 static inline int fut__gq_private(const fut__gq_t *q, uint32_t h)
 {
-    return h >= q->o_split && !__atomic_load_n(q->movesplit, __ATOMIC_RELAXED);
+    return h >= q->o_split && !ck_pr_load_32(q->movesplit);
 }
 
 /* On a worker, for its own pool: fill G in from the worker's deque. */
