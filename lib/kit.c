@@ -3,7 +3,13 @@
  * is the thread's current executor (fut__tls.cur_ex), the one
  * fut_executor_current() reports; executor handles need no counting (they
  * are never freed: lib/executor.c); promise cancel hooks are
- * lib/promise.c's. */
+ * lib/promise.c's.  The futex calls are here, once, for fut_wait
+ * (lib/wait.c) and the pool's parking (executors/pool/pool.c). */
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "internal.h"
 
 void fut_kit_run_begin(fut_kit_run_t *run, fut_executor_t *ex)
@@ -23,4 +29,29 @@ int fut_promise_on_cancel(fut_promise_t *p, fut_executor_t *ex, fut_then_fn fn,
                           void *arg)
 {
     return fut__promise_on_cancel(p, ex, fn, arg);
+}
+
+void fut_kit_park(const uint32_t *word, uint32_t expected, uint64_t deadline_ns)
+{
+    struct timespec ts, *tp = NULL;
+    if (!word)
+        return;
+    if (deadline_ns != UINT64_MAX) {
+        ts.tv_sec = (time_t)(deadline_ns / 1000000000u);
+        ts.tv_nsec = (long)(deadline_ns % 1000000000u);
+        tp = &ts;
+    }
+    /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline,
+     * fut_now_ns()'s clock.  EINTR, EAGAIN (the word changed) and ETIMEDOUT
+     * all mean "look again". */
+    syscall(SYS_futex, word, FUTEX_WAIT_BITSET_PRIVATE, expected, tp, NULL,
+            FUTEX_BITSET_MATCH_ANY);
+}
+
+int fut_kit_wake(const uint32_t *word, int n)
+{
+    if (!word || n <= 0)
+        return 0;
+    long woken = syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+    return woken < 0 ? 0 : (int)woken;
 }

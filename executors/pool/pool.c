@@ -95,7 +95,6 @@
 #include <ck_pr.h>
 #include <ck_stack.h>
 #include <limits.h>
-#include <linux/futex.h>
 #include <linux/membarrier.h>
 #include <pthread.h>
 #include <sched.h>
@@ -123,7 +122,7 @@ _Thread_local struct worker *fut__pool_me
  * fut_group_init). */
 __thread fut__gq_t *fut_group_self_ __attribute__((tls_model("initial-exec")));
 
-/* ---- ck_ec platform ops: futex and CLOCK_MONOTONIC --------------------- */
+/* ---- ck_ec platform ops: the kit's futex calls and CLOCK_MONOTONIC ----- */
 
 static int ec_gettime(const struct ck_ec_ops *ops, struct timespec *out)
 {
@@ -135,17 +134,18 @@ static void ec_wait32(const struct ck_ec_wait_state *st, const uint32_t *addr,
                       uint32_t expected, const struct timespec *deadline)
 {
     (void)st;
-    /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, which
-     * is what ck_ec passes.  Any early return is fine: ck_ec re-checks. */
-    syscall(SYS_futex, addr, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, expected,
-            deadline, NULL, FUTEX_BITSET_MATCH_ANY);
+    /* ck_ec passes an absolute CLOCK_MONOTONIC deadline (ec_gettime's
+     * clock, fut_now_ns()'s).  Any early return is fine: ck_ec re-checks. */
+    fut_kit_park(addr, expected,
+                 deadline ? (uint64_t)deadline->tv_sec * 1000000000u +
+                                (uint64_t)deadline->tv_nsec
+                          : UINT64_MAX);
 }
 
 static void ec_wake32(const struct ck_ec_ops *ops, const uint32_t *addr)
 {
     (void)ops;
-    syscall(SYS_futex, addr, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, INT_MAX, NULL,
-            NULL, 0);
+    fut_kit_wake(addr, INT_MAX);
 }
 
 static const struct ck_ec_ops ec_ops = {

@@ -4,8 +4,10 @@
  *
  * An executor built on the kit (the loop is; adapters over other event
  * loops are meant to be) brackets the stretch in which a thread of its own
- * runs its work with fut_kit_run_begin/fut_kit_run_end, and learns of
- * cancelled promises of its own through fut_promise_on_cancel. */
+ * runs its work with fut_kit_run_begin/fut_kit_run_end, learns of
+ * cancelled promises of its own through fut_promise_on_cancel, and may
+ * park its idle threads with fut_kit_park/fut_kit_wake, as the pool's
+ * workers and fut_wait do. */
 #ifndef FUT_EXECUTOR_KIT_H
 #define FUT_EXECUTOR_KIT_H
 
@@ -59,6 +61,23 @@ FUT_API void fut_kit_run_end(fut_kit_run_t *run);
  * Threads: the thread that made P, before F is shared. */
 FUT_API int fut_promise_on_cancel(fut_promise_t *p, fut_executor_t *ex,
                                   fut_then_fn fn, void *arg);
+
+/* Sleeps while the 32-bit word at WORD holds EXPECTED (a futex wait,
+ * private to this process), until fut_kit_wake on WORD, a signal, or the
+ * time DEADLINE_NS on fut_now_ns()'s clock (UINT64_MAX: no deadline).  It
+ * may also return early for no reason: the caller re-checks WORD.  A word
+ * that no longer holds EXPECTED, a deadline passed, or WORD NULL return at
+ * once.
+ * Ownership: WORD borrowed; other threads change it with atomic stores.
+ * Threads: any; the word is shared by its parkers and wakers. */
+FUT_API void fut_kit_park(const uint32_t *word, uint32_t expected,
+                          uint64_t deadline_ns);
+
+/* Wakes up to N (> 0; INT_MAX: all) threads parked on WORD.  Change the
+ * word before waking, so that a thread about to park sees the change.
+ * Returns: how many it woke (0: none parked; also for WORD NULL or N <= 0).
+ * Threads: any. */
+FUT_API int fut_kit_wake(const uint32_t *word, int n);
 
 #ifdef __cplusplus
 }

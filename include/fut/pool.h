@@ -158,16 +158,7 @@ FUT_API int fut_group_wait(fut_group_t *g);
 FUT_API void fut_group_spawn_slow(fut_group_t *g, fut_group_task_t *t);
 FUT_API int fut_group_wait_slow(fut_group_t *g);
 
-#if defined(__SANITIZE_THREAD__)
-#define FUT__GROUP_INLINE 0
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define FUT__GROUP_INLINE 0
-#endif
-#endif
-#ifndef FUT__GROUP_INLINE
-#define FUT__GROUP_INLINE 1
-#endif
+#define FUT__GROUP_INLINE (!FUT__TSAN) /* FUT__TSAN: <fut/common.h> */
 
 /* Plain slots while the deque is all private; an unfenced load of
  * movesplit (ck_pr, the pool's vocabulary: thieves set it with
