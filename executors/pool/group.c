@@ -94,7 +94,7 @@ int fut_group_init(fut_group_t *g, fut_executor_t *pool)
 /* What the inline spawn (<fut/pool.h>) leaves to us: T is filled in; the
  * deque is full, not all private, or below G's base, or we are off a
  * worker. */
-void fut_group_spawn_slow(fut_group_t *g, fut_group_task_t *t)
+void fut__group_spawn_slow(fut_group_t *g, fut_group_task_t *t)
 {
     struct worker *w = g->owner_;
     struct pool *p = g->pool_;
@@ -136,7 +136,7 @@ static void group_wait_outside(fut_group_t *g)
     }
 }
 
-int fut_group_wait_slow(fut_group_t *g)
+int fut__group_wait_slow(fut_group_t *g)
 {
     struct worker *w = g->owner_;
 

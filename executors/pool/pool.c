@@ -120,7 +120,8 @@ _Thread_local struct worker *fut__pool_me
     __attribute__((tls_model("initial-exec")));
 /* &fut__pool_me->split.o while that is set (<fut/pool.h>'s inline
  * fut_group_init). */
-__thread fut__gq_t *fut_group_self_ __attribute__((tls_model("initial-exec")));
+_Thread_local fut__gq_t *fut__group_self
+    __attribute__((tls_model("initial-exec")));
 
 /* ---- ck_ec platform ops: the kit's futex calls and CLOCK_MONOTONIC ----- */
 
@@ -423,7 +424,7 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
 
     fut__pool_me = w;
-    fut_group_self_ = &w->split.o;
+    fut__group_self = &w->split.o;
     for (;;) {
         void *e = fut__pool_find_work(w);
 
@@ -437,7 +438,7 @@ static void *worker_main(void *arg)
             break;
     }
     fut__pool_me = NULL;
-    fut_group_self_ = NULL;
+    fut__group_self = NULL;
     return NULL;
 }
 
