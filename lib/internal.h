@@ -16,23 +16,14 @@
 
 #include "fut.h"
 
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
+/* The core's spelling of <fut/common.h>'s sanitizer detection (FUT__TSAN,
+ * FUT__ASAN), which also holds the branch hints FUT__LIKELY/UNLIKELY. */
+#if FUT__TSAN && !defined(FUT_TSAN)
 #define FUT_TSAN 1
 #endif
-#if __has_feature(address_sanitizer)
+#if FUT__ASAN && !defined(FUT_ASAN)
 #define FUT_ASAN 1
 #endif
-#endif
-#if defined(__SANITIZE_THREAD__) && !defined(FUT_TSAN)
-#define FUT_TSAN 1
-#endif
-#if defined(__SANITIZE_ADDRESS__) && !defined(FUT_ASAN)
-#define FUT_ASAN 1
-#endif
-
-#define FUT__LIKELY(x) __builtin_expect(!!(x), 1)
-#define FUT__UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define FUT__CONTAINER(ptr, type, field)                                       \
     ((type *)(void *)((char *)(ptr)-offsetof(type, field)))
 
@@ -501,11 +492,6 @@ void fut__comb_destroy(fut_t *f);
 bool fut__log_event(const fut_log_event_t *ev);
 void fut__log(fut_log_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-
-/* ---- futex (wait.c) ------------------------------------------------------ */
-/* Sleeps while *ADDR == VAL, at most TIMEOUT_NS (< 0: no limit). */
-void fut__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t timeout_ns);
-void fut__futex_wake(_Atomic uint32_t *addr, int n);
 
 /* ---- TSan annotations for hand-offs TSan cannot see --------------------- */
 #ifdef FUT_TSAN

@@ -4,7 +4,14 @@
  * fut_executor_current() reports; executor handles need no counting (they
  * are never freed: lib/executor.c); promise cancel hooks and claimed
  * settles are lib/promise.c's; a watch is a continuation node
- * (fut_cont_t is fut_kit_watch_t) attached as the core attaches its own. */
+ * (fut_cont_t is fut_kit_watch_t) attached as the core attaches its own.
+ * The futex calls are here, once, for fut_wait
+ * (lib/wait.c) and the pool's parking (executors/pool/pool.c). */
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "internal.h"
 
 void fut_kit_run_begin(fut_kit_run_t *run, fut_executor_t *ex)
@@ -37,4 +44,29 @@ void **fut_kit_io_slot(fut_executor_t *ex)
 {
     /* Static executors (inline, the timer service) have no fd_ready. */
     return ex && !ex->is_static && ex->has_fd_ready ? &ex->io_slot : NULL;
+}
+
+void fut_kit_park(const uint32_t *word, uint32_t expected, uint64_t deadline_ns)
+{
+    struct timespec ts, *tp = NULL;
+    if (!word)
+        return;
+    if (deadline_ns != UINT64_MAX) {
+        ts.tv_sec = (time_t)(deadline_ns / 1000000000u);
+        ts.tv_nsec = (long)(deadline_ns % 1000000000u);
+        tp = &ts;
+    }
+    /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline,
+     * fut_now_ns()'s clock.  EINTR, EAGAIN (the word changed) and ETIMEDOUT
+     * all mean "look again". */
+    syscall(SYS_futex, word, FUTEX_WAIT_BITSET_PRIVATE, expected, tp, NULL,
+            FUTEX_BITSET_MATCH_ANY);
+}
+
+int fut_kit_wake(const uint32_t *word, int n)
+{
+    if (!word || n <= 0)
+        return 0;
+    long woken = syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+    return woken < 0 ? 0 : (int)woken;
 }

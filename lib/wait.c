@@ -17,28 +17,18 @@
  * whose thread must never block (the loop), a wait for a pending future is
  * refused with FUT_EDEADLK, as is a task waiting for its own future.
  * Inside a fiber none of this happens: the fiber suspends (fiber.c). */
-#include <linux/futex.h>
-#include <sys/syscall.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "internal.h"
 
-void fut__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t timeout_ns)
+/* The futex calls are the executor kit's (lib/kit.c), which the pool parks
+ * on too.  The word is an _Atomic uint32_t: same size and representation
+ * as the uint32_t the kernel compares. */
+static void park(_Atomic uint32_t *word, uint32_t val, int64_t timeout_ns)
 {
-    struct timespec ts, *tp = NULL;
-    if (timeout_ns >= 0) {
-        ts.tv_sec = (time_t)(timeout_ns / 1000000000);
-        ts.tv_nsec = (long)(timeout_ns % 1000000000);
-        tp = &ts;
-    }
-    /* EINTR, EAGAIN (value changed) and ETIMEDOUT all mean "look again". */
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, tp, NULL, 0);
-}
-
-void fut__futex_wake(_Atomic uint32_t *addr, int n)
-{
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+    fut_kit_park((const uint32_t *)word, val,
+                 timeout_ns < 0 ? UINT64_MAX
+                                : fut_now_ns() + (uint64_t)timeout_ns);
 }
 
 struct waiter {
@@ -60,7 +50,7 @@ static void waiter_fire(fut_cont_t *c, fut_t *src)
     struct waiter *w = FUT__CONTAINER(c, struct waiter, cont);
     /* Release: pairs with the waiter's acquire load of signaled. */
     atomic_store_explicit(&w->signaled, 1, memory_order_release);
-    fut__futex_wake(&w->signaled, 1);
+    fut_kit_wake((const uint32_t *)&w->signaled, 1);
     waiter_release(w);
 }
 
@@ -147,7 +137,7 @@ static __attribute__((noinline)) int wait_slow(fut_t *f, int64_t timeout_ns,
             backoff = backoff < 1000000 ? backoff * 2 : 1000000;
         }
         if (w) {
-            fut__futex_wait(&w->signaled, 0, nap);
+            park(&w->signaled, 0, nap);
         } else {
             struct timespec ts = {0, (long)nap};
             nanosleep(&ts, NULL); /* no memory for a node: poll */

@@ -1,14 +1,18 @@
-/* Helpers shared by the socket-operation tests (test_io.c,
- * test_io_reset.c): loops run from the test's thread, socketpairs and
- * loopback TCP pairs.  Include after <cmocka.h> and <fut.h>; the
- * functions are static inline so that a test file may use only some. */
-#ifndef FUT_TESTS_IO_HELPERS_H
-#define FUT_TESTS_IO_HELPERS_H
+/* io_helpers.h: what the socket operations' tests (tests/test_io.c,
+ * tests/test_io_cancel.c, tests/test_io_reset.c) share: a loop, running it until a future settles
+ * or for a while, socketpairs (small buffers too) and loopback TCP
+ * sockets and pairs, reading N bytes whole.  cmocka
+ * asserts: include after <cmocka.h>. */
+#ifndef TESTS_IO_HELPERS_H
+#define TESTS_IO_HELPERS_H
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <fut.h>
 
 #define MS (1000 * 1000ull)
 
@@ -101,6 +105,32 @@ static inline void reset_close(int s)
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
     assert_int_equal(setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
     close(s);
+}
+
+/* Small socket buffers on a socketpair, so writes queue. */
+static inline void small_buffers(int sv[2])
+{
+    int sz = 4096;
+    assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz),
+                     0);
+    assert_int_equal(setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz),
+                     0);
+}
+
+/* Reads N bytes from FD through fut_read into BUF (the loop runs meanwhile,
+ * so pending writes progress). */
+static inline void read_all(fut_executor_t *loop, int fd, unsigned char *buf,
+                            size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        fut_t *r = fut_read(loop, fd, buf + got, n - got);
+        run_until(loop, r);
+        assert_int_equal(fut_state(r), FUT_FULFILLED);
+        assert_true(fut_value_i64(r) > 0);
+        got += (size_t)fut_value_i64(r);
+        fut_release(r);
+    }
 }
 
 #endif

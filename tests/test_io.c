@@ -1,7 +1,7 @@
 /* The socket operations (<fut/io.h>): fut_read, fut_write, fut_accept and
  * fut_connect on socketpairs, pipes and loopback TCP: partial reads and
- * writes, end of file, errors, queued order, cancellation before and after
- * the operation (and racing it from another thread), bad input, shutdown. */
+ * writes, end of file, errors, queued order, bad input, shutdown.  Their
+ * cancellation is tests/test_io_cancel.c's. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -163,31 +163,6 @@ static void test_read_reset_by_peer_is_econnreset(void **state)
 /* ---- writes ------------------------------------------------------------- */
 
 #define BIG (16u << 20)
-
-static void small_buffers(int sv[2])
-{
-    int sz = 4096;
-    assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz),
-                     0);
-    assert_int_equal(setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz),
-                     0);
-}
-
-/* Reads N bytes from FD through fut_read into BUF (the loop runs meanwhile,
- * so pending writes progress). */
-static void read_all(fut_executor_t *loop, int fd, unsigned char *buf,
-                     size_t n)
-{
-    size_t got = 0;
-    while (got < n) {
-        fut_t *r = fut_read(loop, fd, buf + got, n - got);
-        run_until(loop, r);
-        assert_int_equal(fut_state(r), FUT_FULFILLED);
-        assert_true(fut_value_i64(r) > 0);
-        got += (size_t)fut_value_i64(r);
-        fut_release(r);
-    }
-}
 
 static void test_write_16mib_through_a_small_buffer_arrives_whole(void **state)
 {
@@ -381,181 +356,6 @@ static void test_accept_on_a_socket_not_listening_is_einval(void **state)
     assert_int_equal(fut_executor_destroy(loop), 0);
 }
 
-/* ---- cancellation ------------------------------------------------------- */
-
-static void test_cancelled_read_consumes_nothing(void **state)
-{
-    (void)state;
-    fut_executor_t *loop = new_loop();
-    int sv[2];
-    pair(sv);
-    char b1[8], b2[8];
-    fut_t *r1 = fut_read(loop, sv[0], b1, sizeof b1);
-    run_for(loop, 2 * MS);
-    assert_int_equal(fut_cancel(r1), 0);
-    assert_int_equal(fut_state(r1), FUT_CANCELLED);
-    assert_int_equal(write(sv[1], "data", 4), 4);
-    run_for(loop, 2 * MS);
-    fut_t *r2 = fut_read(loop, sv[0], b2, sizeof b2);
-    run_until(loop, r2);
-    assert_int_equal(fut_value_i64(r2), 4); /* all of it is still there */
-    assert_memory_equal(b2, "data", 4);
-    fut_release(r1), fut_release(r2);
-    assert_int_equal(fut_executor_destroy(loop), 0);
-    close(sv[0]), close(sv[1]);
-}
-
-static void test_cancel_after_the_read_is_ealready(void **state)
-{
-    (void)state;
-    fut_executor_t *loop = new_loop();
-    int sv[2];
-    pair(sv);
-    char buf[8];
-    fut_t *r = fut_read(loop, sv[0], buf, sizeof buf);
-    assert_int_equal(write(sv[1], "z", 1), 1);
-    run_until(loop, r);
-    assert_int_equal(fut_cancel(r), FUT_EALREADY);
-    assert_int_equal(fut_value_i64(r), 1);
-    fut_release(r);
-    assert_int_equal(fut_executor_destroy(loop), 0);
-    close(sv[0]), close(sv[1]);
-}
-
-static void test_cancelled_queued_write_is_skipped(void **state)
-{
-    (void)state;
-    fut_executor_t *loop = new_loop();
-    int sv[2];
-    pair(sv);
-    small_buffers(sv);
-    static unsigned char big[1 << 20], in[(1 << 20) + 2];
-    memset(big, 'a', sizeof big);
-    fut_t *w1 = fut_write(loop, sv[1], big, sizeof big); /* fills, waits */
-    fut_t *w2 = fut_write(loop, sv[1], "b", 1);
-    fut_t *w3 = fut_write(loop, sv[1], "c", 1);
-    assert_int_equal(fut_cancel(w2), 0);
-    read_all(loop, sv[0], in, sizeof big + 1);
-    assert_int_equal(in[sizeof big - 1], 'a');
-    assert_int_equal(in[sizeof big], 'c');
-    run_until(loop, w3);
-    assert_int_equal(fut_value_i64(w1), sizeof big);
-    assert_int_equal(fut_state(w2), FUT_CANCELLED);
-    assert_int_equal(fut_value_i64(w3), 1);
-    fut_release(w1), fut_release(w2), fut_release(w3);
-    assert_int_equal(fut_executor_destroy(loop), 0);
-    close(sv[0]), close(sv[1]);
-}
-
-static void test_cancelled_accept_takes_no_connection(void **state)
-{
-    (void)state;
-    fut_executor_t *loop = new_loop();
-    int port, l = listener(&port, 8);
-    fut_t *a1 = fut_accept(loop, l);
-    run_for(loop, 2 * MS);
-    assert_int_equal(fut_cancel(a1), 0);
-    int c = tcp_socket();
-    struct sockaddr_in a = loopback(port);
-    fut_t *fc = fut_connect(loop, c, (struct sockaddr *)&a, sizeof a);
-    run_until(loop, fc);
-    fut_t *a2 = fut_accept(loop, l);
-    run_until(loop, a2);
-    assert_true(fut_value_i64(a2) >= 0); /* the one connection is here */
-    close((int)fut_value_i64(a2));
-    fut_release(a1), fut_release(a2), fut_release(fc);
-    close(c), close(l);
-    assert_int_equal(fut_executor_destroy(loop), 0);
-}
-
-/* A cancel racing the read from another thread: every byte written is
- * either in a fulfilled read's buffer or still in the socket, never lost
- * to a read whose cancel won.  Without the claim around the system call
- * (loop_io.c, step) bytes go missing. */
-struct racer {
-    fut_t *_Atomic target;
-    atomic_int stop;
-    atomic_long won;
-    atomic_uint scale; /* stretches the racer's delay: see the test */
-};
-
-static void *cancel_racer(void *arg)
-{
-    struct racer *r = arg;
-    unsigned x = 1;
-    while (!atomic_load(&r->stop)) {
-        fut_t *t = atomic_exchange(&r->target, NULL);
-        if (t) {
-            x = x * 1103515245u + 12345u;
-            unsigned spin = (x >> 16) % 8 < 4
-                                ? 0
-                                : (x >> 16) % 1000 * atomic_load(&r->scale);
-            for (volatile unsigned i = 0; i < spin; i++)
-                ; /* land anywhere in the loop's step */
-            if (fut_cancel(t) == 0)
-                atomic_fetch_add(&r->won, 1);
-            fut_release(t);
-        }
-    }
-    return NULL;
-}
-
-static void test_cancel_racing_reads_loses_no_byte(void **state)
-{
-    (void)state;
-    fut_executor_t *loop = new_loop();
-    int sv[2];
-    pair(sv);
-    struct racer rc = {.target = NULL, .scale = 1};
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, cancel_racer, &rc), 0);
-    long sent = 0, got = 0, fulfilled = 0;
-    /* Until both outcomes were seen a few times (bounded by rounds). */
-    int rounds = 0;
-    while (rounds < 20000 && (rounds < 1000 || fulfilled < 100 ||
-                              atomic_load(&rc.won) < 100)) {
-        rounds++;
-        /* Where one side always wins (a sanitizer's timing), stretch or
-         * shrink the racer's delay every 500 rounds until both win. */
-        if (rounds % 500 == 0) {
-            unsigned sc = atomic_load(&rc.scale);
-            if (fulfilled == 0 && sc < (1u << 12))
-                atomic_store(&rc.scale, sc * 4);
-            else if (atomic_load(&rc.won) == 0 && sc > 1)
-                atomic_store(&rc.scale, sc / 4);
-        }
-        static char buf[4096];
-        fut_t *r = fut_read(loop, sv[0], buf, sizeof buf);
-        /* A read the racer never took (its spin ran out) is released. */
-        fut_release(atomic_exchange(&rc.target, fut_retain(r)));
-        if (write(sv[1], "abc", 3) == 3) /* else full: cancels won a lot */
-            sent += 3;
-        for (int spin = 0; spin < 100000 && atomic_load(&rc.target); spin++)
-            ; /* give the racer its chance to take it */
-        run_for(loop, 0);
-        fut_cancel(r); /* if still pending */
-        run_for(loop, 0);
-        if (fut_state(r) == FUT_FULFILLED) {
-            got += fut_value_i64(r);
-            fulfilled++;
-        }
-        fut_release(r);
-    }
-    atomic_store(&rc.stop, 1);
-    fut_release(atomic_exchange(&rc.target, NULL));
-    pthread_join(th, NULL);
-    char buf[65536];
-    for (ssize_t n; (n = read(sv[0], buf, sizeof buf)) > 0;)
-        got += n;
-    assert_int_equal(got, sent);
-    print_message("rounds %d: %ld fulfilled, %ld cancels won\n", rounds,
-                  fulfilled, (long)atomic_load(&rc.won));
-    assert_true(fulfilled >= 1); /* both outcomes were reached */
-    assert_true(atomic_load(&rc.won) >= 1);
-    assert_int_equal(fut_executor_destroy(loop), 0);
-    close(sv[0]), close(sv[1]);
-}
-
 /* ---- threads, shutdown, bad input --------------------------------------- */
 
 struct from_thread {
@@ -709,11 +509,6 @@ int main(void)
         cmocka_unit_test(test_connect_refused_is_econnrefused),
         cmocka_unit_test(test_accept_storm_of_1000_clients),
         cmocka_unit_test(test_accept_on_a_socket_not_listening_is_einval),
-        cmocka_unit_test(test_cancelled_read_consumes_nothing),
-        cmocka_unit_test(test_cancel_after_the_read_is_ealready),
-        cmocka_unit_test(test_cancelled_queued_write_is_skipped),
-        cmocka_unit_test(test_cancelled_accept_takes_no_connection),
-        cmocka_unit_test(test_cancel_racing_reads_loses_no_byte),
         cmocka_unit_test(test_read_made_on_another_thread_runs_on_the_loop),
         cmocka_unit_test(test_pending_operations_at_destroy_are_eshutdown),
         cmocka_unit_test(test_bad_arguments_are_einval),

@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -426,6 +427,69 @@ static void test_kit_io_slot_only_with_fd_ready_and_stable(void **state)
     assert_int_equal(fut_executor_destroy(without), 0);
 }
 
+/* ---- parking (fut_kit_park / fut_kit_wake) ----------------------------- */
+
+static void test_kit_park_returns_at_once_when_the_word_differs(void **state)
+{
+    (void)state;
+    uint32_t word = 1;
+    fut_kit_park(&word, 0, UINT64_MAX); /* would sleep forever if it slept */
+    assert_int_equal(word, 1);
+}
+
+static void test_kit_park_returns_at_a_passed_deadline(void **state)
+{
+    (void)state;
+    uint32_t word = 0;
+    fut_kit_park(&word, 0, fut_now_ns()); /* already passed */
+    fut_kit_park(&word, 0, 0);
+    assert_int_equal(word, 0);
+}
+
+struct parker {
+    _Atomic uint32_t word; /* 0 while the parker must stay */
+    atomic_int parks;      /* park calls made */
+};
+
+static void *parker_main(void *arg)
+{
+    struct parker *pk = arg;
+    while (atomic_load(&pk->word) == 0) {
+        atomic_fetch_add(&pk->parks, 1);
+        fut_kit_park((const uint32_t *)&pk->word, 0, UINT64_MAX);
+    }
+    return NULL;
+}
+
+/* The waker sees a parked thread (a wake that reports one woken), then
+ * releases it for good; a wake that wakes no one hangs here (the test
+ * binary's timeout fails it). */
+static void test_kit_wake_wakes_a_parked_thread(void **state)
+{
+    (void)state;
+    struct parker pk = {0};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, parker_main, &pk), 0);
+    int woken;
+    while ((woken = fut_kit_wake((const uint32_t *)&pk.word, 1)) == 0)
+        sched_yield();
+    atomic_store(&pk.word, 1);
+    fut_kit_wake((const uint32_t *)&pk.word, INT_MAX);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(woken, 1);
+    assert_true(atomic_load(&pk.parks) >= 1);
+}
+
+static void test_kit_wake_without_parkers_or_word_wakes_none(void **state)
+{
+    (void)state;
+    uint32_t word = 0;
+    assert_int_equal(fut_kit_wake(&word, 1), 0);
+    assert_int_equal(fut_kit_wake(&word, 0), 0);
+    assert_int_equal(fut_kit_wake(NULL, INT_MAX), 0);
+    fut_kit_park(NULL, 0, UINT64_MAX); /* returns at once */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -448,6 +512,10 @@ int main(void)
         cmocka_unit_test(test_kit_watch_fires_once_when_the_future_settles),
         cmocka_unit_test(test_kit_watch_on_a_settled_future_fires_at_once),
         cmocka_unit_test(test_kit_io_slot_only_with_fd_ready_and_stable),
+        cmocka_unit_test(test_kit_park_returns_at_once_when_the_word_differs),
+        cmocka_unit_test(test_kit_park_returns_at_a_passed_deadline),
+        cmocka_unit_test(test_kit_wake_wakes_a_parked_thread),
+        cmocka_unit_test(test_kit_wake_without_parkers_or_word_wakes_none),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

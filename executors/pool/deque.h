@@ -49,15 +49,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#if defined(__SANITIZE_THREAD__) || defined(FUT_TSAN)
-#define FUT__DQ_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define FUT__DQ_TSAN 1
-#endif
-#endif
+#include "fut/common.h" /* FUT__TSAN, FUT__LIKELY */
 
-#ifdef FUT__DQ_TSAN
+#if FUT__TSAN
 #include <sanitizer/tsan_interface.h>
 #define FUT__DQ_RELEASE(addr) __tsan_release((void *)(addr))
 #define FUT__DQ_ACQUIRE(addr) __tsan_acquire((void *)(addr))

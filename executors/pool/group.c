@@ -11,9 +11,6 @@
 
 #include "pool_impl.h"
 
-#define FUT__LIKELY_POOL(x) __builtin_expect(!!(x), 1)
-#define FUT__UNLIKELY_POOL(x) __builtin_expect(!!(x), 0)
-
 /* ---- task groups ---------------------------------------------------------
  *
  * A group belongs to one thread.  Its children go to the worker's split
@@ -80,7 +77,7 @@ int fut_group_init(fut_group_t *g, fut_executor_t *pool)
 {
     struct worker *w = fut__pool_me;
 
-    if (FUT__LIKELY_POOL(w != NULL && g != NULL &&
+    if (FUT__LIKELY(w != NULL && g != NULL &&
                          (pool == NULL || pool == w->pool->handle))) {
         g->pool_ = w->pool;
         g->owner_ = w;
@@ -97,7 +94,7 @@ int fut_group_init(fut_group_t *g, fut_executor_t *pool)
 /* What the inline spawn (<fut/pool.h>) leaves to us: T is filled in; the
  * deque is full, not all private, or below G's base, or we are off a
  * worker. */
-void fut_group_spawn_slow(fut_group_t *g, fut_group_task_t *t)
+void fut__group_spawn_slow(fut_group_t *g, fut_group_task_t *t)
 {
     struct worker *w = g->owner_;
     struct pool *p = g->pool_;
@@ -107,7 +104,7 @@ void fut_group_spawn_slow(fut_group_t *g, fut_group_task_t *t)
 
         /* Groups used out of nesting order (init A, init B, wait A, spawn
          * into B) may place a child below where the group began. */
-        if (FUT__UNLIKELY_POOL(w->split.o.head < g->base_))
+        if (FUT__UNLIKELY(w->split.o.head < g->base_))
             g->base_ = w->split.o.head;
         r = fut__split_push(&w->split, t);
 
@@ -139,7 +136,7 @@ static void group_wait_outside(fut_group_t *g)
     }
 }
 
-int fut_group_wait_slow(fut_group_t *g)
+int fut__group_wait_slow(fut_group_t *g)
 {
     struct worker *w = g->owner_;
 

@@ -95,7 +95,6 @@
 #include <ck_pr.h>
 #include <ck_stack.h>
 #include <limits.h>
-#include <linux/futex.h>
 #include <linux/membarrier.h>
 #include <pthread.h>
 #include <sched.h>
@@ -121,9 +120,10 @@ _Thread_local struct worker *fut__pool_me
     __attribute__((tls_model("initial-exec")));
 /* &fut__pool_me->split.o while that is set (<fut/pool.h>'s inline
  * fut_group_init). */
-__thread fut__gq_t *fut_group_self_ __attribute__((tls_model("initial-exec")));
+_Thread_local fut__gq_t *fut__group_self
+    __attribute__((tls_model("initial-exec")));
 
-/* ---- ck_ec platform ops: futex and CLOCK_MONOTONIC --------------------- */
+/* ---- ck_ec platform ops: the kit's futex calls and CLOCK_MONOTONIC ----- */
 
 static int ec_gettime(const struct ck_ec_ops *ops, struct timespec *out)
 {
@@ -135,17 +135,18 @@ static void ec_wait32(const struct ck_ec_wait_state *st, const uint32_t *addr,
                       uint32_t expected, const struct timespec *deadline)
 {
     (void)st;
-    /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, which
-     * is what ck_ec passes.  Any early return is fine: ck_ec re-checks. */
-    syscall(SYS_futex, addr, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, expected,
-            deadline, NULL, FUTEX_BITSET_MATCH_ANY);
+    /* ck_ec passes an absolute CLOCK_MONOTONIC deadline (ec_gettime's
+     * clock, fut_now_ns()'s).  Any early return is fine: ck_ec re-checks. */
+    fut_kit_park(addr, expected,
+                 deadline ? (uint64_t)deadline->tv_sec * 1000000000u +
+                                (uint64_t)deadline->tv_nsec
+                          : UINT64_MAX);
 }
 
 static void ec_wake32(const struct ck_ec_ops *ops, const uint32_t *addr)
 {
     (void)ops;
-    syscall(SYS_futex, addr, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, INT_MAX, NULL,
-            NULL, 0);
+    fut_kit_wake(addr, INT_MAX);
 }
 
 static const struct ck_ec_ops ec_ops = {
@@ -423,7 +424,7 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
 
     fut__pool_me = w;
-    fut_group_self_ = &w->split.o;
+    fut__group_self = &w->split.o;
     for (;;) {
         void *e = fut__pool_find_work(w);
 
@@ -437,7 +438,7 @@ static void *worker_main(void *arg)
             break;
     }
     fut__pool_me = NULL;
-    fut_group_self_ = NULL;
+    fut__group_self = NULL;
     return NULL;
 }
 

@@ -100,7 +100,7 @@ static inline void maybe_wake(struct pool *p, uint64_t *counter)
  * (pool.c). */
 static inline void stack_push(ck_stack_t *st, ck_stack_entry_t *e)
 {
-#ifdef FUT__DQ_TSAN
+#if FUT__TSAN
     ck_stack_entry_t *h = ck_pr_load_ptr(&st->head);
 
     do {

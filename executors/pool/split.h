@@ -56,9 +56,6 @@
 
 #include "deque.h" /* FUT__CACHELINE, FUT__DQ_RELEASE/ACQUIRE */
 
-#define FUT__SPLIT_LIKELY(x) __builtin_expect(!!(x), 1)
-#define FUT__SPLIT_UNLIKELY(x) __builtin_expect(!!(x), 0)
-
 #define FUT__TS(tail, split) ((uint64_t)(split) << 32 | (uint32_t)(tail))
 #define FUT__TS_TAIL(v) ((uint32_t)(v))
 #define FUT__TS_SPLIT(v) ((uint32_t)((v) >> 32))
@@ -117,12 +114,12 @@ static inline int fut__split_push(fut__split_t *d, fut_group_task_t *t)
 {
     uint32_t h = d->o.head;
 
-    if (FUT__SPLIT_UNLIKELY(h == d->o.cap))
+    if (FUT__UNLIKELY(h == d->o.cap))
         return -1;
     t->stolen_ = 0;
     d->o.slots[h] = t;
     d->o.head = h + 1;
-    if (FUT__SPLIT_UNLIKELY(d->o.o_split == FUT__GQ_ALLSTOLEN)) {
+    if (FUT__UNLIKELY(d->o.o_split == FUT__GQ_ALLSTOLEN)) {
         /* Every slot below was stolen: a new shared part with T alone. */
         ck_pr_store_32(&d->movesplit, 0);
         FUT__DQ_RELEASE(&d->ts); /* pairs with the steal's acquire */
@@ -136,7 +133,7 @@ static inline int fut__split_push(fut__split_t *d, fut_group_task_t *t)
         return 1;
     }
     /* Plain load: pairs with a thief's store; a late look only delays. */
-    if (FUT__SPLIT_UNLIKELY(ck_pr_load_32(&d->movesplit))) {
+    if (FUT__UNLIKELY(ck_pr_load_32(&d->movesplit))) {
         fut__split_grow(d, (d->o.o_split + h + 2) / 2);
         return 1;
     }
@@ -197,12 +194,12 @@ static inline int fut__split_pop(fut__split_t *d, fut_group_task_t **t,
     uint32_t h = d->o.head - 1;
 
     /* h >= o_split: private (never true once all was stolen). */
-    if (FUT__SPLIT_LIKELY(h >= d->o.o_split)) {
+    if (FUT__LIKELY(h >= d->o.o_split)) {
         /* If thieves starve, give them half of what lies below this slot
          * (as Lace's sync does).  Plain load of movesplit: pairs with a
          * thief's store in fut__split_steal; a late look only delays the
          * grow to the next push or pop. */
-        if (FUT__SPLIT_UNLIKELY(ck_pr_load_32(&d->movesplit)) &&
+        if (FUT__UNLIKELY(ck_pr_load_32(&d->movesplit)) &&
             h - d->o.o_split >= 2) {
             fut__split_grow(d, d->o.o_split + (h - d->o.o_split) / 2);
             *published = true;

@@ -18,6 +18,38 @@ extern "C" {
 #define FUT_API
 #endif
 
+/* Private: not part of the API, and may change in any release.  What the
+ * library's own headers and sources share, kept once here because a
+ * public header (<fut/pool.h>'s inline group path) needs part of it and
+ * the executors see no other header of the library:
+ *  FUT__TSAN, FUT__ASAN  1 when this file is compiled under
+ *                        ThreadSanitizer / AddressSanitizer, else 0 (gcc
+ *                        says so with __SANITIZE_*__, clang with
+ *                        __has_feature);
+ *  FUT__LIKELY(x), FUT__UNLIKELY(x)  branch hints. */
+#if defined(__SANITIZE_THREAD__)
+#define FUT__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define FUT__TSAN 1
+#endif
+#endif
+#ifndef FUT__TSAN
+#define FUT__TSAN 0
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define FUT__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FUT__ASAN 1
+#endif
+#endif
+#ifndef FUT__ASAN
+#define FUT__ASAN 0
+#endif
+#define FUT__LIKELY(x) __builtin_expect(!!(x), 1)
+#define FUT__UNLIKELY(x) __builtin_expect(!!(x), 0)
+
 #define FUT_VERSION_MAJOR 0
 #define FUT_VERSION_MINOR 1
 #define FUT_VERSION_PATCH 0

@@ -8,7 +8,10 @@
  * of its own through fut_promise_on_cancel, follows a future it made with
  * an intrusive node (fut_kit_watch) instead of a continuation, and settles
  * a promise under a claim (fut_promise_claim) when a system call must not
- * touch a caller's buffer after a cancel won (the I/O operations). */
+ * touch a caller's buffer after a cancel won (the I/O operations).
+ *
+ * Idle threads of an executor may park with fut_kit_park/fut_kit_wake, as
+ * the pool's workers and fut_wait do. */
 #ifndef FUT_EXECUTOR_KIT_H
 #define FUT_EXECUTOR_KIT_H
 
@@ -130,6 +133,22 @@ FUT_API void fut_promise_settle_claimed(fut_promise_t *p, fut_result_t r);
  * Threads: any; the slot itself is its user's to synchronise (the socket
  *   operations touch it on EX's thread only). */
 FUT_API void **fut_kit_io_slot(fut_executor_t *ex);
+/* Sleeps while the 32-bit word at WORD holds EXPECTED (a futex wait,
+ * private to this process), until fut_kit_wake on WORD, a signal, or the
+ * time DEADLINE_NS on fut_now_ns()'s clock (UINT64_MAX: no deadline).  It
+ * may also return early for no reason: the caller re-checks WORD.  A word
+ * that no longer holds EXPECTED, a deadline passed, or WORD NULL return at
+ * once.
+ * Ownership: WORD borrowed; other threads change it with atomic stores.
+ * Threads: any; the word is shared by its parkers and wakers. */
+FUT_API void fut_kit_park(const uint32_t *word, uint32_t expected,
+                          uint64_t deadline_ns);
+
+/* Wakes up to N (> 0; INT_MAX: all) threads parked on WORD.  Change the
+ * word before waking, so that a thread about to park sees the change.
+ * Returns: how many it woke (0: none parked; also for WORD NULL or N <= 0).
+ * Threads: any. */
+FUT_API int fut_kit_wake(const uint32_t *word, int n);
 
 #ifdef __cplusplus
 }

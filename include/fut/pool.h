@@ -4,6 +4,8 @@
 #ifndef FUT_POOL_H
 #define FUT_POOL_H
 
+#include <ck_pr.h> /* the inline group path's load of a thief's flag */
+
 #include "executor.h"
 
 #ifdef __cplusplus
@@ -72,8 +74,9 @@ FUT_API int fut_pool_worker_stats(const fut_executor_t *pool, unsigned worker,
 
 typedef void (*fut_group_fn)(void *arg);
 
-/* One spawned child.  Fields are private; the caller only provides the
- * storage and keeps it alive until the group's wait returns. */
+/* One spawned child.  The caller only provides the storage and keeps it
+ * alive until the group's wait returns; the fields are private (the inline
+ * path at the end of this file uses them) and may change in any release. */
 typedef struct fut_group_task {
     struct fut_group_task *next_; /* injection queue link; must be first */
     fut_group_fn fn_;
@@ -82,34 +85,12 @@ typedef struct fut_group_task {
     uint32_t stolen_; /* set by a thief once it has taken the task */
 } fut_group_task_t;
 
-/* Private: the owner's half of a worker's split deque of group children
- * (executors/pool/split.h), which the inline init, spawn and wait below use on
- * the owner's thread.  Not part of the API; it may change in any release.
- * One cache line, written by the owner only. */
-#define FUT__GQ_ALLSTOLEN 0xFFFFFFFFu
-typedef struct fut__gq {
-    uint32_t head;    /* next free slot */
-    uint32_t o_split; /* slots at or above it (and below head) are private;
-                         FUT__GQ_ALLSTOLEN: every slot below head was stolen */
-    uint32_t cap;     /* slots */
-    struct fut_group_task **slots;
-    const uint32_t *movesplit; /* set by thieves that want work */
-    uint64_t run_local;        /* children run by the inline wait */
-    void *pool;                /* the pool's implementation */
-    void *worker;              /* the worker that owns this deque */
-    const void *handle;        /* the pool's fut_executor_t */
-} fut__gq_t;
-
-/* Private: the calling thread's deque when it is a pool worker, else NULL.
- * Set by the pool; read by the inline fut_group_init.  Not for direct use. */
-FUT_API extern __thread fut__gq_t *fut_group_self_
-    __attribute__((tls_model("initial-exec")));
-
-/* A fork-join scope.  Fields are private. */
+/* A fork-join scope.  Storage only, like fut_group_task_t: the fields are
+ * private and may change in any release. */
 typedef struct fut_group {
     void *pool_;           /* the pool's implementation */
     void *owner_;          /* the worker that owns it, or NULL */
-    fut__gq_t *q_;         /* that worker's split deque, or NULL */
+    struct fut__gq *q_;    /* that worker's split deque, or NULL */
     uint32_t out_;         /* children that left the owner's private
                               slots (spilled or stolen): owner only */
     uint32_t done_local_;  /* of those, run by the owner thread */
@@ -143,42 +124,70 @@ FUT_API void fut_group_spawn(fut_group_t *g, fut_group_task_t *t,
  * Threads: only G's thread. */
 FUT_API int fut_group_wait(fut_group_t *g);
 
-/* ---- the inline fast path of init, spawn and wait (private) --------------
+/* ---- private: the inline fast path of init, spawn and wait ---------------
+ * Not part of the API: everything from here to the end of the file (the
+ * fut__ names, FUT__ macros and the layout of fut__gq_t) may change in any
+ * release.  Programs call fut_group_init, fut_group_spawn and
+ * fut_group_wait, which the macros at the end route here; it is inline
+ * for speed (out of line, fib's group took 170 instructions per task
+ * instead of 150: docs/BENCHMARKS.md).
+ *
  * On the owner's worker, while the deque has room, nothing was stolen and
  * no thief asks for work, a spawn is six plain stores (four into the task,
  * the slot, the head) and a pop-back a plain load and a call: what Lace's
  * macros do.  A group counts only the children that leave the private
  * slots (out_), so this path keeps no per-child count.  Everything else
- * (thieves waiting, stolen children, off-worker groups) goes to the functions
- * above.  TSan builds take the functions (the pool's atomics are invisible to
- * TSan and annotated there). fut_group_spawn_slow and fut_group_wait_slow are
- * the out-of-line halves: exported for the inline code, not for direct use. */
-FUT_API void fut_group_spawn_slow(fut_group_t *g, fut_group_task_t *t);
-FUT_API int fut_group_wait_slow(fut_group_t *g);
+ * (thieves waiting, stolen children, off-worker groups) goes to the
+ * out-of-line functions.  TSan builds take the functions (the pool's
+ * atomics are invisible to TSan and annotated there). */
 
-#if defined(__SANITIZE_THREAD__)
-#define FUT__GROUP_INLINE 0
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define FUT__GROUP_INLINE 0
-#endif
-#endif
-#ifndef FUT__GROUP_INLINE
-#define FUT__GROUP_INLINE 1
+/* The owner's half of a worker's split deque of group children
+ * (executors/pool/split.h), used on the owner's thread only.  One cache
+ * line, written by the owner only. */
+#define FUT__GQ_ALLSTOLEN 0xFFFFFFFFu
+typedef struct fut__gq {
+    uint32_t head;    /* next free slot */
+    uint32_t o_split; /* slots at or above it (and below head) are private;
+                         FUT__GQ_ALLSTOLEN: every slot below head was stolen */
+    uint32_t cap;     /* slots */
+    struct fut_group_task **slots;
+    const uint32_t *movesplit; /* set by thieves that want work */
+    uint64_t run_local;        /* children run by the inline wait */
+    void *pool;                /* the pool's implementation */
+    void *worker;              /* the worker that owns this deque */
+    const void *handle;        /* the pool's fut_executor_t */
+} fut__gq_t;
+
+/* The calling thread's deque when it is a pool worker, else NULL.  Set by
+ * the pool (executors/pool/pool.c); read by the inline fut_group_init. */
+#ifdef __cplusplus
+FUT_API extern thread_local fut__gq_t *fut__group_self
+    __attribute__((tls_model("initial-exec")));
+#else
+FUT_API extern _Thread_local fut__gq_t *fut__group_self
+    __attribute__((tls_model("initial-exec")));
 #endif
 
-/* Plain slots while the deque is all private; relaxed load of movesplit:
- * a thief's late request is seen at the next spawn or pop. */
+/* The out-of-line halves of spawn and wait (executors/pool/group.c):
+ * exported for the inline code below. */
+FUT_API void fut__group_spawn_slow(fut_group_t *g, fut_group_task_t *t);
+FUT_API int fut__group_wait_slow(fut_group_t *g);
+
+#define FUT__GROUP_INLINE (!FUT__TSAN) /* FUT__TSAN: <fut/common.h> */
+
+/* Plain slots while the deque is all private; an unfenced load of
+ * movesplit (ck_pr, the pool's vocabulary: thieves set it with
+ * ck_pr_store_32 in executors/pool/split.h): a thief's late request is seen
+ * at the next spawn or pop. */
 static inline int fut__gq_private(const fut__gq_t *q, uint32_t h)
 {
-    return h >= q->o_split && !__atomic_load_n(q->movesplit, __ATOMIC_RELAXED);
+    return h >= q->o_split && !ck_pr_load_32(q->movesplit);
 }
 
 /* On a worker, for its own pool: fill G in from the worker's deque. */
 static inline int fut__group_init_inline(fut_group_t *g, fut_executor_t *pool)
 {
-    fut__gq_t *q = FUT__GROUP_INLINE ? fut_group_self_ : NULL;
-
+    fut__gq_t *q = FUT__GROUP_INLINE ? fut__group_self : NULL;
     if (q != NULL && g != NULL &&
         (pool == NULL || (const void *)pool == q->handle)) {
         g->pool_ = q->pool;
@@ -211,7 +220,7 @@ static inline void fut__group_spawn_inline(fut_group_t *g, fut_group_task_t *t,
             return;
         }
     }
-    fut_group_spawn_slow(g, t);
+    fut__group_spawn_slow(g, t);
 }
 
 static inline int fut__group_wait_inline(fut_group_t *g)
@@ -235,7 +244,7 @@ static inline int fut__group_wait_inline(fut_group_t *g)
         if (q->head <= g->base_ && g->out_ == 0)
             return 0;
     }
-    return fut_group_wait_slow(g);
+    return fut__group_wait_slow(g);
 }
 
 #define fut_group_init(g, pool) fut__group_init_inline(g, pool)
