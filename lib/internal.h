@@ -52,6 +52,9 @@ struct fut_cont {
 enum fut_kind {
     FK_PLAIN = 0, /* promise or fut_ready: settled from outside */
     FK_ASYNC,     /* runs call.fn.task(call.arg) */
+    FK_FIBER,     /* a fiber's future; its task is each run of the fiber
+                     (fiber.c): call.fn.task is the fiber's function (stall
+                     reports name it), call.arg its struct fut_fiber */
     FK_THEN,      /* runs call.fn.then on fulfilment */
     FK_CATCH,     /* ... on rejection or cancellation */
     FK_FINALLY,   /* ... on any outcome */
@@ -482,11 +485,15 @@ extern fut_executor_t fut__inline;
 void fut__inline_drain(void);
 
 /* ---- fibers (fiber.c) ----------------------------------------------------
- * fut_wait's suspending path, taken when fut__tls.fiber is set; and the
- * last run of EX's suspended fibers, by fut_executor_destroy once EX's own
- * destroy has returned. */
+ * fut_wait's suspending path, taken when fut__tls.fiber is set; the last
+ * run of EX's suspended fibers, by fut_executor_destroy once EX's own
+ * destroy has returned; and the runs of a fiber (FK_FIBER). */
 int fut__fiber_wait(fut_t *f, int64_t timeout_ns);
 void fut__fibers_shutdown(fut_executor_t *ex);
+/* fut_task_run and fut_task_drop of FK_FIBER F's task: a run of the fiber,
+ * or its executor letting the run go.  Neither drops a reference of F. */
+void fut__fiber_run(fut_t *f);
+void fut__fiber_drop(fut_t *f);
 
 /* ---- combinators (combinators.c) ---------------------------------------- */
 void fut__comb_destroy(fut_t *f);
