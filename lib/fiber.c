@@ -76,6 +76,7 @@
  * instead: its wait returns FUT_ESHUTDOWN, its yield returns at once. */
 #include <sched.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "fiber_ctx.h"
 #include "internal.h"
@@ -108,19 +109,6 @@ enum { R_SETTLED = 0, R_TIMEDOUT, R_CANCELED, R_SHUTDOWN, R_NOMEM };
 /* What the fiber asked for when it switched out. */
 enum { A_PARK = 1, A_YIELD, A_DONE };
 
-/* The per-context part of fut__tls, swapped around each run. */
-struct ctx_tls {
-    fut_executor_t *cur_ex;
-    fut_t *cur_fut;
-    int firing;
-    int inline_depth;
-    fut_t *active;
-    fut_cont_t *alist;
-    fut_t *dhead, *dtail;
-    fut_task_t *inline_head, *inline_tail;
-    struct fut_fiber *fiber;
-};
-
 struct fut_fiber {
     fut__ctx_t ctx;     /* the fiber's context while it is switched out */
     fut__ctx_t *back;   /* the scheduler's, during a run */
@@ -140,7 +128,7 @@ struct fut_fiber {
     size_t stack_size;
     fut_cont_t watch; /* on fut's list: the cancel watch */
     struct fut_fiber *reg_next, *reg_prev;
-    struct ctx_tls saved; /* the other side's fut__tls part */
+    struct fut_tls_ctx saved; /* the other side's part of fut__tls */
 #ifdef FUT_ASAN
     void *fake_fiber, *fake_sched;
     const void *sched_bottom;
@@ -255,24 +243,14 @@ static bool reg_remove(struct fut_fiber *fb)
 
 /* ---- switching ------------------------------------------------------------ */
 
-static void tls_swap(struct fut_tls *t, struct ctx_tls *s)
+static void tls_swap(struct fut_tls *t, struct fut_tls_ctx *s)
 {
-    struct ctx_tls mine = {t->cur_ex,      t->cur_fut,     t->firing,
-                           t->inline_depth, t->active,     t->alist,
-                           t->dhead,        t->dtail,      t->inline_head,
-                           t->inline_tail,  t->fiber};
-    t->cur_ex = s->cur_ex;
-    t->cur_fut = s->cur_fut;
-    t->firing = s->firing;
-    t->inline_depth = s->inline_depth;
-    t->active = s->active;
-    t->alist = s->alist;
-    t->dhead = s->dhead;
-    t->dtail = s->dtail;
-    t->inline_head = s->inline_head;
-    t->inline_tail = s->inline_tail;
-    t->fiber = s->fiber;
-    *s = mine;
+    /* By 16-byte words: half the moves of a field-by-field copy. */
+    unsigned char mine[sizeof *s], theirs[sizeof *s];
+    memcpy(mine, &t->ctx, sizeof mine);
+    memcpy(theirs, s, sizeof theirs);
+    memcpy(&t->ctx, theirs, sizeof theirs);
+    memcpy(s, mine, sizeof mine);
 }
 
 /* Scheduler side: runs FB until it switches out; returns its action. */
@@ -454,7 +432,7 @@ static void watch_fire(fut_cont_t *c, fut_t *f)
 static struct fut_fiber *fiber_init(void *lo, size_t size, fut_t *f,
                                     fut_task_fn fn, void *arg)
 {
-    uintptr_t top = (uintptr_t)lo + size;
+    uintptr_t top = fut__stack_top(lo, size); /* coloured: fiber_ctx.h */
     struct fut_fiber *fb =
         (struct fut_fiber *)((top - sizeof *fb) & ~(uintptr_t)63);
     fb->fut = f;
@@ -468,7 +446,8 @@ static struct fut_fiber *fiber_init(void *lo, size_t size, fut_t *f,
     fb->arg = arg;
     fb->stack_lo = lo;
     fb->stack_size = size;
-    fb->saved = (struct ctx_tls){.cur_ex = f->ex, .cur_fut = f, .fiber = fb};
+    fb->saved =
+        (struct fut_tls_ctx){.cur_ex = f->ex, .cur_fut = f, .fiber = fb};
 #ifdef FUT_ASAN
     fb->fake_fiber = fb->fake_sched = NULL;
 #endif
