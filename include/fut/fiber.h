@@ -28,7 +28,7 @@
  * Stacks come from a pool and go back to it when the fiber ends, so a
  * steady stream of fibers makes no system call for stacks.  At rest a
  * suspended fiber uses the stack pages it touched (one or two for shallow
- * code: 8.3 KiB measured, docs/BENCHMARKS.md, "Fibers") and a 128-byte
+ * code: 4.3 KiB measured, docs/BENCHMARKS.md, "Fibers") and a 128-byte
  * block for its wait. */
 #ifndef FUT_FIBER_H
 #define FUT_FIBER_H
