@@ -88,6 +88,9 @@ static uint32_t internal_holds(const fut_t *s)
     case FK_CATCH: /* or its follow node */
     case FK_FINALLY:
         return 1;
+    case FK_FIBER: /* the fiber's own, until it settled F, or its follow
+                      node */
+        return 1;
     case FK_PLAIN: /* the promise handle */
         return hold == 1 ? 1 : 0;
     case FK_DELAY:

@@ -2,9 +2,12 @@
  * shutdown of fibers left suspended (the stack and the switch are in
  * fiber_stack.c and fiber_ctx.c).
  *
- * A fiber runs as tasks of its executor: each run is a fut_async task
- * (resume_task) that switches to the fiber's stack and comes back when the
- * fiber suspends, yields or ends.  The thread's per-context state in
+ * A fiber runs as tasks of its executor: its future is of its own kind
+ * (FK_FIBER), and each run is that future's task, submitted again for the
+ * next run (at most one is ever queued: the park word below decides who
+ * submits it), which switches to the fiber's stack and comes back when the
+ * fiber suspends, yields or ends.  So a fiber costs one block (its future)
+ * and a stack from the thread's cache, and its wake never needs memory.  The thread's per-context state in
  * fut__tls (current executor and future, the continuation and inline
  * trampolines' queues, the current fiber) is swapped with the fiber's own
  * copy around each run, so the fiber's frames and the scheduler's never
@@ -33,7 +36,7 @@
  *           RUN with sequence + 1 and its reason.  One claim wins per
  *           wait; a node of an older wait finds another sequence number
  *           and does nothing.  A winner that took PARKED resumes the fiber
- *           (a new resume_task on its executor); one that took ARMED
+ *           (submits its future's task again); one that took ARMED
  *           leaves that to the failing commit.
  *
  * Every change is a CAS on this one word (acq_rel), so the arm, the
@@ -43,7 +46,10 @@
  * executor's destroy took the fiber: every wait returns FUT_ESHUTDOWN),
  * DONE (the fiber's function returned: a late cancel has nothing to wake).
  *
- * LIFETIME.  A fiber lives at the top of its own stack.  Its references:
+ * LIFETIME.  A fiber lives at the top of its own stack.  It holds one
+ * reference on its future, dropped once it settled it (so the task being
+ * resubmitted always lies in a live block; the future's own count has no
+ * executor's hold for a fiber).  The fiber's references:
  * one for its life (dropped by the scheduler after the last switch out),
  * one for the node on its own future's list (the cancel watch, hung at
  * the fiber's first wait: a cancel before that is seen by the wait's own
@@ -55,14 +61,22 @@
  * (executor.c: a refused submit).
  *
  * SHUTDOWN.  Fibers of a non-static executor are listed in its struct
- * (ex->fibers, under ex->fiber_lock): added by fut_fiber, removed when they
- * end.  fut_executor_destroy, after the executor's own destroy has run or
- * dropped every task and joined its threads, calls fut__fibers_shutdown:
- * it takes each fiber still listed, claims it with SHUT (a suspended one,
- * or one whose resume task was dropped or refused) and runs it to its end
- * right there, on the destroying thread, with no current executor. */
+ * (ex->fibers, under ex->fiber_lock) from their first wait or yield (the
+ * first time they switch out other than by ending) until they end; a fiber
+ * that runs straight through never takes the lock.  One that never ran
+ * needs no list: its executor's destroy drops its first run
+ * (fut_task_drop), which settles it FUT_ESHUTDOWN, and a refused first
+ * submit fails it in fut_fiber.  fut_executor_destroy, after the
+ * executor's own destroy has run or dropped every task and joined its
+ * threads, calls fut__fibers_shutdown: it takes each fiber still listed,
+ * claims it with SHUT (a suspended one, or one whose run was dropped or
+ * refused) and runs it to its end right there, on the destroying thread,
+ * with no current executor.  A fiber that finds the list closed when it
+ * first switches out (nothing of its executor runs any more) gets SHUT
+ * instead: its wait returns FUT_ESHUTDOWN, its yield returns at once. */
 #include <sched.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "fiber_ctx.h"
 #include "internal.h"
@@ -95,19 +109,6 @@ enum { R_SETTLED = 0, R_TIMEDOUT, R_CANCELED, R_SHUTDOWN, R_NOMEM };
 /* What the fiber asked for when it switched out. */
 enum { A_PARK = 1, A_YIELD, A_DONE };
 
-/* The per-context part of fut__tls, swapped around each run. */
-struct ctx_tls {
-    fut_executor_t *cur_ex;
-    fut_t *cur_fut;
-    int firing;
-    int inline_depth;
-    fut_t *active;
-    fut_cont_t *alist;
-    fut_t *dhead, *dtail;
-    fut_task_t *inline_head, *inline_tail;
-    struct fut_fiber *fiber;
-};
-
 struct fut_fiber {
     fut__ctx_t ctx;     /* the fiber's context while it is switched out */
     fut__ctx_t *back;   /* the scheduler's, during a run */
@@ -121,14 +122,13 @@ struct fut_fiber {
     fut_task_fn fn;
     void *arg;
     fut_result_t result; /* what fn returned, settled by the scheduler */
-    fut_t *runner;       /* its next run, made ahead: see runner_new */
-    fut_t *fut;          /* the fiber's future (one reference) */
-    fut_promise_t *promise;
+    fut_t *fut; /* the fiber's future, FK_FIBER (one reference): its task
+                   is the fiber's next run */
     void *stack_lo;
     size_t stack_size;
     fut_cont_t watch; /* on fut's list: the cancel watch */
     struct fut_fiber *reg_next, *reg_prev;
-    struct ctx_tls saved; /* the other side's fut__tls part */
+    struct fut_tls_ctx saved; /* the other side's part of fut__tls */
 #ifdef FUT_ASAN
     void *fake_fiber, *fake_sched;
     const void *sched_bottom;
@@ -216,6 +216,17 @@ static void unlink_locked(struct fut_fiber *fb)
     fb->registered = false;
 }
 
+/* Lists FB, running, before it first switches out other than by ending
+ * (see SHUTDOWN); false if the list is closed: FB is then marked SHUT. */
+static bool listed(struct fut_fiber *fb)
+{
+    if (fb->registered || reg_add(fb))
+        return true;
+    /* acq_rel, as every change of the park word. */
+    atomic_fetch_or_explicit(&fb->park, P_SHUT, memory_order_acq_rel);
+    return false;
+}
+
 /* True if FB was listed (and now is not): the caller owns its end. */
 static bool reg_remove(struct fut_fiber *fb)
 {
@@ -232,24 +243,14 @@ static bool reg_remove(struct fut_fiber *fb)
 
 /* ---- switching ------------------------------------------------------------ */
 
-static void tls_swap(struct fut_tls *t, struct ctx_tls *s)
+static void tls_swap(struct fut_tls *t, struct fut_tls_ctx *s)
 {
-    struct ctx_tls mine = {t->cur_ex,      t->cur_fut,     t->firing,
-                           t->inline_depth, t->active,     t->alist,
-                           t->dhead,        t->dtail,      t->inline_head,
-                           t->inline_tail,  t->fiber};
-    t->cur_ex = s->cur_ex;
-    t->cur_fut = s->cur_fut;
-    t->firing = s->firing;
-    t->inline_depth = s->inline_depth;
-    t->active = s->active;
-    t->alist = s->alist;
-    t->dhead = s->dhead;
-    t->dtail = s->dtail;
-    t->inline_head = s->inline_head;
-    t->inline_tail = s->inline_tail;
-    t->fiber = s->fiber;
-    *s = mine;
+    /* By 16-byte words: half the moves of a field-by-field copy. */
+    unsigned char mine[sizeof *s], theirs[sizeof *s];
+    memcpy(mine, &t->ctx, sizeof mine);
+    memcpy(theirs, s, sizeof theirs);
+    memcpy(&t->ctx, theirs, sizeof theirs);
+    memcpy(s, mine, sizeof mine);
 }
 
 /* Scheduler side: runs FB until it switches out; returns its action. */
@@ -314,60 +315,31 @@ static void fiber_main(void *arg)
 
 /* ---- running ---------------------------------------------------------- */
 
-static fut_result_t resume_task(void *arg);
-
-/* A run of FB made ahead, when it waits or yields, so that waking it
- * never needs memory (a wake that found none would leave FB suspended
- * for good).  NULL on no memory. */
-static fut_t *runner_new(struct fut_fiber *fb)
-{
-    fut_t *r = fut__new_block(FK_ASYNC, 2); /* ours, the executor's hold */
-    if (!r)
-        return NULL;
-    r->ex = fb->ex;
-    r->u.call.fn.task = resume_task;
-    r->u.call.arg = fb;
-    return r;
-}
-
-/* Drops a run made ahead that was not needed (never submitted). */
-static void runner_drop(struct fut_fiber *fb)
-{
-    fut_t *r = fb->runner;
-    if (r) {
-        fb->runner = NULL;
-        fut_release(r);
-        fut_release(r);
-    }
-}
-
-/* Hands FB's prepared run to its executor, as fut_async would.  A refused
- * run (the executor is shutting down) leaves FB to fut__fibers_shutdown. */
+/* Hands FB's next run (its future's task) to its executor.  A refused run
+ * (the executor is shutting down) leaves FB, listed, to
+ * fut__fibers_shutdown. */
 static void schedule(struct fut_fiber *fb)
 {
-    fut_t *r = fb->runner;
-    fb->runner = NULL;
-    int rc = fut__ex_submit(r->ex, &r->task);
-    if (rc) {
-        fut__settle_err(r, FUT_REJECTED, rc);
-        fut_release(r); /* the hold the executor refused */
-    }
-    fut_release(r);
+    (void)fut__ex_submit(fb->ex, &fb->fut->task);
 }
 
 /* The fiber returned: settle its future, let go of it.  Scheduler side. */
 static void finish(struct fut_fiber *fb)
 {
     /* acq_rel RMW on the park word: a cancel watch firing later sees DONE
-     * (it has nothing to wake). */
-    atomic_fetch_or_explicit(&fb->park, P_DONE, memory_order_acq_rel);
+     * (it has nothing to wake).  No watch, no list: nobody else looks. */
+    if (fb->watching)
+        atomic_fetch_or_explicit(&fb->park, P_DONE, memory_order_acq_rel);
 #ifdef FUT_TSAN
     __tsan_destroy_fiber(fb->tsan_fiber);
 #endif
-    reg_remove(fb);
+    /* Unlocked look: only fut__fibers_shutdown, which runs FB on this very
+     * thread, clears it concurrently with nothing. */
+    if (fb->registered)
+        reg_remove(fb);
     fut_t *f = fb->fut;
     /* A cancelled fiber's value is disposed here (its destructor runs). */
-    fut_promise_settle(fb->promise, fb->result);
+    fut__settle(f, &fb->result);
     fut_release(f);
     fiber_release(fb);
 }
@@ -403,10 +375,18 @@ static void run(struct fut_fiber *fb)
     }
 }
 
-static fut_result_t resume_task(void *arg)
+void fut__fiber_run(fut_t *f)
 {
-    run(arg);
-    return fut_ok(NULL);
+    run(f->u.call.arg);
+}
+
+void fut__fiber_drop(fut_t *f)
+{
+    struct fut_fiber *fb = f->u.call.arg;
+    /* A started fiber's dropped run: FB is listed (it switched out), so
+     * fut__fibers_shutdown, which comes next, runs it to its end. */
+    if (!fb->started)
+        fail_unstarted(fb, FUT_ESHUTDOWN);
 }
 
 /* Claims FB's current wait for REASON (only wait number SEQ unless ANY):
@@ -448,32 +428,26 @@ static void watch_fire(fut_cont_t *c, fut_t *f)
     fiber_release(fb);
 }
 
-static struct fut_fiber *fiber_new(fut_executor_t *ex, size_t size,
-                                   fut_task_fn fn, void *arg)
+/* Lays FB out at the top of the stack [LO, LO + SIZE), for future F. */
+static struct fut_fiber *fiber_init(void *lo, size_t size, fut_t *f,
+                                    fut_task_fn fn, void *arg)
 {
-    void *lo = fut__stack_get(size);
-    if (!lo)
-        return NULL;
-    uintptr_t top = (uintptr_t)lo + size;
+    uintptr_t top = fut__stack_top(lo, size); /* coloured: fiber_ctx.h */
     struct fut_fiber *fb =
         (struct fut_fiber *)((top - sizeof *fb) & ~(uintptr_t)63);
-    fb->fut = fut_promise_new(&fb->promise);
-    if (fb->fut == &fut__enomem) {
-        fut__stack_put(lo, size);
-        return NULL;
-    }
+    fb->fut = f;
     atomic_init(&fb->park, 0);
-    atomic_init(&fb->refs, 2); /* life, fut_fiber's call */
-    fb->runner = NULL;
+    atomic_init(&fb->refs, 1); /* life */
     fb->action = 0;
     fb->started = fb->watching = fb->registered = false;
-    fb->ex = ex;
-    fut__ex_retain(ex);
+    fb->ex = f->ex;
+    fut__ex_retain(f->ex);
     fb->fn = fn;
     fb->arg = arg;
     fb->stack_lo = lo;
     fb->stack_size = size;
-    fb->saved = (struct ctx_tls){.cur_ex = ex, .cur_fut = fb->fut, .fiber = fb};
+    fb->saved =
+        (struct fut_tls_ctx){.cur_ex = f->ex, .cur_fut = f, .fiber = fb};
 #ifdef FUT_ASAN
     fb->fake_fiber = fb->fake_sched = NULL;
 #endif
@@ -490,10 +464,8 @@ static void fail_unstarted(struct fut_fiber *fb, int err)
 #ifdef FUT_TSAN
     __tsan_destroy_fiber(fb->tsan_fiber);
 #endif
-    atomic_fetch_or_explicit(&fb->park, P_DONE, memory_order_acq_rel);
-    reg_remove(fb);
     fut_t *f = fb->fut;
-    fut_promise_settle(fb->promise, fut_fail(err));
+    fut__settle_err(f, FUT_REJECTED, err); /* false: cancelled first */
     fut_release(f);
     fiber_release(fb);
 }
@@ -506,22 +478,24 @@ fut_t *fut_fiber(fut_executor_t *ex, fut_task_fn fn, void *arg,
     size_t size = fut__stack_size(opts ? opts->stack_size : 0);
     if (!size)
         return fut__rejected(FUT_EINVAL);
-    struct fut_fiber *fb = fiber_new(ex, size, fn, arg);
-    if (!fb)
+    void *lo = fut__stack_get(size);
+    if (!lo)
         return &fut__enomem;
-    fut_t *f = fut_retain(fb->fut); /* the caller's */
-    if (!reg_add(fb)) {
-        fail_unstarted(fb, FUT_ESHUTDOWN);
-        fiber_release(fb);
-        return f;
+    fut_t *f = fut__new_block(FK_FIBER, 2); /* the caller's, the fiber's */
+    if (!f) {
+        fut__stack_put(lo, size);
+        return &fut__enomem;
     }
-    fut_t *r = fut_async(ex, resume_task, fb);
-    int rc = fut_state(r) == FUT_REJECTED ? fut_error(r) : 0;
-    fut_release(r);
-    /* Refused: ours to fail, unless a destroy's shutdown took it first. */
-    if (rc && reg_remove(fb))
-        fail_unstarted(fb, rc);
-    fiber_release(fb);
+    f->ex = ex;
+    f->u.call.fn.task = fn;
+    f->u.call.arg = fiber_init(lo, size, f, fn, arg);
+    /* As fut_async: from a task of EX itself, no guard (executor.c).
+     * Once submitted, the fiber may run and end on another thread: only
+     * F, the caller's reference, is touched after. */
+    int rc = fut__tls.cur_ex == ex ? ex->ops->submit(ex->impl, &f->task)
+                                   : fut__ex_submit(ex, &f->task);
+    if (rc)
+        fail_unstarted(f->u.call.arg, rc);
     return f;
 }
 
@@ -604,15 +578,12 @@ static int park_on(struct fut_fiber *fb, fut_t *f, int64_t timeout_ns)
         atomic_fetch_add_explicit(&fb->refs, 1, memory_order_relaxed);
         fut__attach(fb->fut, &fb->watch);
     }
-    fb->runner = runner_new(fb);
-    if (!fb->runner)
-        return FUT_ENOMEM;
+    if (!listed(fb))
+        return FUT_ESHUTDOWN;
     uint64_t p = atomic_load_explicit(&fb->park, memory_order_acquire);
     int err = arm(fb, &p);
-    if (err) {
-        runner_drop(fb);
+    if (err)
         return err;
-    }
     uint64_t seq = P_SEQ(p);
     fut_t *delay = NULL;
     bool ok = hang(fb, f, seq, false);
@@ -626,7 +597,6 @@ static int park_on(struct fut_fiber *fb, fut_t *f, int64_t timeout_ns)
         P_RUN)
         switch_out(fb, A_PARK);
     p = atomic_load_explicit(&fb->park, memory_order_acquire);
-    runner_drop(fb); /* not used: claimed before the commit, or shut down */
     if (delay) {
         fut_cancel(delay);
         fut_release(delay);
@@ -678,8 +648,7 @@ void fut_yield(void)
     if (!fb || !at_fiber_base(t, fb) ||
         (atomic_load_explicit(&fb->park, memory_order_acquire) & P_SHUT))
         return;
-    fb->runner = runner_new(fb);
-    if (fb->runner) /* no memory: no yield */
+    if (listed(fb))
         switch_out(fb, A_YIELD);
 }
 
@@ -700,9 +669,6 @@ void fut__fibers_shutdown(fut_executor_t *ex)
         /* Suspended: claim it.  Not suspended: its run was dropped or
          * refused (nothing of EX runs any more); mark it all the same. */
         claim(fb, 0, true, R_SHUTDOWN, P_SHUT);
-        if (fb->started)
-            run(fb);
-        else
-            fail_unstarted(fb, FUT_ESHUTDOWN);
+        run(fb); /* listed: it has run (SHUTDOWN) */
     }
 }

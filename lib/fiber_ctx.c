@@ -126,7 +126,8 @@ void fut__ctx_make(fut__ctx_t *ctx, void *lo, size_t size,
 
 /* fut__ctx_swap(from = x0, to = x1).  The saved frame, 176 bytes from the
  * stack pointer up: x19..x30 in pairs (x29 frame pointer, x30 the return
- * address), d8..d15, FPCR. */
+ * address), d8..d15, FPCR.  Run under qemu-aarch64 by `scons test`
+ * (check:aarch64-switch, tests/arch/switch_aarch64.c). */
 __asm__(".text\n"
         ".globl fut__ctx_swap\n"
         ".hidden fut__ctx_swap\n"

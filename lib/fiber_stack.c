@@ -47,16 +47,38 @@ void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
 #define CACHE 32
 #define CLASSES 15 /* 16 KiB << 0 .. 14: FUT_FIBER_STACK_MIN .. MAX */
 
+/* A free stack's link, just below the top a fiber uses (fut__stack_top):
+ * on the page and the cache lines a fiber touches first (its struct and
+ * first frames lie there), so taking a stack off a list touches no other
+ * page. */
 struct free_stack {
-    struct free_stack *next; /* written at the stack's lowest address */
+    struct free_stack *next;
 };
+
+static struct free_stack *link_of(void *lo, size_t size)
+{
+    return (struct free_stack *)fut__stack_top(lo, size) - 1;
+}
+
+/* link_of's inverse: a stack's end is page-aligned and its top lies less
+ * than a page below it, so rounding the top up finds the end. */
+static void *lo_of(struct free_stack *s, size_t size)
+{
+    uintptr_t end = ((uintptr_t)(s + 1) + 4095) & ~(uintptr_t)4095;
+    return (void *)(end - size);
+}
 
 static pthread_mutex_t lists_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct free_stack *lists[CLASSES]; /* shared, under lists_lock */
 static _Atomic int guard_by_madvise = 1;  /* cleared on an old kernel */
 
-static _Thread_local struct free_stack *cache;
-static _Thread_local int cache_n;
+/* initial-exec, as fut__tls: no __tls_get_addr call in the shared library. */
+static _Thread_local struct free_stack *cache
+    __attribute__((tls_model("initial-exec")));
+static _Thread_local int cache_n __attribute__((tls_model("initial-exec")));
+/* The flush is registered (cache_key set): only then may put keep one. */
+static _Thread_local bool cache_keyed
+    __attribute__((tls_model("initial-exec")));
 static pthread_key_t cache_key;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 
@@ -116,9 +138,10 @@ static bool grow(struct free_stack **list, size_t size)
     if (ok < n) /* out of map entries: keep the guarded ones */
         munmap(m + ok * slot, (n - ok) * slot);
     for (size_t i = 0; i < ok; i++) {
-        struct free_stack *s = (struct free_stack *)(m + i * slot + PAGE);
+        char *lo = m + i * slot + PAGE;
+        struct free_stack *s = link_of(lo, size);
 #ifdef FUT_VALGRIND
-        VALGRIND_STACK_REGISTER((char *)s, (char *)s + size);
+        VALGRIND_STACK_REGISTER(lo, lo + size);
 #endif
         s->next = *list;
         *list = s;
@@ -138,6 +161,7 @@ static void cache_flush(void *unused)
         lists[c] = s;
     }
     cache_n = 0;
+    cache_keyed = false; /* the key's value is NULL again */
     pthread_mutex_unlock(&lists_lock);
 }
 
@@ -165,39 +189,60 @@ static int take_shared(size_t size, struct free_stack **out, int want)
     return got;
 }
 
-void *fut__stack_get(size_t size)
+/* A stack off a list, ready to run on; NULL stays NULL. */
+static void *ready(struct free_stack *s, size_t size)
 {
-    struct free_stack *s = NULL;
-    if (size == FUT_FIBER_STACK_DEFAULT) {
-        if (!cache) {
-            pthread_once(&cache_once, make_key);
-            pthread_setspecific(cache_key, &cache); /* any non-NULL */
-            cache_n = take_shared(size, &cache, CACHE / 2);
-        }
-        s = cache;
-        if (s) {
-            cache = s->next;
-            cache_n--;
-        }
-    } else {
-        take_shared(size, &s, 1);
-    }
+    if (!s)
+        return NULL;
+    void *lo = lo_of(s, size);
 #ifdef FUT_ASAN
     /* A recycled stack may keep poison from frames of its last fiber. */
-    if (s)
-        __asan_unpoison_memory_region(s, size);
+    __asan_unpoison_memory_region(lo, size);
 #endif
-    return s;
+    return lo;
 }
 
-void fut__stack_put(void *lo, size_t size)
+/* The thread's first stack, or one of another size, or an empty cache. */
+static __attribute__((noinline)) void *get_slow(size_t size)
 {
-    struct free_stack *s = lo;
+    struct free_stack *s = NULL;
+    if (size != FUT_FIBER_STACK_DEFAULT) {
+        take_shared(size, &s, 1);
+        return ready(s, size);
+    }
+    if (!cache_keyed) {
+        pthread_once(&cache_once, make_key);
+        pthread_setspecific(cache_key, &cache); /* any non-NULL */
+        cache_keyed = true;
+    }
+    cache_n = take_shared(size, &cache, CACHE / 2);
+    s = cache;
+    if (s) {
+        cache = s->next;
+        cache_n--;
+    }
+    return ready(s, size);
+}
+
+void *fut__stack_get(size_t size)
+{
+    struct free_stack *s = cache;
+    if (FUT__LIKELY(size == FUT_FIBER_STACK_DEFAULT && s)) {
+        cache = s->next;
+        cache_n--;
+        return ready(s, size);
+    }
+    return get_slow(size);
+}
+
+static __attribute__((noinline)) void put_slow(struct free_stack *s,
+                                               size_t size)
+{
     if (size == FUT_FIBER_STACK_DEFAULT && cache_n < CACHE) {
-        if (!cache) { /* a thread that never got one: register the flush */
-            pthread_once(&cache_once, make_key);
-            pthread_setspecific(cache_key, &cache);
-        }
+        /* A thread that never got one: register the flush. */
+        pthread_once(&cache_once, make_key);
+        pthread_setspecific(cache_key, &cache);
+        cache_keyed = true;
         s->next = cache;
         cache = s;
         cache_n++;
@@ -208,4 +253,17 @@ void fut__stack_put(void *lo, size_t size)
     s->next = lists[c];
     lists[c] = s;
     pthread_mutex_unlock(&lists_lock);
+}
+
+void fut__stack_put(void *lo, size_t size)
+{
+    struct free_stack *s = link_of(lo, size);
+    if (FUT__LIKELY(size == FUT_FIBER_STACK_DEFAULT && cache_keyed &&
+                    cache_n < CACHE)) {
+        s->next = cache;
+        cache = s;
+        cache_n++;
+        return;
+    }
+    put_slow(s, size);
 }

@@ -195,7 +195,7 @@ static fut_t *destroy_parts(fut_t *f)
 static __attribute__((noinline)) void destroy_chain(fut_t *f)
 {
     do
-        if (f->vkind != VK_PTR_OWNS && f->kind <= FK_ASYNC && f->flags == 0) {
+        if (f->vkind != VK_PTR_OWNS && f->kind <= FK_FIBER && f->flags == 0) {
             free_block(f); /* destroy()'s inline case */
             return;
         }
@@ -209,15 +209,16 @@ static __attribute__((noinline)) void destroy_slow(fut_t *f)
         destroy_chain(next);
 }
 
-/* The last release.  Inline for the common block (a task's or a promise's
- * future with no destructor to run, nothing borrowed, no executor
+/* The last release.  Inline for the common block (a task's, a fiber's or
+ * a promise's future with no destructor to run, nothing borrowed, no executor
  * reference): mark it dead and free it; everything else goes to
  * destroy_slow.  (A dtor is set only with a pointer value, and dropped if
  * the value lost to a cancel: fut__settle.) */
 static inline void destroy(fut_t *f)
 {
-    _Static_assert(FK_PLAIN == 0 && FK_ASYNC == 1, "kind <= FK_ASYNC below");
-    if (FUT__LIKELY(f->vkind != VK_PTR_OWNS && f->kind <= FK_ASYNC &&
+    _Static_assert(FK_PLAIN == 0 && FK_ASYNC == 1 && FK_FIBER == 2,
+                   "kind <= FK_FIBER below");
+    if (FUT__LIKELY(f->vkind != VK_PTR_OWNS && f->kind <= FK_FIBER &&
                     f->flags == 0)) {
         free_block(f);
         return;
@@ -933,6 +934,10 @@ static void drop_ex_ref(fut_t *f)
 void fut_task_run(fut_task_t *task)
 {
     fut_t *f = FUT__CONTAINER(task, fut_t, task);
+    if (FUT__UNLIKELY(f->kind == FK_FIBER)) {
+        fut__fiber_run(f); /* the fiber holds F: no executor's hold */
+        return;
+    }
     if (FUT__LIKELY(!fut__closed(f)) || f->kind == FK_FINALLY) {
         fut_result_t r = call(f);
         settle_ran(f, &r);
@@ -997,8 +1002,9 @@ const void *fut_task_fn_addr(const fut_task_t *task)
     if (!task)
         return NULL;
     const fut_t *f = FUT__CONTAINER(task, fut_t, task);
-    return f->kind == FK_ASYNC ? (const void *)(uintptr_t)f->u.call.fn.task
-                               : (const void *)(uintptr_t)f->u.call.fn.then;
+    return f->kind == FK_ASYNC || f->kind == FK_FIBER
+               ? (const void *)(uintptr_t)f->u.call.fn.task
+               : (const void *)(uintptr_t)f->u.call.fn.then;
 }
 
 /* A dropped finally still runs its callback, here, on the thread that
@@ -1006,6 +1012,10 @@ const void *fut_task_fn_addr(const fut_task_t *task)
 void fut_task_drop(fut_task_t *task)
 {
     fut_t *f = FUT__CONTAINER(task, fut_t, task);
+    if (f->kind == FK_FIBER) {
+        fut__fiber_drop(f); /* fiber.c: it settles F */
+        return;
+    }
     if (f->kind == FK_FINALLY) {
         fut_result_t r = call_on(f, NULL);
         settle_ran(f, &r);

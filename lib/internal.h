@@ -42,6 +42,9 @@ typedef fut_kit_watch_t fut_cont_t;
 enum fut_kind {
     FK_PLAIN = 0, /* promise or fut_ready: settled from outside */
     FK_ASYNC,     /* runs call.fn.task(call.arg) */
+    FK_FIBER,     /* a fiber's future; its task is each run of the fiber
+                     (fiber.c): call.fn.task is the fiber's function (stall
+                     reports name it), call.arg its struct fut_fiber */
     FK_THEN,      /* runs call.fn.then on fulfilment */
     FK_CATCH,     /* ... on rejection or cancellation */
     FK_FINALLY,   /* ... on any outcome */
@@ -216,17 +219,34 @@ int fut__ex_destroy_forked(fut_executor_t *ex);
 void fut__timer_fork(enum fut_fork_phase phase);
 void fut__alloc_fork(enum fut_fork_phase phase);
 
-/* ---- per-thread context ------------------------------------------------- */
+/* ---- per-thread context -------------------------------------------------
+ * The part of it that belongs to the code running (the scheduler's frames
+ * or a fiber's), which fiber.c swaps as one struct around each run of a
+ * fiber (struct fut_tls_ctx), and is named field by field everywhere else
+ * (an anonymous member of struct fut_tls).  Listed once, here. */
+#define FUT__TLS_CTX_FIELDS                                                    \
+    fut_executor_t *cur_ex; /* executor whose task this thread runs */         \
+    fut_t *cur_fut;         /* the future of that task or callback */          \
+    int firing;             /* inside run_conts: defer nested lists */         \
+    int inline_depth;       /* inline executor's trampoline (inline.c) */      \
+    fut_t *active;          /* the future whose list is being fired */         \
+    fut_cont_t *alist;      /* what is left of that list */                    \
+    fut_t *dhead, *dtail;   /* deferred completions (FIFO) */                  \
+    fut_task_t *inline_head, *inline_tail; /* inline.c's queue */              \
+    struct fut_fiber *fiber; /* the fiber this thread runs: fiber.c */
+struct fut_tls_ctx {
+    FUT__TLS_CTX_FIELDS
+};
 struct fut_tls {
-    fut_executor_t *cur_ex;  /* executor whose task this thread runs */
-    fut_t *cur_fut;          /* the future of that task or callback */
-    fut_t *owed;             /* a taken task's hold not yet released:
-                                future.c, fut__run_taken */
-    fut_t *claiming;         /* future this thread claimed and acts for */
-    int firing;           /* inside run_conts: defer nested lists */
-    fut_t *active;        /* the future whose list is being fired */
-    fut_cont_t *alist;    /* what is left of that list */
-    fut_t *dhead, *dtail; /* deferred completions (FIFO) */
+    union {
+        struct fut_tls_ctx ctx; /* fiber.c's swap */
+        struct {
+            FUT__TLS_CTX_FIELDS
+        };
+    };
+    fut_t *owed;     /* a taken task's hold not yet released:
+                        future.c, fut__run_taken */
+    fut_t *claiming; /* future this thread claimed and acts for */
     void *slab;           /* free 128-byte blocks: alloc.c */
     int slab_n;           /* about how many (may dip below 0) */
     int slab_registered;
@@ -237,10 +257,6 @@ struct fut_tls {
     unsigned rbatch_n;
     fut_t *quar_head, *quar_tail; /* FUT_DEBUG: released futures, kept */
     unsigned quar_n;
-    /* inline executor's trampoline (lib/inline.c) */
-    int inline_depth;
-    fut_task_t *inline_head, *inline_tail;
-    struct fut_fiber *fiber; /* the fiber this thread runs: fiber.c */
     struct fut_guard_slot *gslot; /* guarded calls' slot: guard.c */
     int gslot_off;                /* no slot (exiting): the counter */
 };
@@ -477,11 +493,15 @@ extern fut_executor_t fut__inline;
 void fut__inline_drain(void);
 
 /* ---- fibers (fiber.c) ----------------------------------------------------
- * fut_wait's suspending path, taken when fut__tls.fiber is set; and the
- * last run of EX's suspended fibers, by fut_executor_destroy once EX's own
- * destroy has returned. */
+ * fut_wait's suspending path, taken when fut__tls.fiber is set; the last
+ * run of EX's suspended fibers, by fut_executor_destroy once EX's own
+ * destroy has returned; and the runs of a fiber (FK_FIBER). */
 int fut__fiber_wait(fut_t *f, int64_t timeout_ns);
 void fut__fibers_shutdown(fut_executor_t *ex);
+/* fut_task_run and fut_task_drop of FK_FIBER F's task: a run of the fiber,
+ * or its executor letting the run go.  Neither drops a reference of F. */
+void fut__fiber_run(fut_t *f);
+void fut__fiber_drop(fut_t *f);
 
 /* ---- combinators (combinators.c) ---------------------------------------- */
 void fut__comb_destroy(fut_t *f);

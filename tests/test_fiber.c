@@ -882,8 +882,8 @@ static void *refuse_alloc(size_t n)
     return NULL;
 }
 
-/* Once a fiber is suspended, waking it needs no memory: its run was made
- * when it suspended.  (Installing an allocator empties the thread's cached
+/* Once a fiber is suspended, waking it needs no memory: its next run is
+ * its own future's task.  (Installing an allocator empties the thread's cached
  * blocks, so here every allocation fails.) */
 static void test_wake_needs_no_memory(void **state)
 {

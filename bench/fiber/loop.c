@@ -1,6 +1,7 @@
 /* bench/fiber/loop -- fibers on the event loop.
  *
- *   fiber_loop [n] [runs]      defaults: n = 100000, runs = 5
+ *   fiber_loop [n] [runs] [spawn|pingpong]
+ *                              defaults: n = 100000, runs = 5, both
  *
  * bench=fiber_spawn   spawn and finish an empty fiber on the loop (a loop
  *                     task spawns them 16 at a time, queued behind the
@@ -15,6 +16,7 @@
 #define _GNU_SOURCE
 #include <fut.h>
 #include <stdbool.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -259,12 +261,18 @@ int main(int argc, char **argv)
 {
     long n = 100000;
     int runs = 5;
-    if (parse_args(argc, argv, &n, &runs))
+    const char *only = argc > 3 ? argv[3] : NULL;
+    if (parse_args(argc > 3 ? 3 : argc, argv, &n, &runs) ||
+        (only && strcmp(only, "spawn") && strcmp(only, "pingpong")))
         return 2;
     summary_t s[3];
     double (*spawn[2])(long) = {spawn_fiber, spawn_async};
-    interleave(spawn, 2, n, runs, s);
-    fiber_line("spawn", n, runs, "async", s[0], s[1]);
+    if (!only || !strcmp(only, "spawn")) {
+        interleave(spawn, 2, n, runs, s);
+        fiber_line("spawn", n, runs, "async", s[0], s[1]);
+    }
+    if (only && strcmp(only, "pingpong"))
+        return 0;
     double (*pp[3])(long) = {pp_fiber, pp_callback, pp_uv};
     interleave(pp, 3, n, runs, s);
     fiber_line("pingpong", n, runs, "callback", s[0], s[1]);

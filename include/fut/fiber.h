@@ -28,7 +28,7 @@
  * Stacks come from a pool and go back to it when the fiber ends, so a
  * steady stream of fibers makes no system call for stacks.  At rest a
  * suspended fiber uses the stack pages it touched (one or two for shallow
- * code: 8.3 KiB measured, docs/BENCHMARKS.md, "Fibers") and a 128-byte
+ * code: 4.3 KiB measured, docs/BENCHMARKS.md, "Fibers") and a 128-byte
  * block for its wait. */
 #ifndef FUT_FIBER_H
 #define FUT_FIBER_H
@@ -62,7 +62,9 @@ typedef struct fut_fiber_opts {
  * around it) settles it at once, as for any task; the fiber itself goes
  * on: its current or next wait returns FUT_ECANCELED (and so does every
  * later one), fut_cancel_requested() is true inside it, and what FN then
- * returns is disposed (its destructor runs).
+ * returns is disposed (its destructor runs).  Like a task's future, it is
+ * also cancelled when a future waiting on it is cancelled and nothing else
+ * observes it (see fut_cancel).
  * Shutdown: when EX is destroyed with fibers still suspended, each is
  * resumed one last time by fut_executor_destroy, on the thread that called
  * it, with its wait returning FUT_ESHUTDOWN (and every later wait and

@@ -12,15 +12,16 @@
  * a timeout, a scope) also cancels each source it waits on that nothing
  * else observes, and so on down to the root: a queued task never runs, a
  * promise's cancel hook fires (the loop deregisters an fd wait), a timer is
- * removed.  "Waits on": a then/catch/finally's source, then what its
- * callback returned (fut_adopt/fut_forward); what an async task returned;
- * a timeout's input; a combinator's inputs; a scope's members.  "Nothing
- * else observes S": S is pending and nobody but the cancelled future holds
- * a reference to S or a continuation on it (an application handle, a
- * retained copy, another then, a waiter, another combinator all count).
- * It is decided when the cancel happens and costs nothing before.  A
- * source someone else holds is left alone, and fut_release never cancels:
- * fut_release(fut_then(...)) is still fire-and-forget. */
+ * removed, a fiber's wait returns FUT_ECANCELED.  "Waits on": a
+ * then/catch/finally's source, then what its callback returned
+ * (fut_adopt/fut_forward); what an async task returned; a timeout's input;
+ * a combinator's inputs; a scope's members.  "Nothing else observes S": S
+ * is pending and nobody but the cancelled future holds a reference to S or
+ * a continuation on it (an application handle, a retained copy, another
+ * then, a waiter, another combinator all count).  It is decided when the
+ * cancel happens and costs nothing before.  A source someone else holds is
+ * left alone, and fut_release never cancels: fut_release(fut_then(...)) is
+ * still fire-and-forget. */
 #ifndef FUT_FUTURE_H
 #define FUT_FUTURE_H
 
