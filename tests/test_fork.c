@@ -10,16 +10,26 @@
  * follow a child of a multi-threaded parent that starts threads (it stops
  * such a child, or, with die_after_fork=0, fails a check: "dup thread with
  * used id", as glibc gives the child's new thread a dead parent thread's
- * stack and so its pthread_t). */
+ * stack and so its pthread_t).
+ *
+ * Each fork waits first until every other thread of the parent sleeps
+ * (wait_parent_idle).  POSIX allows a child of a multi-threaded process
+ * only async-signal-safe calls; glibc's malloc goes further with fork
+ * handlers, but ASan's allocator in gcc 12 has none: a worker still inside
+ * malloc at the fork (say, in ASan's own thread start) leaves that lock
+ * held forever in the child, whose new workers then hang (seen in CI). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -42,12 +52,56 @@ static void put(report_t *r, long v)
         r->v[r->n++] = v;
 }
 
+/* True when every thread of this process but the caller is asleep (state
+ * S in /proc/self/task/TID/stat): none can be inside an allocator then. */
+static bool others_asleep(void)
+{
+    char self[32], path[300], buf[512];
+    snprintf(self, sizeof self, "%ld", (long)gettid());
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    bool asleep = true;
+    struct dirent *e;
+    while (asleep && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' || strcmp(e->d_name, self) == 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+        FILE *fp = fopen(path, "r");
+        if (fp == NULL)
+            continue; /* the thread has exited */
+        size_t n = fread(buf, 1, sizeof buf - 1, fp);
+        fclose(fp);
+        buf[n] = '\0';
+        const char *end = strrchr(buf, ')'); /* the name may hold spaces */
+        asleep = end != NULL && end[1] == ' ' && end[2] == 'S';
+    }
+    closedir(d);
+    return asleep;
+}
+
+/* Waits (10 s at most, then fails) until the parent's other threads have
+ * slept through two looks 2 ms apart. */
+static void wait_parent_idle(void)
+{
+    const struct timespec two_ms = {0, 2 * MS};
+    for (int tries = 0; tries < 5000; tries++) {
+        if (others_asleep()) {
+            nanosleep(&two_ms, NULL);
+            if (others_asleep())
+                return;
+        }
+        nanosleep(&two_ms, NULL);
+    }
+    fail_msg("the parent's threads did not go idle in 10 s");
+}
+
 /* Forks; the child runs FN(R, ARG), sends R and exits 0.  The parent gets
  * the report back and returns the child's wait status. */
 static int in_child(void (*fn)(report_t *, void *), void *arg, report_t *out)
 {
     int fds[2];
     assert_int_equal(pipe(fds), 0);
+    wait_parent_idle();
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
