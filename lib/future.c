@@ -78,16 +78,6 @@ fut_t fut__enomem = {
     .refs = 1,
 };
 
-fut_state_t fut__state_of(uintptr_t w)
-{
-    return (w & W_CLOSED) ? (fut_state_t)((w >> 2) & 3) : FUT_PENDING;
-}
-
-int fut__err_of(uintptr_t w)
-{
-    return (w & W_CLOSED) ? (int)(int32_t)(uint32_t)(w >> 32) : 0;
-}
-
 /* ---- firing continuations ---------------------------------------------- */
 
 static fut_cont_t *reverse(fut_cont_t *c)

@@ -22,6 +22,17 @@
 #define W_SETTLED(state, err)                                                  \
     (W_CLOSED | ((uintptr_t)(state) << 2) | ((uintptr_t)(uint32_t)(err) << 32))
 
+/* The outcome word W holds: FUT_PENDING and 0 while it is open. */
+static inline fut_state_t fut__state_of(uintptr_t w)
+{
+    return (w & W_CLOSED) ? (fut_state_t)((w >> 2) & 3) : FUT_PENDING;
+}
+
+static inline int fut__err_of(uintptr_t w)
+{
+    return (w & W_CLOSED) ? (int)(int32_t)(uint32_t)(w >> 32) : 0;
+}
+
 static inline uintptr_t load_word(const fut_t *f)
 {
     /* Pairs with the release in close_cas / the exchange in close_claimed:

@@ -342,7 +342,8 @@ void fut__misuse(const char *what, const void *f) __attribute__((noreturn));
 
 /* ---- futures (future.c, block.c, task.c) ------------------------------- */
 /* A new future of KIND with REFS references, or NULL on no memory.  Inline
- * for the hot makers (fut_async, fut_promise_new); fut__new for the rest. */
+ * for the hot makers (fut_async, chaining, fut_promise_new); fut__new for
+ * the rest. */
 static inline fut_t *fut__new_block(enum fut_kind kind, uint32_t refs)
 {
     fut_t *f = fut__alloc(sizeof *f);
@@ -374,8 +375,6 @@ static inline bool fut__closed(const fut_t *f)
     return (atomic_load_explicit(&((fut_t *)f)->word, memory_order_acquire) &
             2u) != 0;
 }
-fut_state_t fut__state_of(uintptr_t w);
-int fut__err_of(uintptr_t w);
 /* Settles F from a single writer (its task, its promise): 0 or
  * FUT_EALREADY, in which case R is disposed. */
 int fut__settle(fut_t *f, const fut_result_t *r);

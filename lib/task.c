@@ -54,7 +54,7 @@ static fut_result_t call_on(fut_t *f, fut_executor_t *ex)
     t->cur_ex = pex;
     t->cur_fut = pfut;
     if (FUT__UNLIKELY(t->owed != NULL))
-        pay_owed(t); /* a debt never outlives the task that made it */
+        fut__pay_owed(t); /* a debt never outlives the task that made it */
     return r;
 }
 
@@ -302,7 +302,8 @@ static fut_t *chain(fut_t *f, fut_executor_t *ex, fut_then_fn fn, void *arg,
         return fut__rejected(FUT_EINVAL);
     }
     bool private = can_run_private(ex) && fut__closed(f);
-    fut_t *d = fut__new(kind, private ? 1 : 2); /* the caller's, the node's */
+    fut_t *d =
+        fut__new_block(kind, private ? 1 : 2); /* the caller's, the node's */
     if (!d) {
         fut_release(f);
         return &fut__enomem;
