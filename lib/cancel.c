@@ -47,10 +47,10 @@
  * cancels S: if S settled first, the cancel fails and nothing happens.
  * S stays allocated while we look at it because F holds it and F's
  * reference is not released under us: a call kind's source is released
- * only by the thread that closed F other than by fut_cancel (future.c,
+ * only by the thread that closed F other than by fut_cancel (task.c,
  * drop_src), and we closed F; what F follows, a timeout's input, a
  * member's start result and a combinator's inputs are held until F goes.
- * (A cancelled chain thus keeps its sources until it goes; destroy_slow
+ * (A cancelled chain thus keeps its sources until it goes; fut__destroy_slow
  * frees a long one in a loop.)
  *
  * THE ONE DEKKER PAIR.  What an async task or a callback returns

@@ -248,7 +248,7 @@ struct fut_tls {
         };
     };
     fut_t *owed;     /* a taken task's hold not yet released:
-                        future.c, fut__run_taken */
+                        task.c, fut__run_taken */
     fut_t *claiming; /* future this thread claimed and acts for */
     void *slab;           /* free 128-byte blocks: alloc.c */
     int slab_n;           /* about how many (may dip below 0) */
@@ -343,9 +343,10 @@ void fut__misuse(const char *what, const void *f) __attribute__((noreturn));
             fut__misuse((what), (f));                                          \
     } while (0)
 
-/* ---- futures (future.c) ------------------------------------------------- */
+/* ---- futures (future.c, block.c, task.c) ------------------------------- */
 /* A new future of KIND with REFS references, or NULL on no memory.  Inline
- * for the hot makers (fut_async, fut_promise_new); fut__new for the rest. */
+ * for the hot makers (fut_async, chaining, fut_promise_new); fut__new for
+ * the rest. */
 static inline fut_t *fut__new_block(enum fut_kind kind, uint32_t refs)
 {
     fut_t *f = fut__alloc(sizeof *f);
@@ -377,8 +378,6 @@ static inline bool fut__closed(const fut_t *f)
     return (atomic_load_explicit(&((fut_t *)f)->word, memory_order_acquire) &
             2u) != 0;
 }
-fut_state_t fut__state_of(uintptr_t w);
-int fut__err_of(uintptr_t w);
 /* Settles F from a single writer (its task, its promise): 0 or
  * FUT_EALREADY, in which case R is disposed. */
 int fut__settle(fut_t *f, const fut_result_t *r);
@@ -424,7 +423,7 @@ bool fut__cancel_unobserved(fut_t *s, const fut_cont_t *mine);
  * unobserved (the canceller may have looked before it was recorded). */
 void fut__cancel_followed(fut_t *f, fut_t *other);
 /* Releases a call kind's source after this thread closed it (not by
- * fut_cancel): future.c. */
+ * fut_cancel): task.c. */
 void fut__drop_src(fut_t *f);
 /* combinators.c: cancel unobserved inputs of combined F (pending ones only
  * when SKIP is not NULL, skipping that one); internal holds of F. */
@@ -470,15 +469,16 @@ void fut__hook_run(fut_t *f);  /* F's hook task runs (fut_task_run) */
 /* The one future a failed allocation can still return: settled FUT_ENOMEM,
  * never freed (future.c; promise.c compares against it). */
 extern fut_t fut__enomem;
-/* Releases the hold this thread owes (future.c; promise.c's hook run). */
+/* Releases the hold this thread owes (block.c; promise.c's hook run). */
 void fut__pay_owed(struct fut_tls *t);
 
 /* ---- executors (executor.c) --------------------------------------------- */
 int fut__ex_submit(fut_executor_t *ex, fut_task_t *t);
 /* References on an executor's struct: none are needed any more, since the
  * struct is never freed (executor.c).  Empty, so the places that took and
- * dropped them (FF_EX_REF in future.c, timer.c, promise.c) compile to
- * nothing; they can go once no branch in flight still touches them. */
+ * dropped them (FF_EX_REF in block.c, task.c, timer.c, promise.c)
+ * compile to nothing; they can go once no branch in flight still touches
+ * them. */
 static inline void fut__ex_retain(fut_executor_t *ex)
 {
     (void)ex;

@@ -112,7 +112,7 @@ void fut__hook_run(fut_t *f)
     t->cur_ex = pex;
     t->cur_fut = pfut;
     if (FUT__UNLIKELY(t->owed != NULL))
-        fut__pay_owed(t); /* as in call() (future.c) */
+        fut__pay_owed(t); /* as in call() (task.c) */
 }
 
 /* ---- claimed settles of a promise (the executor kit) --------------------

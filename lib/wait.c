@@ -85,7 +85,7 @@ int fut_wait(fut_t *f, int64_t timeout_ns)
         if ((cur->ops->flags & FUT_EXECUTOR_NO_BLOCK) || f == fut__tls.cur_fut)
             return FUT_EDEADLK;
         /* Fork-join: F's task waits on top of our own queue; run it here
-         * (future.c, fut__run_taken).  F->ex is fixed before F is shared.
+         * (task.c, fut__run_taken).  F->ex is fixed before F is shared.
          * Not a fiber's: its run may suspend with F still pending. */
         if (f->ex == cur && f->kind != FK_FIBER && cur->ops->take &&
             cur->ops->take(cur->impl, &f->task)) {

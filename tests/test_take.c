@@ -1,4 +1,4 @@
-/* Fork-join's fast path (future.c, fut__run_taken; pool.c, pool_take): a
+/* Fork-join's fast path (task.c, fut__run_taken; pool.c, pool_take): a
  * pool task waiting for the child it just spawned takes the child's task
  * back from the top of its own deque, runs it itself, and owes the
  * executor's hold until its next release.  These tests look inside
