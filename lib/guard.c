@@ -55,7 +55,9 @@
  * FUT__GUARD_DEPTH entries, used in LIFO order.  Beyond that depth, on a
  * thread that has no slot (exiting, or no memory for one) the old counter
  * takes over: inflight += 1 (seq_cst), check closed (seq_cst), ...,
- * inflight -= 1 (release); destroy waits for inflight == 0 (acquire)
+ * inflight -= 1 (release); destroy, after its seq_cst exchange of closed,
+ * waits for inflight == 0 (seq_cst: plain Dekker, every access in C11's
+ * single order; an acquire load there could miss the increment)
  * before its scan.  leave() tells the two apart by the top of the stack:
  * a slot entry is on top exactly when it is the innermost bracket of the
  * same executor (LIFO); mistaking one bracket of EX for another of EX
