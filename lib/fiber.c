@@ -260,6 +260,10 @@ static int switch_in(struct fut_fiber *fb)
     if (t->owed)
         fut__pay_owed(t); /* a debt never crosses a switch */
     tls_swap(t, &fb->saved);
+    /* Relaxed: SHUT, if set, was set by the claim that handed FB to this
+     * run (fut__fibers_shutdown's, on this very thread) or before an
+     * earlier one; either happens before this run (program order, or the
+     * executor's queue that carried the run here). */
     if (atomic_load_explicit(&fb->park, memory_order_relaxed) & P_SHUT)
         t->cur_ex = NULL; /* its executor is gone: nothing runs "on" it */
     fut__ctx_t here;
@@ -554,6 +558,8 @@ static bool hang(struct fut_fiber *fb, fut_t *f, uint64_t seq, bool timer)
     w->seq = seq;
     w->timer = timer;
     w->cont.fire = node_fire;
+    /* Relaxed: a reference made from the fiber's own (its life's), as any
+     * count's increment; fiber_release's acq_rel decrement orders uses. */
     atomic_fetch_add_explicit(&fb->refs, 1, memory_order_relaxed);
     fut__attach(f, &w->cont);
     return true;
@@ -595,11 +601,13 @@ static int park_on(struct fut_fiber *fb, fut_t *f, int64_t timeout_ns)
     if (!fb->watching) { /* the first wait: from now on a cancel wakes it */
         fb->watching = true;
         fb->watch.fire = watch_fire;
+        /* Relaxed: as in hang. */
         atomic_fetch_add_explicit(&fb->refs, 1, memory_order_relaxed);
         fut__attach(fb->fut, &fb->watch);
     }
     if (!listed(fb))
         return FUT_ESHUTDOWN;
+    /* Acquire: pairs with a claim's or listed's RMW (the sticky flags). */
     uint64_t p = atomic_load_explicit(&fb->park, memory_order_acquire);
     int err = arm(fb, &p);
     if (err)
