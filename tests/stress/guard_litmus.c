@@ -35,16 +35,18 @@
  *     pseudo-random number of compiler-barrier iterations each round), so
  *     some rounds put its exchange and scan inside that window.
  * A call that sees IMPL dead inside ops is a violation: with the barrier
- * it cannot happen (destroy waits for the slot store's release of the
+ * it cannot happen (destroy waits for the release store that empties the
  * slot, which comes after every read), without it it does.
  *
  * Built as guard_litmus_broken (tests/SConscript: lib/guard.c,
  * lib/executor.c and lib/fork.c compiled with -DFUT_GUARD_BROKEN_FENCE,
- * the plain variant only, as TSan's guard ignores that switch) the
+ * in every variant but TSan's, whose guard ignores that switch) the
  * expectation is reversed (-DGUARD_LITMUS_EXPECT_CATCH): the program stops
  * at the first violation and exits 0, and exits 1 if ROUNDS went by
- * without one (the stress no longer catches a broken fence).  Each round
- * leaves its handle behind (handles are never freed: ~80 bytes each).
+ * without one (the stress no longer catches a broken fence, or the
+ * process has one CPU only, where no store is ever reordered: it says so
+ * on stderr).  Each round leaves its handle behind (handles are never
+ * freed: ~80 bytes each).
  *
  * Exit status 0 on success; 1 as said above; 2 on a setup failure. */
 #ifndef _GNU_SOURCE
@@ -237,6 +239,9 @@ int main(int argc, char **argv)
         return 2;
     }
     pick_cpus();
+    if (cpus[0] < 0) /* no reordering without two CPUs */
+        fprintf(stderr, "%s: one CPU only: the race cannot happen here\n",
+                NAME);
     pin(cpus[0]);
     pthread_t th;
     if (pthread_create(&th, NULL, caller, NULL) != 0)
