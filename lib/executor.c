@@ -254,11 +254,20 @@ int fut_executor_destroy(fut_executor_t *ex)
     int own = on_own_thread(ex);
     if (own)
         return own;
+    /* seq_cst: with the load of inflight below, destroy's side of the
+     * counted brackets' Dekker pair (enter_counted: a seq_cst increment,
+     * then a seq_cst load of closed).  The slots' side needs only the
+     * exchange's atomicity: fut__guard_close's barrier comes after it. */
     if (atomic_exchange_explicit(&ex->closed, 1, memory_order_seq_cst))
         return FUT_EALREADY;
     fut__ex_unregister(ex);
-    /* Acquire: pairs with leave()'s release (the counted brackets). */
-    while (atomic_load_explicit(&ex->inflight, memory_order_acquire) != 0)
+    /* seq_cst, not acquire: an acquire load is outside C11's single total
+     * order, so nothing would stop it reading 0 from before the increment
+     * of a bracket that read closed == 0 (x86's exchange is a full barrier
+     * and hides that; an RCpc load after a store-release on AArch64, or
+     * POWER, need not).  Also acquire: pairs with leave()'s release
+     * decrement, so the bracket's use of IMPL happens before its destroy. */
+    while (atomic_load_explicit(&ex->inflight, memory_order_seq_cst) != 0)
         sched_yield();
     fut__guard_close(ex); /* the slots' brackets (guard.c) */
     ex->ops->destroy(ex->impl);

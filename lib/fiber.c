@@ -260,6 +260,10 @@ static int switch_in(struct fut_fiber *fb)
     if (t->owed)
         fut__pay_owed(t); /* a debt never crosses a switch */
     tls_swap(t, &fb->saved);
+    /* Relaxed: SHUT, if set, was set by the claim that handed FB to this
+     * run (fut__fibers_shutdown's, on this very thread) or before an
+     * earlier one; either happens before this run (program order, or the
+     * executor's queue that carried the run here). */
     if (atomic_load_explicit(&fb->park, memory_order_relaxed) & P_SHUT)
         t->cur_ex = NULL; /* its executor is gone: nothing runs "on" it */
     fut__ctx_t here;
@@ -284,11 +288,22 @@ static int switch_in(struct fut_fiber *fb)
     return fb->action;
 }
 
+#ifdef FUT_STRESS_HOOKS
+/* tests/stress/fiber_stress.c's builds only (tests/SConscript): called by
+ * a fiber about to switch out, its context not saved yet, to widen the
+ * window in which a claim races the switch (THE PARK WORD). */
+void (*fut__stress_switch_out)(void);
+#endif
+
 /* Fiber side: back to the scheduler with ACTION; returns when resumed
  * (never for A_DONE). */
 static void switch_out(struct fut_fiber *fb, int action)
 {
     fb->action = action;
+#ifdef FUT_STRESS_HOOKS
+    if (fut__stress_switch_out)
+        fut__stress_switch_out();
+#endif
 #ifdef FUT_ASAN
     __sanitizer_start_switch_fiber(action == A_DONE ? NULL : &fb->fake_fiber,
                                    fb->sched_bottom, fb->sched_size);
@@ -365,8 +380,17 @@ static void run(struct fut_fiber *fb)
             schedule(fb);
             return;
         }
-        /* A_PARK: commit, unless a claim came while it was armed. */
+#ifdef FUT_FIBER_BROKEN_HANDOFF
+        return; /* committed already, on the fiber's stack (park_on) */
+#endif
+        /* A_PARK: commit, unless a claim came while it was armed.  Relaxed
+         * load: only the CAS's value matters, and it reads again. */
         uint64_t p = atomic_load_explicit(&fb->park, memory_order_relaxed);
+        /* THE HANDOFF.  acq_rel: the release half publishes FB's context,
+         * saved by the switch just made on this thread, to the claim that
+         * takes PARKED (claim's acq_rel CAS, its partner), which then
+         * resumes FB, maybe on another thread; the acquire half, on
+         * failure too, sees the claim that came while FB was ARMED. */
         if ((p & P_STATE) == P_ARMED &&
             atomic_compare_exchange_strong_explicit(
                 &fb->park, &p, (p & ~(uint64_t)P_STATE) | P_PARKED,
@@ -534,6 +558,8 @@ static bool hang(struct fut_fiber *fb, fut_t *f, uint64_t seq, bool timer)
     w->seq = seq;
     w->timer = timer;
     w->cont.fire = node_fire;
+    /* Relaxed: a reference made from the fiber's own (its life's), as any
+     * count's increment; fiber_release's acq_rel decrement orders uses. */
     atomic_fetch_add_explicit(&fb->refs, 1, memory_order_relaxed);
     fut__attach(f, &w->cont);
     return true;
@@ -575,11 +601,13 @@ static int park_on(struct fut_fiber *fb, fut_t *f, int64_t timeout_ns)
     if (!fb->watching) { /* the first wait: from now on a cancel wakes it */
         fb->watching = true;
         fb->watch.fire = watch_fire;
+        /* Relaxed: as in hang. */
         atomic_fetch_add_explicit(&fb->refs, 1, memory_order_relaxed);
         fut__attach(fb->fut, &fb->watch);
     }
     if (!listed(fb))
         return FUT_ESHUTDOWN;
+    /* Acquire: pairs with a claim's or listed's RMW (the sticky flags). */
     uint64_t p = atomic_load_explicit(&fb->park, memory_order_acquire);
     int err = arm(fb, &p);
     if (err)
@@ -593,9 +621,27 @@ static int park_on(struct fut_fiber *fb, fut_t *f, int64_t timeout_ns)
     }
     if (!ok) /* no memory for a node: give up the wait (ARMED: no switch) */
         claim(fb, seq, false, R_NOMEM, 0);
+#ifndef FUT_FIBER_BROKEN_HANDOFF
+    /* Acquire: pairs with a claim's acq_rel CAS (its reason, read below,
+     * and what the claimer did before).  Still ARMED: switch out, and the
+     * scheduler commits (run); RUN: claimed already, no switch. */
     if ((atomic_load_explicit(&fb->park, memory_order_acquire) & P_STATE) !=
         P_RUN)
         switch_out(fb, A_PARK);
+#else
+    /* Broken on purpose (tests/stress/fiber_stress.c must catch it): the
+     * commit made here, on the fiber's own stack, before switch_out saves
+     * its context, so a claim right after it may resume (on another
+     * thread) a context that is still being saved. */
+    uint64_t q = atomic_load_explicit(&fb->park, memory_order_acquire);
+    if ((q & P_STATE) == P_ARMED &&
+        atomic_compare_exchange_strong_explicit(
+            &fb->park, &q, (q & ~(uint64_t)P_STATE) | P_PARKED,
+            memory_order_acq_rel, memory_order_acquire))
+        switch_out(fb, A_PARK);
+#endif
+    /* Acquire: pairs with the acq_rel CAS of the claim that woke FB (its
+     * reason). */
     p = atomic_load_explicit(&fb->park, memory_order_acquire);
     if (delay) {
         fut_cancel(delay);

@@ -55,7 +55,9 @@
  * FUT__GUARD_DEPTH entries, used in LIFO order.  Beyond that depth, on a
  * thread that has no slot (exiting, or no memory for one) the old counter
  * takes over: inflight += 1 (seq_cst), check closed (seq_cst), ...,
- * inflight -= 1 (release); destroy waits for inflight == 0 (acquire)
+ * inflight -= 1 (release); destroy, after its seq_cst exchange of closed,
+ * waits for inflight == 0 (seq_cst: plain Dekker, every access in C11's
+ * single order; an acquire load there could miss the increment)
  * before its scan.  leave() tells the two apart by the top of the stack:
  * a slot entry is on top exactly when it is the innermost bracket of the
  * same executor (LIFO); mistaking one bracket of EX for another of EX
@@ -76,8 +78,11 @@
  * the guard is the symmetric seq_cst Dekker instead: guard.h.
  *
  * Build with -DFUT_GUARD_BROKEN_FENCE to drop the submitter's CPU barrier
- * (a compiler barrier alone, and no membarrier): tests/stress/guard_race.c
- * then sees calls into ops after destroy began. */
+ * (a compiler barrier alone, and no membarrier): calls into ops after
+ * destroy began then happen.  tests/stress/guard_litmus.c provokes that
+ * store-buffer window round after round, and `scons test` runs it twice:
+ * against this file (no violation allowed) and as guard_litmus_broken,
+ * against this file built with the switch (it must see one). */
 #include <linux/membarrier.h>
 #include <pthread.h>
 #include <sched.h>
@@ -97,10 +102,12 @@ static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static pthread_key_t g_key;
 static int g_key_ok;
 
+#ifndef FUT_GUARD_BROKEN_FENCE /* that build never calls it */
 static int membarrier(int cmd)
 {
     return (int)syscall(SYS_membarrier, cmd, 0, 0);
 }
+#endif
 
 static void slot_exit(void *arg);
 

@@ -24,9 +24,11 @@ struct fut_guard_slot {
 };
 
 /* Nonzero once membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) is registered
- * and works: a submitter then needs only a compiler barrier.  Set once,
- * before the first handle exists (fut_executor_create), and in a fork
- * child's handler; relaxed reads. */
+ * and works: a submitter then needs only a compiler barrier.  Set once, in
+ * fut__guard_init, before the first handle exists (fut_executor_create);
+ * a fork child keeps it, as it keeps the registration (the kernel's is
+ * the address space's: copied at fork, dropped only by exec).  Relaxed
+ * reads: see guard.c's essay. */
 extern _Atomic int fut__guard_asym;
 
 /* This thread's slot, taken on its first guarded call; NULL on a thread
@@ -40,7 +42,8 @@ void fut__guard_init(void);
  * barrier, then wait until no slot holds EX. */
 void fut__guard_close(fut_executor_t *ex);
 
-/* fork child: the other threads' slots are free again; register again. */
+/* fork child: the other threads' slots are free again (membarrier's
+ * registration is inherited: nothing to redo). */
 void fut__guard_fork_child(void);
 
 /* The orderings of the submitter's store of its slot and load of closed,

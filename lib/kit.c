@@ -58,7 +58,15 @@ void fut_kit_park(const uint32_t *word, uint32_t expected, uint64_t deadline_ns)
     }
     /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline,
      * fut_now_ns()'s clock.  EINTR, EAGAIN (the word changed) and ETIMEDOUT
-     * all mean "look again". */
+     * all mean "look again".
+     * The partner is fut_kit_wake's FUTEX_WAKE on the same word: the
+     * kernel queues this thread and only then compares WORD with EXPECTED,
+     * with full barriers on both sides (the futex "waiters" ordering), so
+     * a waker that changed WORD before its FUTEX_WAKE either finds this
+     * thread queued and wakes it or has its change seen by the compare.
+     * The word's own accesses are the callers' (lib/wait.c: a release
+     * store of signaled, an acquire load after the park; the pool's ck_ec
+     * words): the system call orders them against the kernel's. */
     syscall(SYS_futex, word, FUTEX_WAIT_BITSET_PRIVATE, expected, tp, NULL,
             FUTEX_BITSET_MATCH_ANY);
 }
@@ -67,6 +75,9 @@ int fut_kit_wake(const uint32_t *word, int n)
 {
     if (!word || n <= 0)
         return 0;
+    /* The partner is fut_kit_park's FUTEX_WAIT (see there): the caller's
+     * change of the word precedes this call in program order, and the
+     * system call is a full barrier for it. */
     long woken = syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
     return woken < 0 ? 0 : (int)woken;
 }

@@ -257,7 +257,11 @@ static struct fut__uring *ring_of(struct loop *l)
 static bool push_sqe(struct fut__uring *r, uint8_t op, int fd, uint64_t addr,
                      uint32_t len, uint64_t off, uint64_t data)
 {
-    /* Relaxed: we are the ring's only producer. */
+    /* Relaxed: we are the ring's only producer, and the only writer of the
+     * tail (the kernel only reads it).  The SQ head, which the kernel
+     * moves, is never read here: without SQPOLL the kernel takes SQEs only
+     * inside io_uring_enter, so the ring is empty again whenever
+     * sys_enter below returns (it took our one SQE, or we take it back). */
     unsigned tail = atomic_load_explicit(r->sq_tail, memory_order_relaxed);
     struct io_uring_sqe *s = &r->sqes[tail & r->sq_mask];
     memset(s, 0, sizeof *s);
@@ -267,8 +271,12 @@ static bool push_sqe(struct fut__uring *r, uint8_t op, int fd, uint64_t addr,
     s->len = len;
     s->off = off;
     s->user_data = data;
-    /* Release: the SQE's fields before the tail; pairs with the kernel's
-     * acquire load of the tail (smp_load_acquire in io_uring). */
+    /* Release: the SQE's fields (and sq_array's, set at ring_map) before
+     * the tail.  The partner is the kernel: its smp_load_acquire of the SQ
+     * tail when io_uring_enter takes SQEs (io_uring.c's "smp_store_release
+     * to store the tail will do").  Without SQPOLL that load runs in the
+     * sys_enter below, on this thread, so program order alone would do;
+     * the release is the ABI's rule, and costs a plain store on x86. */
     atomic_store_explicit(r->sq_tail, tail + 1, memory_order_release);
     int n;
     do
@@ -276,7 +284,9 @@ static bool push_sqe(struct fut__uring *r, uint8_t op, int fd, uint64_t addr,
     while (n < 0 && errno == EINTR);
     if (n == 1)
         return true;
-    /* Nothing consumed (EAGAIN, EBUSY, ENOMEM): take the SQE back. */
+    /* Nothing consumed (EAGAIN, EBUSY, ENOMEM): take the SQE back.
+     * Relaxed: the kernel reads the tail again only in our next
+     * io_uring_enter, after this store in program order. */
     atomic_store_explicit(r->sq_tail, tail, memory_order_relaxed);
     return false;
 }
@@ -382,13 +392,19 @@ static void complete(struct fut__uring *r, struct rjob *j, int res)
 static void reap(struct fut__uring *r)
 {
     for (;;) {
-        /* Relaxed head: we are the only consumer.  Acquire tail: pairs
-         * with the kernel's release store after it wrote the CQE. */
+        /* Relaxed head: we are its only writer (the kernel only reads
+         * it).  Acquire tail: its partner is the kernel, whose
+         * smp_store_release of the CQ tail (io_commit_cqring) comes after
+         * it wrote the CQE, so the CQE read below is whole. */
         unsigned head = atomic_load_explicit(r->cq_head, memory_order_relaxed);
         if (head == atomic_load_explicit(r->cq_tail, memory_order_acquire))
             return;
         struct io_uring_cqe c = r->cqes[head & r->cq_mask];
-        /* Release: our read of the CQE before the kernel may reuse it. */
+        /* Release: our read of the CQE before the slot is given back.
+         * The partner is the kernel: it reads the head before it writes a
+         * CQE into a free slot (io_get_cqe: a control dependency on that
+         * read, which its io_uring.c says a release store of the head
+         * pairs with). */
         atomic_store_explicit(r->cq_head, head + 1, memory_order_release);
         if (c.user_data != CANCEL_TAG)
             complete(r, (struct rjob *)(uintptr_t)c.user_data, c.res);

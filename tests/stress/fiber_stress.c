@@ -15,7 +15,18 @@
  * wait fail saw FUT_ECANCELED or FUT_ESHUTDOWN only, and every wait after
  * that failed too.  A commit that let a context be resumed before it was
  * saved, or a claim that woke the wrong wait, crashes or breaks the order.
- * Exit status 0 on success; the first violation prints and exits 1. */
+ * Exit status 0 on success; the first violation prints and exits 1.
+ *
+ * Built with -DFUT_STRESS_HOOKS (fiber_stress_hooks, tests/SConscript:
+ * lib/fiber.c compiled with the same switch), every switch out of a fiber
+ * first spins ~1 us, its context not yet saved: claims then often land
+ * while the fiber is ARMED, and the commit's failure path runs.  Built so
+ * and with -DFUT_FIBER_BROKEN_HANDOFF as well (fiber_stress_broken, built
+ * only when asked for: `scons -Q build/release/tests/stress/
+ * fiber_stress_broken`), the commit is made on the fiber's own stack
+ * before the switch, and a claim in that window resumes a context still
+ * being saved: this program must then fail (a crash, a step out of order
+ * or a double end). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -46,6 +57,17 @@ struct fiber_arg {
 };
 
 static struct fiber_arg args[FIBERS];
+
+#ifdef FUT_STRESS_HOOKS
+extern void (*fut__stress_switch_out)(void); /* lib/fiber.c */
+
+/* ~1 us of a fiber about to switch out (see the header). */
+static void switching_out(void)
+{
+    for (int i = 0; i < 3000; i++)
+        atomic_signal_fence(memory_order_seq_cst);
+}
+#endif
 static atomic_int stop;
 
 static fut_result_t body(void *arg)
@@ -165,6 +187,9 @@ static void one_round(int round, bool destroy_early)
 
 int main(int argc, char **argv)
 {
+#ifdef FUT_STRESS_HOOKS
+    fut__stress_switch_out = switching_out;
+#endif
     int rounds = 40;
     if (argc > 1)
         rounds = strcmp(argv[1], "--long") == 0 ? 1000 : atoi(argv[1]);
