@@ -1,8 +1,8 @@
 /* libfut — the event loop's private header, shared by executors/loop/loop.c
  * (tasks, the loop itself, creation and shutdown; its opening essay states
- * the protocol), loop_timers.c (the timer heap and its hand-off stacks),
- * loop_clock.c (callback timing, stall reports) and loop_fd.c (fd
- * readiness).  Not installed. */
+ * the protocol), loop_timers.c (the timer heap, the kit's, and its
+ * hand-off stacks), loop_clock.c (callback timing, stall reports) and
+ * loop_fd.c (fd readiness).  Not installed. */
 #ifndef FUT_LOOP_IMPL_H
 #define FUT_LOOP_IMPL_H
 
@@ -64,11 +64,6 @@ struct fdrec {
     bool on_vq;           /* listed on the loop's vq (loop_fd.c) */
 };
 
-struct hent {
-    uint64_t deadline, seq;
-    fut_timer_t *t;
-};
-
 struct loop {
     fut_executor_t *ex;
     int epfd, evfd;
@@ -104,9 +99,18 @@ struct loop {
     fut_task_t *lq_head, *lq_tail;
     fut_task_t *rq_head; /* the task queue's head: the oldest node or stub */
     fut_task_t rq_stub;
-    struct hent *heap;
-    size_t hn, hcap;
-    uint64_t hseq;
+    union {
+        fut_kit_timer_heap_t timers; /* the timer heap (loop_timers.c) */
+        /* loop.c's read-only view of its first two fields (next_timeout
+         * reads hn and heap[0].deadline, free_loop frees heap, NULL once
+         * the heap is empty), through the union's common initial
+         * sequence (checked below); loop.c is to read it with
+         * fut_kit_timer_heap_next_ns instead, and then the view goes. */
+        struct {
+            fut_kit_timer_ent_t *heap;
+            size_t hn;
+        };
+    };
     struct fdrec *fds;
     size_t nfds;
     struct wlist orphans;
@@ -122,6 +126,11 @@ struct loop {
     _Atomic uint64_t n_tasks, n_submitted, n_timers, n_fd, n_wakeups, n_longest,
         n_stalls;
 };
+
+_Static_assert(offsetof(struct loop, heap) ==
+                       offsetof(struct loop, timers.ent_) &&
+                   offsetof(struct loop, hn) == offsetof(struct loop, timers.n_),
+               "loop.c's view of the timer heap");
 
 /* The loop the calling thread is running (inside fut_loop_run), or NULL. */
 extern _Thread_local struct loop *fut__loop_tl;
