@@ -23,38 +23,19 @@
 
 #include "fut.h"
 
+#include "../common/fd_waiters.h"
+
 #define DEFAULT_STALL_NS 100000000ull
 #define MAX_EVENTS 128
 #define TASK_BUDGET 1024 /* local tasks per round before looking at I/O */
 #define EV_WAKE UINT64_MAX
 
-enum { W_REMOTE = 0, W_FD, W_ORPHAN };
-
 struct loop;
 
-/* One fut_fd_ready future's waiter, or an I/O operation's own wait
- * (fut__loop_fd_wait: FIRE set, P NULL, embedded in its operation). */
-struct fdw {
-    struct fdw *next, *prev; /* on a wlist; NEXT links the rfd stack too */
-    struct loop *l;
-    fut_promise_t *p; /* NULL once consumed */
-    /* An operation's wait: called instead of settling a promise. */
-    void (*fire)(struct fdw *w, int err);
-    int fd;
-    unsigned events; /* FUT_READABLE|FUT_WRITABLE */
-    int where;       /* W_* */
-    bool cancelled;  /* on_fd_cancel ran */
-    /* The outcome, while being settled: -errno, or 0 and READY. */
-    int err;
-    unsigned ready;
-};
-
-struct wlist {
-    struct fdw *head, *tail;
-};
-
+/* An fd's waiters (struct fdw, ../common/fd_waiters.h) and our epoll
+ * registration of it. */
 struct fdrec {
-    struct wlist ws;
+    struct fdw_list ws;
     uint32_t kmask;       /* EPOLLIN/OUT we registered; 0: not registered */
     uint32_t gen;         /* tags our entry's events: bumped by each ADD */
     uint64_t set_round;   /* the round of the last epoll_ctl that succeeded */
@@ -113,7 +94,7 @@ struct loop {
     };
     struct fdrec *fds;
     size_t nfds;
-    struct wlist orphans;
+    struct fdw_list orphans;
     uint64_t round; /* poll rounds (loop_fd.c's persistence rules) */
     int *vq;        /* fds kept on trust, to verify (loop_fd.c) */
     size_t vn, vcap;
