@@ -187,7 +187,8 @@ typedef struct fut_kit_timer_heap {
  *   (and out of any other heap) until it leaves H by pop or remove. */
 FUT_API int fut_kit_timer_heap_push(fut_kit_timer_heap_t *h, fut_timer_t *t);
 
-/* How many timers H holds.  Inline, as are the four below. */
+/* How many timers H holds.  This and every call below are inline; the
+ * four accessors (size, next_ns, first, contains) take H and T not NULL. */
 static inline size_t fut_kit_timer_heap_size(const fut_kit_timer_heap_t *h)
 {
     return h->n_;
