@@ -1,6 +1,6 @@
 /* libfut — time: fut_delay, fut_timeout, the timer hand-off with executors,
- * and the timer service (a thread with a binary heap) used by executors
- * that keep no timers of their own.
+ * and the timer service (a thread with the executor kit's timer heap,
+ * lib/timer_heap.c) used by executors that keep no timers of their own.
  *
  * TIMER HAND-OFF
  *
@@ -24,13 +24,14 @@
  *
  * THE SERVICE
  *
- * One mutex protects the heap (and each held timer's slot; SIZE_MAX means
- * "not in the heap").  The thread sleeps on a CLOCK_MONOTONIC condition
- * variable until the earliest deadline, pops everything due and fires it
- * without the lock.  A deadline is never fired early: due means
- * now >= deadline on the same clock.  The heap array is freed whenever the
- * heap empties, before the last timer is handed back, so no memory outlives
- * the timers (the allocation-failure tests count on it).
+ * One mutex protects the heap (and each held timer's slot, the heap's while
+ * the timer is in it: a timer being fired, or taken out by a stop, is not,
+ * so timer_cancel has nothing to remove).  The thread sleeps on a
+ * CLOCK_MONOTONIC condition variable until the earliest deadline, pops
+ * everything due and fires it without the lock.  A deadline is never fired
+ * early: due means now >= deadline on the same clock.  The heap array is
+ * freed whenever the heap empties, before the last timer is handed back, so
+ * no memory outlives the timers (the allocation-failure tests count on it).
  *
  * The thread starts with the first timer armed on the service and runs
  * until fut_timer_service_stop (or the library's destructor at exit) sets
@@ -45,7 +46,6 @@
  *                              \--fork(), in the child-------> idle */
 #include <pthread.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 
 #include "internal.h"
@@ -234,8 +234,7 @@ struct svc {
     pthread_mutex_t mu;
     pthread_cond_t cv;      /* the thread sleeps on it (CLOCK_MONOTONIC) */
     pthread_cond_t idle_cv; /* a stop ended: starters and stoppers wait */
-    fut_timer_t **heap;
-    size_t n, cap;
+    fut_kit_timer_heap_t heap; /* the kit's (lib/timer_heap.c) */
     bool cv_ready; /* cv initialised */
     bool started;  /* THREAD runs (and is joinable) */
     bool stopping; /* a stop is joining THREAD: no new timers for it */
@@ -247,79 +246,19 @@ static struct svc g_svc = {
     .idle_cv = PTHREAD_COND_INITIALIZER,
 };
 
-static bool earlier(const fut_timer_t *a, const fut_timer_t *b)
-{
-    return a->deadline_ns < b->deadline_ns;
-}
-
-static void heap_set(struct svc *s, size_t i, fut_timer_t *t)
-{
-    s->heap[i] = t;
-    t->slot = i;
-}
-
-static void sift_up(struct svc *s, size_t i)
-{
-    fut_timer_t *t = s->heap[i];
-    while (i > 0 && earlier(t, s->heap[(i - 1) / 2])) {
-        heap_set(s, i, s->heap[(i - 1) / 2]);
-        i = (i - 1) / 2;
-    }
-    heap_set(s, i, t);
-}
-
-static void sift_down(struct svc *s, size_t i)
-{
-    fut_timer_t *t = s->heap[i];
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= s->n)
-            break;
-        if (c + 1 < s->n && earlier(s->heap[c + 1], s->heap[c]))
-            c++;
-        if (!earlier(s->heap[c], t))
-            break;
-        heap_set(s, i, s->heap[c]);
-        i = c;
-    }
-    heap_set(s, i, t);
-}
-
-/* Removes the timer at I; frees the array when the heap empties. */
-static void heap_remove(struct svc *s, size_t i)
-{
-    fut_timer_t *t = s->heap[i];
-    t->slot = SIZE_MAX;
-    s->n--;
-    if (i < s->n) {
-        heap_set(s, i, s->heap[s->n]);
-        if (i > 0 && earlier(s->heap[i], s->heap[(i - 1) / 2]))
-            sift_up(s, i);
-        else
-            sift_down(s, i);
-    }
-    if (s->n == 0) {
-        fut__sys_free(s->heap);
-        s->heap = NULL;
-        s->cap = 0;
-    }
-}
-
 static void *svc_main(void *arg)
 {
     struct svc *s = arg;
     fut__tls.slab_off = 1; /* blocks must not outlive an allocator swap */
     pthread_mutex_lock(&s->mu);
     while (!s->stopping) {
-        if (s->n == 0) {
+        if (!fut_kit_timer_heap_size(&s->heap)) {
             pthread_cond_wait(&s->cv, &s->mu);
             continue;
         }
         uint64_t now = fut_now_ns();
-        fut_timer_t *due = NULL, **tail = &due;
-        while (s->n > 0 && s->heap[0]->deadline_ns <= now) {
-            fut_timer_t *t = s->heap[0];
-            heap_remove(s, 0);
+        fut_timer_t *due = NULL, **tail = &due, *t;
+        while ((t = fut_kit_timer_heap_pop_due(&s->heap, now))) {
             t->next = NULL;
             *tail = t;
             tail = &t->next;
@@ -334,7 +273,7 @@ static void *svc_main(void *arg)
             pthread_mutex_lock(&s->mu);
             continue;
         }
-        uint64_t d = s->heap[0]->deadline_ns;
+        uint64_t d = fut_kit_timer_heap_next_ns(&s->heap);
         struct timespec ts = {.tv_sec = (time_t)(d / 1000000000u),
                               .tv_nsec = (long)(d % 1000000000u)};
         pthread_cond_timedwait(&s->cv, &s->mu, &ts);
@@ -376,14 +315,12 @@ static int svc_start(struct svc *s)
     return 0;
 }
 
-/* Takes every timer out of the heap (freeing it); returns them linked
- * through next.  Under s->mu. */
+/* Takes every timer out of the heap (freeing its array); returns them
+ * linked through next.  Under s->mu. */
 static fut_timer_t *svc_take_all(struct svc *s)
 {
-    fut_timer_t *all = NULL;
-    while (s->n > 0) {
-        fut_timer_t *t = s->heap[s->n - 1];
-        heap_remove(s, s->n - 1);
+    fut_timer_t *all = NULL, *t;
+    while ((t = fut_kit_timer_heap_pop_due(&s->heap, UINT64_MAX))) {
         t->next = all;
         all = t;
     }
@@ -463,9 +400,7 @@ void fut__timer_fork(enum fut_fork_phase phase)
         return;
     }
     if (phase == FUT_FORK_CHILD) {
-        fut__sys_free(s->heap);
-        s->heap = NULL;
-        s->n = s->cap = 0;
+        svc_take_all(s); /* the parent's timers: forgotten here */
         s->started = s->stopping = false;
         pthread_mutex_init(&s->mu, NULL); /* the parent's holder is gone */
         pthread_cond_init(&s->idle_cv, NULL);
@@ -482,23 +417,9 @@ static int svc_timer_start(void *impl, fut_timer_t *t)
     pthread_mutex_lock(&s->mu);
     if ((rc = svc_start(s)) != 0)
         goto out;
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? 2 * s->cap : 64;
-        fut_timer_t **h = fut__sys_alloc(cap * sizeof *h);
-        if (!h) {
-            rc = FUT_ENOMEM;
-            goto out;
-        }
-        if (s->n)
-            memcpy(h, s->heap, s->n * sizeof *h);
-        fut__sys_free(s->heap);
-        s->heap = h;
-        s->cap = cap;
-    }
-    heap_set(s, s->n, t);
-    s->n++;
-    sift_up(s, s->n - 1);
-    if (t->slot == 0)
+    if ((rc = fut_kit_timer_heap_push(&s->heap, t)) != 0)
+        goto out;
+    if (fut_kit_timer_heap_first(&s->heap) == t) /* sooner than it sleeps */
         pthread_cond_signal(&s->cv);
 out:
     pthread_mutex_unlock(&s->mu);
@@ -509,9 +430,7 @@ static void svc_timer_cancel(void *impl, fut_timer_t *t)
 {
     struct svc *s = impl;
     pthread_mutex_lock(&s->mu);
-    bool held = t->slot != SIZE_MAX;
-    if (held)
-        heap_remove(s, t->slot);
+    bool held = fut_kit_timer_heap_remove(&s->heap, t);
     pthread_mutex_unlock(&s->mu);
     if (held)
         fut_timer_drop(t); /* the first hold */

@@ -736,6 +736,86 @@ static void host_case_io_cancelled_read_reads_nothing(void **state)
     env_close(&e);
 }
 
+/* A cancelled read that was waiting for readability takes that wait off
+ * its fd (the cancel reaches the readiness future under the operation):
+ * data arriving later makes no event, and the bytes stay in the socket. */
+static void host_case_io_cancelled_read_stops_watching_its_fd(void **state)
+{
+    (void)state;
+    struct env e;
+    env_open(&e);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv),
+                     0);
+    char buf[4];
+    fut_t *r = fut_read(e.ex, sv[1], buf, sizeof buf);
+    iterate_n(&e, 3); /* waits for readability */
+    assert_int_equal(fut_state(r), FUT_PENDING);
+    assert_int_equal(fut_cancel(r), 0);
+    iterate_n(&e, 3); /* the cancel hooks run */
+    uint64_t before = fd_events(&e);
+    assert_int_equal(write(sv[0], "z", 1), 1);
+    iterate_n(&e, 5);
+    assert_int_equal(fd_events(&e), before); /* nobody watches sv[1] */
+    assert_int_equal(fut_error(r), FUT_ECANCELED);
+    char c = 0;
+    assert_int_equal(read(sv[1], &c, 1), 1);
+    assert_int_equal(c, 'z');
+    fut_release(r);
+    close(sv[0]), close(sv[1]);
+    env_close(&e);
+}
+
+/* A read cancelled while it waits, its fd then closed and the number
+ * reused for another socket: nothing of the old read acts on the new
+ * socket (no event for it, no byte taken into the old buffer), and a read
+ * made on the new socket, whose data is there already, runs at once. */
+static void host_case_io_cancelled_read_leaves_a_reused_number_alone(
+    void **state)
+{
+    (void)state;
+    struct env e;
+    env_open(&e);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv),
+                     0);
+    char old[4] = {'X', 'X', 'X', 'X'};
+    fut_t *r = fut_read(e.ex, sv[1], old, sizeof old);
+    iterate_n(&e, 3); /* waits for readability */
+    assert_int_equal(fut_cancel(r), 0);
+    iterate_n(&e, 3); /* the cancel hooks run */
+    int num = sv[1];
+    close(sv[0]), close(sv[1]);
+    int nv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, nv),
+                     0);
+    int rd, peer;
+    if (nv[0] == num || nv[1] == num) {
+        rd = num;
+        peer = nv[0] == num ? nv[1] : nv[0];
+    } else { /* make the number come back */
+        assert_int_equal(dup2(nv[1], num), num);
+        close(nv[1]);
+        rd = num;
+        peer = nv[0];
+    }
+    uint64_t before = fd_events(&e);
+    assert_int_equal(write(peer, "n", 1), 1);
+    iterate_n(&e, 5);
+    assert_int_equal(fd_events(&e), before); /* nobody watches the number */
+    char buf[4] = {0};
+    fut_t *r2 = fut_read(e.ex, rd, buf, sizeof buf);
+    iterate_n(&e, 5); /* no wait: the byte is there */
+    assert_int_equal(fut_state(r2), FUT_FULFILLED);
+    assert_int_equal(fut_value_i64(r2), 1);
+    assert_int_equal(buf[0], 'n');
+    assert_memory_equal(old, "XXXX", 4);
+    assert_int_equal(fut_error(r), FUT_ECANCELED);
+    fut_release(r), fut_release(r2);
+    close(rd), close(peer);
+    env_close(&e);
+}
+
 /* Reads pending when the adapter is destroyed (the head waiting for
  * readiness, one queued behind it) reject FUT_ESHUTDOWN. */
 static void host_case_io_destroy_rejects_pending_reads_eshutdown(void **state)

@@ -90,6 +90,57 @@ static void test_glib_null_context_is_the_default_context(void **state)
     assert_int_equal(fut_executor_destroy(ex), 0);
 }
 
+/* ---- fd readiness: a reset beside data ----------------------------------- */
+
+/* A connected loopback TCP pair, blocking: *C the client, *S the server's. */
+static void tcp_pair(int *c, int *s)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(l, 1), 0);
+    assert_int_equal(getsockname(l, (struct sockaddr *)&a, &len), 0);
+    *c = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(*c, (struct sockaddr *)&a, len), 0);
+    *s = accept(l, NULL, NULL);
+    assert_true(*s >= 0);
+    close(l);
+}
+
+/* GLib's poll reports data and a reset at once (G_IO_IN with G_IO_ERR):
+ * the reader is served readable, and the socket's error (SO_ERROR, which
+ * reading clears) stays for the recv after the data, which says
+ * ECONNRESET, not end of file (executors/common/fd_waiters.h, fdw_answer).
+ * libuv instead stops a poll that reports an error and says so (its
+ * waiter rejects), so this case is GLib's alone. */
+static void test_glib_fd_ready_after_reset_leaves_the_error_to_recv(
+    void **state)
+{
+    (void)state;
+    struct env e;
+    env_open(&e);
+    int c, s;
+    tcp_pair(&c, &s);
+    fut_t *w = fut_fd_ready(e.ex, c, FUT_READABLE);
+    iterate_n(&e, 3); /* registered */
+    assert_int_equal(write(s, "xy", 2), 2);
+    struct linger lg = {1, 0}; /* close sends a reset */
+    assert_int_equal(setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    close(s);
+    run_until(&e, w);
+    assert_int_equal(fut_value_i64(w), FUT_READABLE);
+    fut_release(w);
+    char buf[8];
+    assert_int_equal(recv(c, buf, sizeof buf, 0), 2);
+    errno = 0;
+    assert_int_equal(recv(c, buf, sizeof buf, 0), -1);
+    assert_int_equal(errno, ECONNRESET);
+    close(c);
+    env_close(&e);
+}
+
 /* ---- timers -----------------------------------------------------------------
  */
 
@@ -238,9 +289,16 @@ int main(void)
                        host_case_io_accept_and_connect_over_loopback_tcp),
         host_unit_test("test_glib_io_cancelled_read_reads_nothing",
                        host_case_io_cancelled_read_reads_nothing),
+        host_unit_test("test_glib_io_cancelled_read_stops_watching_its_fd",
+                       host_case_io_cancelled_read_stops_watching_its_fd),
+        host_unit_test(
+            "test_glib_io_cancelled_read_leaves_a_reused_number_alone",
+            host_case_io_cancelled_read_leaves_a_reused_number_alone),
         host_unit_test(
             "test_glib_io_destroy_rejects_pending_reads_eshutdown",
             host_case_io_destroy_rejects_pending_reads_eshutdown),
+        cmocka_unit_test(
+            test_glib_fd_ready_after_reset_leaves_the_error_to_recv),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -239,6 +239,11 @@ int main(void)
                        host_case_io_accept_and_connect_over_loopback_tcp),
         host_unit_test("test_uv_io_cancelled_read_reads_nothing",
                        host_case_io_cancelled_read_reads_nothing),
+        host_unit_test("test_uv_io_cancelled_read_stops_watching_its_fd",
+                       host_case_io_cancelled_read_stops_watching_its_fd),
+        host_unit_test(
+            "test_uv_io_cancelled_read_leaves_a_reused_number_alone",
+            host_case_io_cancelled_read_leaves_a_reused_number_alone),
         host_unit_test(
             "test_uv_io_destroy_rejects_pending_reads_eshutdown",
             host_case_io_destroy_rejects_pending_reads_eshutdown),

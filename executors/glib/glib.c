@@ -188,22 +188,25 @@ static gboolean work_check(GSource *s)
 
 /* ---- fd readiness (loop thread) ----------------------------------------- */
 
-/* What GLib's REVENTS mean for fut_fd_ready, as the loop reads epoll's. */
+/* The error GLib's REVENTS (G_IO_NVAL, G_IO_ERR or G_IO_HUP) stand for. */
+static int revents_error(int fd, unsigned rev)
+{
+    if (rev & G_IO_NVAL)
+        return -EBADF;
+    return (rev & G_IO_ERR) ? fdw_sock_error(fd) : -EPIPE;
+}
+
+/* What GLib's REVENTS mean for fut_fd_ready, as the loop reads epoll's:
+ * the socket's error is read only for a waiter it answers (fdw_answer). */
 static void report_fd(struct fut_glib *g, int fd, unsigned short rev)
 {
-    int err = 0;
-    if (rev & G_IO_NVAL)
-        err = -EBADF;
-    else if (rev & G_IO_ERR)
-        err = host_fd_error(fd);
-    else if (rev & G_IO_HUP)
-        err = -EPIPE;
+    bool failed = rev & (G_IO_NVAL | G_IO_ERR | G_IO_HUP);
     unsigned ready =
-        ((rev & G_IO_IN) && (!err || host_fd_data_left(fd)) ? FUT_READABLE
-                                                            : 0u) |
-        ((rev & G_IO_OUT) && !err ? FUT_WRITABLE : 0u);
+        ((rev & G_IO_IN) && (!failed || fdw_data_left(fd)) ? FUT_READABLE
+                                                           : 0u) |
+        ((rev & G_IO_OUT) && !failed ? FUT_WRITABLE : 0u);
     host_bump(&g->q.n_fd, 1);
-    host_fd_event(&g->fds, fd, ready, err);
+    host_fd_event(&g->fds, fd, ready, failed, revents_error, rev);
 }
 
 /* Reads the revents of every watched fd, then reports those that have

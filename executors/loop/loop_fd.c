@@ -1,15 +1,17 @@
 /* libfut — the event loop's fd readiness: fut_fd_ready, registration with
  * epoll, dispatch of events to waiters, cancellation.  Loop-thread code
  * except fut_fd_ready; the hand-off and wake-up protocol is loop.c's
- * (see the essay there).
+ * (see the essay there).  The waiters themselves, their lists and what
+ * this file shares with the host-loop adapters are
+ * executors/common/fd_waiters.h's.
  *
  * A waiter's life (struct fdw), all transitions on the loop thread:
  *
- *   W_REMOTE --register--> W_FD --event/error--> settled: freed at once
- *      |                    |                 \-> settle lost to a cancel:
- *      |                    |                      W_ORPHAN until on_fd_cancel
- *      |                    \--on_fd_cancel--> unlinked, freed (EPOLL_CTL_DEL
- *      |                                        if it was the fd's last)
+ *   FDW_REMOTE --register--> FDW_FD --event/error--> settled: freed at once
+ *      |                      |               \-> settle lost to a cancel:
+ *      |                      |                   FDW_ORPHAN until on_fd_cancel
+ *      |                      \--on_fd_cancel--> unlinked, freed
+ *      |                                (EPOLL_CTL_DEL if it was the fd's last)
  *      \--on_fd_cancel first: marked cancelled; register frees it
  *
  * Registration is level-triggered and persistent, as libuv's: an fd stays
@@ -114,33 +116,9 @@ void fut__loop_fdw_free_all(struct loop *l)
 
 /* ---- fd readiness (loop thread) ----------------------------------------- */
 
-static void wl_append(struct wlist *ws, struct fdw *w)
+static struct fdw_list *home_of(struct loop *l, struct fdw *w)
 {
-    w->next = NULL;
-    w->prev = ws->tail;
-    if (ws->tail)
-        ws->tail->next = w;
-    else
-        ws->head = w;
-    ws->tail = w;
-}
-
-static void wl_unlink(struct wlist *ws, struct fdw *w)
-{
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        ws->head = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    else
-        ws->tail = w->prev;
-    w->next = w->prev = NULL;
-}
-
-static struct wlist *home_of(struct loop *l, struct fdw *w)
-{
-    return w->where == W_FD ? &l->fds[w->fd].ws : &l->orphans;
+    return w->where == FDW_FD ? &l->fds[w->fd].ws : &l->orphans;
 }
 
 static uint32_t to_epoll(unsigned events)
@@ -149,28 +127,19 @@ static uint32_t to_epoll(unsigned events)
            ((events & FUT_WRITABLE) ? EPOLLOUT : 0u);
 }
 
-/* Makes room for FD in the fd table: 0, -EBADF for a number that is not
- * an open fd, or FUT_ENOMEM.  The table grows with the largest fd seen, so
- * a number beyond it is first shown to the kernel (one fcntl): a bad
- * number (10^8 never opened, INT_MAX) costs that syscall and nothing
- * more, and an open one is below RLIMIT_NOFILE, which bounds the table as
- * it bounds the kernel's own. */
+/* Makes room for FD in the fd table (fdw_table_room: a bad number costs
+ * one fcntl and no memory): 0, -EBADF for a number that is not an open
+ * fd, or FUT_ENOMEM. */
 static int grow_fds(struct loop *l, int fd)
 {
-    if ((size_t)fd < l->nfds)
+    if (fd >= 0 && (size_t)fd < l->nfds)
         return 0;
-    if (fcntl(fd, F_GETFD) < 0)
-        return -errno;
-    size_t n = l->nfds ? l->nfds : 64;
-    while (n <= (size_t)fd)
-        n *= 2;
-    struct fdrec *r = xgrow(l->fds, l->nfds * sizeof *r, n * sizeof *r);
-    if (!r)
-        return FUT_ENOMEM;
-    memset(r + l->nfds, 0, (n - l->nfds) * sizeof *r);
-    l->fds = r;
+    void *t;
+    size_t n;
+    int err = fdw_table_room(l->fds, l->nfds, sizeof *l->fds, fd, &t, &n);
+    l->fds = t;
     l->nfds = n;
-    return 0;
+    return err;
 }
 
 /* Settles the waiters on list M (already unlinked) with their outcome (an
@@ -190,15 +159,8 @@ static void settle_list(struct loop *l, struct fdw *m)
             fut__loop_time_end(l, NULL);
             continue;
         }
-        int rc = fut_promise_settle(w->p, w->err ? fut_fail(w->err)
-                                                 : fut_ok_i64(w->ready));
-        w->p = NULL;
-        if (rc == 0) {
+        if (fdw_settle(w, &l->orphans))
             fdw_free(l, w);
-        } else {
-            w->where = W_ORPHAN;
-            wl_append(&l->orphans, w);
-        }
         fut__loop_time_end(l, NULL);
     }
 }
@@ -213,10 +175,7 @@ static void settle_list(struct loop *l, struct fdw *m)
 
 static uint32_t wanted(const struct fdrec *r)
 {
-    uint32_t want = 0;
-    for (const struct fdw *w = r->ws.head; w; w = w->next)
-        want |= to_epoll(w->events);
-    return want;
+    return to_epoll(fdw_wanted(&r->ws));
 }
 
 /* Registers FD for WANT (level-triggered): MOD if we believe the kernel
@@ -248,16 +207,6 @@ static int kernel_set(struct loop *l, int fd, uint32_t want)
     }
     r->kmask = 0;
     return -errno;
-}
-
-/* Takes every waiter of FD off its list, each with result ERR. */
-static struct fdw *take_all(struct fdrec *r, int err)
-{
-    struct fdw *m = r->ws.head;
-    for (struct fdw *w = m; w; w = w->next)
-        w->err = err;
-    r->ws.head = r->ws.tail = NULL;
-    return m;
 }
 
 /* Keeps FD's registration on trust (see the top): false if vq cannot
@@ -301,7 +250,7 @@ static void rearm(struct loop *l, int fd, bool fresh)
         return; /* the chain goes on */
     int err = kernel_set(l, fd, want);
     if (err)
-        settle_list(l, take_all(r, err));
+        settle_list(l, fdw_take_all(&r->ws, err));
 }
 
 /* Replaces the epoll set with a fresh one holding the eventfd and every fd
@@ -328,7 +277,7 @@ static void rebuild_epoll(struct loop *l)
         uint32_t want = wanted(r);
         int err = want ? kernel_set(l, (int)fd, want) : 0;
         if (err) {
-            struct fdw *f = take_all(r, err), *t = f;
+            struct fdw *f = fdw_take_all(&r->ws, err), *t = f;
             while (t->next)
                 t = t->next;
             t->next = m;
@@ -358,7 +307,7 @@ static void validate(struct loop *l, int fd)
     uint32_t want = wanted(r);
     int err = want ? kernel_set(l, fd, want) : 0;
     if (err)
-        settle_list(l, take_all(r, err));
+        settle_list(l, fdw_take_all(&r->ws, err));
 }
 
 /* Before each epoll_wait: a new round; validate the fds trusted two polls
@@ -408,9 +357,9 @@ static void register_here(struct loop *l, struct fdw *w)
         settle_list(l, w);
         return;
     }
-    w->where = W_FD;
+    w->where = FDW_FD;
     bool fresh = !l->fds[w->fd].ws.head;
-    wl_append(&l->fds[w->fd].ws, w);
+    fdw_append(&l->fds[w->fd].ws, w);
     rearm(l, w->fd, fresh);
 }
 
@@ -431,22 +380,10 @@ void fut__loop_drain_fds(struct loop *l)
 }
 
 /* The error that epoll event E (EPOLLERR or EPOLLHUP) stands for: the
- * socket's pending error (reading it clears it), or EPIPE. */
-static int fd_error(int fd, uint32_t e)
+ * socket's pending error for EPOLLERR (fdw_sock_error), else EPIPE. */
+static int epoll_error(int fd, unsigned e)
 {
-    int err = 0;
-    socklen_t len = sizeof err;
-    if (!(e & EPOLLERR) ||
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err <= 0 ||
-        err == ECANCELED)
-        return -EPIPE;
-    return -err;
-}
-
-static bool data_left(int fd)
-{
-    int n = 0;
-    return ioctl(fd, FIONREAD, &n) == 0 && n > 0;
+    return (e & EPOLLERR) ? fdw_sock_error(fd) : -EPIPE;
 }
 
 /* One epoll event, tagged gen << 32 | fd: settle the waiters it answers;
@@ -471,24 +408,11 @@ bool fut__loop_dispatch(struct loop *l, uint64_t tag, uint32_t e)
      * reader still gets, would turn the next recv's ECONNRESET into end
      * of file (tests/test_io_reset.c). */
     bool failed = e & (EPOLLERR | EPOLLHUP);
-    bool rd = (e & EPOLLIN) && (!failed || data_left(fd));
+    bool rd = (e & EPOLLIN) && (!failed || fdw_data_left(fd));
     bool wr = (e & EPOLLOUT) && !failed;
-    int err = 0;
     struct fdw *m = NULL, **tail = &m;
-    for (struct fdw *w = r->ws.head, *next; w; w = next) {
-        next = w->next;
-        unsigned ready = ((w->events & FUT_READABLE) && rd ? FUT_READABLE : 0) |
-                         ((w->events & FUT_WRITABLE) && wr ? FUT_WRITABLE : 0);
-        if (ready)
-            w->err = 0, w->ready = ready;
-        else if (failed)
-            w->err = err ? err : (err = fd_error(fd, e));
-        else
-            continue;
-        wl_unlink(&r->ws, w);
-        *tail = w;
-        tail = &w->next;
-    }
+    fdw_answer(&r->ws, (rd ? FUT_READABLE : 0u) | (wr ? FUT_WRITABLE : 0u),
+               failed, epoll_error, fd, e, &tail);
     uint32_t want = wanted(r);
     if (m && !want) {
         r->idle_round = l->round; /* kept for the chain's next step */
@@ -510,7 +434,7 @@ bool fut__loop_dispatch(struct loop *l, uint64_t tag, uint32_t e)
             return false;
         } else {
             r->kmask = 0;
-            struct fdw *f = take_all(r, -errno);
+            struct fdw *f = fdw_take_all(&r->ws, -errno);
             *tail = f;
         }
     }
@@ -540,16 +464,12 @@ static fut_result_t on_fd_cancel(void *arg, fut_t *src)
 {
     (void)src;
     struct fdw *w = arg;
-    struct loop *l = w->l;
-    w->cancelled = true;
-    if (w->p) {
-        fut_promise_drop(w->p); /* consumes it; the future stays cancelled */
-        w->p = NULL;
-    }
-    if (w->where == W_REMOTE)
+    struct loop *l = w->owner;
+    int where = fdw_cancelled(w);
+    if (where == FDW_REMOTE)
         return fut_ok(NULL); /* register_here frees it */
-    bool on_fd = w->where == W_FD;
-    wl_unlink(home_of(l, w), w);
+    bool on_fd = where == FDW_FD;
+    fdw_unlink(home_of(l, w), w);
     int fd = w->fd;
     fdw_free(l, w);
     if (on_fd)
@@ -559,20 +479,15 @@ static fut_result_t on_fd_cancel(void *arg, fut_t *src)
 
 void fut__loop_fd_wait(struct loop *l, struct fdw *w, int fd, unsigned events)
 {
-    w->next = w->prev = NULL;
-    w->l = l;
+    fdw_init(w, l, fd, events, w->fire);
     w->p = NULL;
-    w->fd = fd;
-    w->events = events;
-    w->where = W_REMOTE;
-    w->cancelled = false;
     register_here(l, w);
 }
 
 void fut__loop_fd_unwait(struct loop *l, struct fdw *w, bool quiet)
 {
-    wl_unlink(&l->fds[w->fd].ws, w);
-    w->where = W_REMOTE;
+    fdw_unlink(&l->fds[w->fd].ws, w);
+    w->where = FDW_REMOTE;
     if (!quiet)
         after_unwait(l, w->fd);
 }
@@ -592,13 +507,7 @@ fut_t *fut__loop_fd_ready(void *impl, int fd, unsigned events)
         fdw_free(l, w);
         return f;
     }
-    w->next = w->prev = NULL;
-    w->l = l;
-    w->fd = fd;
-    w->events = events;
-    w->where = W_REMOTE;
-    w->cancelled = false;
-    w->fire = NULL;
+    fdw_init(w, l, fd, events, NULL);
     /* The cancel hook, set before anyone can see F or the loop W.  It
      * cannot fail here (a fresh promise, a live EX). */
     fut_promise_on_cancel(w->p, ex, on_fd_cancel, w);
@@ -640,16 +549,8 @@ void fut__loop_fd_shutdown(struct loop *l)
         w = next;
     }
     for (size_t fd = 0; fd < l->nfds; fd++)
-        while ((w = l->fds[fd].ws.head)) {
-            wl_unlink(&l->fds[fd].ws, w);
-            w->next = all;
-            all = w;
-        }
-    while ((w = l->orphans.head)) {
-        wl_unlink(&l->orphans, w);
-        w->next = all;
-        all = w;
-    }
+        fdw_move_all(&l->fds[fd].ws, &all);
+    fdw_move_all(&l->orphans, &all);
     while (all) {
         w = all;
         all = w->next;

@@ -1,8 +1,8 @@
 /* libfut — the event loop's private header, shared by executors/loop/loop.c
  * (tasks, the loop itself, creation and shutdown; its opening essay states
- * the protocol), loop_timers.c (the timer heap and its hand-off stacks),
- * loop_clock.c (callback timing, stall reports) and loop_fd.c (fd
- * readiness).  Not installed. */
+ * the protocol), loop_timers.c (the timer heap, the kit's, and its
+ * hand-off stacks), loop_clock.c (callback timing, stall reports) and
+ * loop_fd.c (fd readiness).  Not installed. */
 #ifndef FUT_LOOP_IMPL_H
 #define FUT_LOOP_IMPL_H
 
@@ -23,38 +23,19 @@
 
 #include "fut.h"
 
+#include "../common/fd_waiters.h"
+
 #define DEFAULT_STALL_NS 100000000ull
 #define MAX_EVENTS 128
 #define TASK_BUDGET 1024 /* local tasks per round before looking at I/O */
 #define EV_WAKE UINT64_MAX
 
-enum { W_REMOTE = 0, W_FD, W_ORPHAN };
-
 struct loop;
 
-/* One fut_fd_ready future's waiter, or an I/O operation's own wait
- * (fut__loop_fd_wait: FIRE set, P NULL, embedded in its operation). */
-struct fdw {
-    struct fdw *next, *prev; /* on a wlist; NEXT links the rfd stack too */
-    struct loop *l;
-    fut_promise_t *p; /* NULL once consumed */
-    /* An operation's wait: called instead of settling a promise. */
-    void (*fire)(struct fdw *w, int err);
-    int fd;
-    unsigned events; /* FUT_READABLE|FUT_WRITABLE */
-    int where;       /* W_* */
-    bool cancelled;  /* on_fd_cancel ran */
-    /* The outcome, while being settled: -errno, or 0 and READY. */
-    int err;
-    unsigned ready;
-};
-
-struct wlist {
-    struct fdw *head, *tail;
-};
-
+/* An fd's waiters (struct fdw, ../common/fd_waiters.h) and our epoll
+ * registration of it. */
 struct fdrec {
-    struct wlist ws;
+    struct fdw_list ws;
     uint32_t kmask;       /* EPOLLIN/OUT we registered; 0: not registered */
     uint32_t gen;         /* tags our entry's events: bumped by each ADD */
     uint64_t set_round;   /* the round of the last epoll_ctl that succeeded */
@@ -62,11 +43,6 @@ struct fdrec {
     uint64_t trust_round; /* != 0: kept without a syscall since this round
                              and not confirmed by an event yet */
     bool on_vq;           /* listed on the loop's vq (loop_fd.c) */
-};
-
-struct hent {
-    uint64_t deadline, seq;
-    fut_timer_t *t;
 };
 
 struct loop {
@@ -104,12 +80,21 @@ struct loop {
     fut_task_t *lq_head, *lq_tail;
     fut_task_t *rq_head; /* the task queue's head: the oldest node or stub */
     fut_task_t rq_stub;
-    struct hent *heap;
-    size_t hn, hcap;
-    uint64_t hseq;
+    union {
+        fut_kit_timer_heap_t timers; /* the timer heap (loop_timers.c) */
+        /* loop.c's read-only view of its first two fields (next_timeout
+         * reads hn and heap[0].deadline, free_loop frees heap, NULL once
+         * the heap is empty), through the union's common initial
+         * sequence (checked below); loop.c is to read it with
+         * fut_kit_timer_heap_next_ns instead, and then the view goes. */
+        struct {
+            fut_kit_timer_ent_t *heap;
+            size_t hn;
+        };
+    };
     struct fdrec *fds;
     size_t nfds;
-    struct wlist orphans;
+    struct fdw_list orphans;
     uint64_t round; /* poll rounds (loop_fd.c's persistence rules) */
     int *vq;        /* fds kept on trust, to verify (loop_fd.c) */
     size_t vn, vcap;
@@ -122,6 +107,11 @@ struct loop {
     _Atomic uint64_t n_tasks, n_submitted, n_timers, n_fd, n_wakeups, n_longest,
         n_stalls;
 };
+
+_Static_assert(offsetof(struct loop, heap) ==
+                       offsetof(struct loop, timers.ent_) &&
+                   offsetof(struct loop, hn) == offsetof(struct loop, timers.n_),
+               "loop.c's view of the timer heap");
 
 /* The loop the calling thread is running (inside fut_loop_run), or NULL. */
 extern _Thread_local struct loop *fut__loop_tl;

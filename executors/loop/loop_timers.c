@@ -1,96 +1,10 @@
-/* libfut — the event loop's timers: a binary heap of {deadline, seq,
- * timer} on the loop thread, the hand-off stacks of starts and cancels from
- * other threads, and firing.  The protocol (who holds a timer, how a
- * cancel can overtake its start, the stacks' orderings) is in loop.c's
- * essay, "Timers" and "Cross-thread hand-off". */
+/* libfut — the event loop's timers: the executor kit's timer heap
+ * (fut_kit_timer_heap_t, lib/timer_heap.c) on the loop thread, the
+ * hand-off stacks of starts and cancels from other threads, and firing.
+ * The protocol (who holds a timer, how a cancel can overtake its start,
+ * the stacks' orderings) is in loop.c's essay, "Timers" and "Cross-thread
+ * hand-off". */
 #include "loop_impl.h"
-
-static bool hless(const struct hent *a, const struct hent *b)
-{
-    return a->deadline < b->deadline ||
-           (a->deadline == b->deadline && a->seq < b->seq);
-}
-
-static void hset(struct loop *l, size_t i, struct hent e)
-{
-    l->heap[i] = e;
-    e.t->slot = i;
-}
-
-static void sift_up(struct loop *l, size_t i)
-{
-    struct hent e = l->heap[i];
-    while (i > 0 && hless(&e, &l->heap[(i - 1) / 2])) {
-        hset(l, i, l->heap[(i - 1) / 2]);
-        i = (i - 1) / 2;
-    }
-    hset(l, i, e);
-}
-
-static void sift_down(struct loop *l, size_t i)
-{
-    struct hent e = l->heap[i];
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= l->hn)
-            break;
-        if (c + 1 < l->hn && hless(&l->heap[c + 1], &l->heap[c]))
-            c++;
-        if (!hless(&l->heap[c], &e))
-            break;
-        hset(l, i, l->heap[c]);
-        i = c;
-    }
-    hset(l, i, e);
-}
-
-static bool in_heap(const struct loop *l, const fut_timer_t *t)
-{
-    return t->slot < l->hn && l->heap[t->slot].t == t;
-}
-
-static int heap_insert(struct loop *l, fut_timer_t *t)
-{
-    if (l->hn == l->hcap) {
-        size_t cap = l->hcap ? 2 * l->hcap : 64;
-        struct hent *h = xgrow(l->heap, l->hn * sizeof *h, cap * sizeof *h);
-        if (!h)
-            return FUT_ENOMEM;
-        l->heap = h;
-        l->hcap = cap;
-    }
-    l->heap[l->hn] = (struct hent){t->deadline_ns, l->hseq++, t};
-    t->slot = l->hn++;
-    sift_up(l, l->hn - 1);
-    return 0;
-}
-
-/* Removes the timer at I.  The array shrinks as the heap does and is freed
- * when it empties, so cancelled timers leave no memory behind. */
-static void heap_remove(struct loop *l, size_t i)
-{
-    l->heap[i].t->slot = SIZE_MAX;
-    l->hn--;
-    if (i < l->hn) {
-        hset(l, i, l->heap[l->hn]);
-        if (i > 0 && hless(&l->heap[i], &l->heap[(i - 1) / 2]))
-            sift_up(l, i);
-        else
-            sift_down(l, i);
-    }
-    if (l->hn == 0) {
-        xfree(l->heap);
-        l->heap = NULL;
-        l->hcap = 0;
-    } else if (l->hcap > 256 && l->hn < l->hcap / 4) {
-        struct hent *h =
-            xgrow(l->heap, l->hn * sizeof *h, l->hcap / 2 * sizeof *h);
-        if (h) {
-            l->heap = h;
-            l->hcap /= 2;
-        }
-    }
-}
 
 static void drain_starts(struct loop *l)
 {
@@ -104,7 +18,7 @@ static void drain_starts(struct loop *l)
     while (t) {
         fut_timer_t *next = (fut_timer_t *)(uintptr_t)t->slot;
         t->slot = SIZE_MAX;
-        if (heap_insert(l, t))
+        if (fut_kit_timer_heap_push(&l->timers, t))
             fut_timer_fail(t, FUT_ENOMEM); /* no memory for the heap */
         t = next;
     }
@@ -114,12 +28,10 @@ static void drain_starts(struct loop *l)
  * then the cancel's own hold. */
 static void cancel_here(struct loop *l, fut_timer_t *t)
 {
-    if (!in_heap(l, t))
+    if (!fut_kit_timer_heap_contains(&l->timers, t))
         drain_starts(l); /* its start may still be on the stack */
-    if (in_heap(l, t)) {
-        heap_remove(l, t->slot);
+    if (fut_kit_timer_heap_remove(&l->timers, t))
         fut_timer_drop(t);
-    }
     fut_timer_drop(t);
 }
 
@@ -142,7 +54,7 @@ int fut__loop_timer_start(void *impl, fut_timer_t *t)
 {
     struct loop *l = impl;
     if (fut__loop_tl == l)
-        return heap_insert(l, t);
+        return fut_kit_timer_heap_push(&l->timers, t);
     /* Relaxed: only a first guess for the CAS below. */
     fut_timer_t *h = atomic_load_explicit(&l->rstart, memory_order_relaxed);
     do
@@ -175,13 +87,12 @@ void fut__loop_timer_cancel(void *impl, fut_timer_t *t)
  * timer armed by a firing callback waits for the next round. */
 void fut__loop_fire_timers(struct loop *l)
 {
-    if (!l->hn)
+    if (!fut_kit_timer_heap_size(&l->timers))
         return;
     uint64_t now = fut_now_ns(), n = 0;
     fut__loop_time_begin(l);
-    while (l->hn && l->heap[0].deadline <= now) {
-        fut_timer_t *t = l->heap[0].t;
-        heap_remove(l, 0);
+    fut_timer_t *t;
+    while ((t = fut_kit_timer_heap_pop_due(&l->timers, now))) {
         fut_timer_fire(t);
         fut__loop_time_end(l, (const void *)(uintptr_t)fut_timer_fire);
         n++;
@@ -211,9 +122,6 @@ void fut__loop_timers_shutdown(struct loop *l)
         t = next;
     }
     drain_cancels(l);
-    while (l->hn) {
-        fut_timer_t *x = l->heap[l->hn - 1].t;
-        heap_remove(l, l->hn - 1);
-        fut_timer_drop(x);
-    }
+    while ((t = fut_kit_timer_heap_pop_due(&l->timers, UINT64_MAX)))
+        fut_timer_drop(t);
 }

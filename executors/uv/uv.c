@@ -147,10 +147,12 @@ static void drain_cancels(struct fut_uv *u)
 
 /* ---- sessions ------------------------------------------------------------- */
 
+static int poll_error(int fd, unsigned how);
+
 /* A session: takes handed-over timer starts and cancels, fires FIRE (if
- * not NULL) or reports fd FD (if >= 0: READY, ERR), runs a batch. */
+ * not NULL) or reports fd FD (if >= 0: READY, or FAILED), runs a batch. */
 static void run_session(struct fut_uv *u, fut_timer_t *fire, int fd,
-                        unsigned ready, int err)
+                        unsigned ready, bool failed)
 {
     struct host_session s;
     host_session_begin(&s, &u->q);
@@ -159,7 +161,7 @@ static void run_session(struct fut_uv *u, fut_timer_t *fire, int fd,
     if (fire)
         host_fire(&u->q, fire);
     if (fd >= 0)
-        host_fd_event(&u->fds, fd, ready, err);
+        host_fd_event(&u->fds, fd, ready, failed, poll_error, 0);
     bool more = host_run_batch(&u->q);
     host_session_end(&s);
     if (more)
@@ -170,7 +172,7 @@ static void on_wake(uv_async_t *a)
 {
     struct fut_uv *u = a->data;
     host_bump(&u->q.n_wakes, 1);
-    run_session(u, NULL, -1, 0, 0);
+    run_session(u, NULL, -1, 0, false);
 }
 
 static void on_timer(uv_timer_t *ut)
@@ -185,10 +187,18 @@ static void on_timer(uv_timer_t *ut)
     host_timer_unlink(&n->h);
     t->slot = 0;
     close_timer(n);
-    run_session(u, t, -1, 0, 0);
+    run_session(u, t, -1, 0, false);
 }
 
 /* ---- fd readiness (loop thread) ----------------------------------------- */
+
+/* The error a poll that libuv stopped on an error stands for: the socket's
+ * (fdw_sock_error). */
+static int poll_error(int fd, unsigned how)
+{
+    (void)how;
+    return fdw_sock_error(fd);
+}
 
 static void on_poll(uv_poll_t *h, int status, int events)
 {
@@ -198,13 +208,13 @@ static void on_poll(uv_poll_t *h, int status, int events)
         /* libuv stopped the poll (an error on the fd, POLLERR). */
         host_fd_rec(&u->fds, p->fd)->watching = 0;
         host_bump(&u->q.n_fd, 1);
-        run_session(u, NULL, p->fd, 0, host_fd_error(p->fd));
+        run_session(u, NULL, p->fd, 0, true);
         return;
     }
     unsigned ready = ((events & UV_READABLE) ? FUT_READABLE : 0u) |
                      ((events & UV_WRITABLE) ? FUT_WRITABLE : 0u);
     host_bump(&u->q.n_fd, 1);
-    run_session(u, NULL, p->fd, ready, 0);
+    run_session(u, NULL, p->fd, ready, false);
 }
 
 static int poll_watch(void *a, int fd, struct host_fdrec *r, unsigned events,

@@ -11,7 +11,9 @@
  * touch a caller's buffer after a cancel won (the I/O operations).
  *
  * Idle threads of an executor may park with fut_kit_park/fut_kit_wake, as
- * the pool's workers and fut_wait do. */
+ * the pool's workers and fut_wait do.  An executor that keeps timers may
+ * keep them in the kit's timer heap (fut_kit_timer_heap_t), as the loop
+ * and the library's timer thread do. */
 #ifndef FUT_EXECUTOR_KIT_H
 #define FUT_EXECUTOR_KIT_H
 
@@ -149,6 +151,105 @@ FUT_API void fut_kit_park(const uint32_t *word, uint32_t expected,
  * Returns: how many it woke (0: none parked; also for WORD NULL or N <= 0).
  * Threads: any. */
 FUT_API int fut_kit_wake(const uint32_t *word, int n);
+
+/* ---- a timer heap ---------------------------------------------------------
+ * A binary min-heap of the core's timers (fut_timer_t) for an executor that
+ * keeps timers of its own (the loop and the library's timer thread keep
+ * theirs in one): earliest deadline first, and timers with equal deadlines
+ * in the order they were pushed.  Push, remove and pop cost O(log n), the
+ * size, the first deadline and a membership test O(1).  Each entry keeps
+ * the deadline beside its timer, so sifting reads no timer.  While T is in
+ * the heap, T->slot is the heap's (its index); T->next is never touched.
+ * The array comes from fut_alloc (allocation-failure tests reach it),
+ * doubles as it fills, halves when it is three-quarters empty (beyond 256
+ * entries) and is freed when the heap empties: an empty heap holds no
+ * memory, so a heap needs no destroy, only to be emptied.
+ * A zeroed fut_kit_timer_heap_t ({0}, or memory from calloc) is an empty
+ * heap.  Its fields, and an entry's, are the kit's: not part of the API.
+ * Threads: the heap has no lock; its user serialises every call on one
+ * heap (the loop's thread, the timer thread's mutex). */
+typedef struct fut_kit_timer_ent {
+    uint64_t deadline; /* the timer's deadline_ns, copied by the push */
+    uint64_t seq;      /* the push's number: ties go first-pushed first */
+    fut_timer_t *timer;
+} fut_kit_timer_ent_t;
+
+typedef struct fut_kit_timer_heap {
+    fut_kit_timer_ent_t *ent_; /* ent_[0] is the earliest */
+    size_t n_, cap_;
+    uint64_t seq_;
+} fut_kit_timer_heap_t;
+
+/* Adds T, due at T->deadline_ns, to H.
+ * Returns: 0; FUT_ENOMEM (the array could not grow: H and T unchanged);
+ *   FUT_EINVAL (H or T NULL).
+ * Ownership: H and T borrowed; T stays the caller's, and must stay alive
+ *   (and out of any other heap) until it leaves H by pop or remove. */
+FUT_API int fut_kit_timer_heap_push(fut_kit_timer_heap_t *h, fut_timer_t *t);
+
+/* How many timers H holds.  This and every call below are inline; the
+ * four accessors (size, next_ns, first, contains) take H and T not NULL. */
+static inline size_t fut_kit_timer_heap_size(const fut_kit_timer_heap_t *h)
+{
+    return h->n_;
+}
+
+/* The earliest deadline in H, or UINT64_MAX if H is empty (a timer due at
+ * UINT64_MAX never fires either): how long an executor may sleep. */
+static inline uint64_t fut_kit_timer_heap_next_ns(const fut_kit_timer_heap_t *h)
+{
+    return h->n_ ? h->ent_[0].deadline : UINT64_MAX;
+}
+
+/* H's earliest timer (the next pop_due's), or NULL if H is empty. */
+static inline fut_timer_t *
+fut_kit_timer_heap_first(const fut_kit_timer_heap_t *h)
+{
+    return h->n_ ? h->ent_[0].timer : NULL;
+}
+
+/* Whether T is in H.  T->slot may hold anything when T is not in a heap
+ * (an executor links timers through it meanwhile): the answer checks the
+ * entry it names. */
+static inline bool fut_kit_timer_heap_contains(const fut_kit_timer_heap_t *h,
+                                               const fut_timer_t *t)
+{
+    return t->slot < h->n_ && h->ent_[t->slot].timer == t;
+}
+
+/* Not part of the API: removes the entry at I (< size), for the inline
+ * remove and pop_due below, which keep a call out of their checks. */
+FUT_API void fut__kit_timer_heap_take(fut_kit_timer_heap_t *h, size_t i);
+
+/* Takes T out of H if it is there (fut_kit_timer_heap_contains).
+ * Returns: true if T was in H and is removed (T->slot is SIZE_MAX then);
+ *   false if it was not (popped or removed already, never pushed, in
+ *   another heap; T untouched), or H or T is NULL.
+ * Ownership: H and T borrowed. */
+static inline bool fut_kit_timer_heap_remove(fut_kit_timer_heap_t *h,
+                                             fut_timer_t *t)
+{
+    if (!h || !t || !fut_kit_timer_heap_contains(h, t))
+        return false;
+    fut__kit_timer_heap_take(h, t->slot);
+    return true;
+}
+
+/* Takes out of H and returns its earliest timer if that one is due, i.e.
+ * its deadline is at or before NOW_NS (fut_now_ns()'s clock; UINT64_MAX
+ * takes every timer, one call each, to empty the heap).
+ * Returns: the timer (its slot SIZE_MAX), or NULL if H is empty, its
+ *   earliest timer is not due, or H is NULL.
+ * Ownership: H borrowed; the timer returned is the caller's again. */
+static inline fut_timer_t *fut_kit_timer_heap_pop_due(fut_kit_timer_heap_t *h,
+                                                      uint64_t now_ns)
+{
+    if (!h || !h->n_ || h->ent_[0].deadline > now_ns)
+        return NULL;
+    fut_timer_t *t = h->ent_[0].timer;
+    fut__kit_timer_heap_take(h, 0);
+    return t;
+}
 
 #ifdef __cplusplus
 }
