@@ -563,3 +563,26 @@ void fut__uring_shutdown(struct loop *l)
     if (!r->armed)
         ring_free(r);
 }
+
+/* In a child process, on a loop inherited from the parent (loop.c's
+ * loop_destroy_forked): the ring is the parent's too (fork() shares the
+ * kernel object), so nothing is submitted, cancelled or reaped here; the
+ * child only lets go of its own copies: the ring's mappings and fd, the
+ * eventfd, and the memory of the jobs and bounces (the kernel writes the
+ * parent's reads into the parent's memory, never into the child's).  The
+ * jobs' promises are the parent's futures: not touched. */
+void fut__uring_destroy_forked(struct loop *l)
+{
+    struct fut__uring *r = l->uring;
+    l->uring = NULL;
+    if (!r || r == &g_no_ring)
+        return;
+    while (r->jobs) {
+        struct rjob *j = r->jobs;
+        r->jobs = j->next;
+        xfree(j->bounce);
+        xfree(j);
+    }
+    ring_close(r);
+    ring_free(r);
+}

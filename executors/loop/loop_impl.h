@@ -280,6 +280,10 @@ fut_t *fut__uring_pread(fut_executor_t *ex, int fd, char *buf, size_t len,
                         off_t off, size_t done);
 /* Settles the ring's reads FUT_ESHUTDOWN and closes it (loop_io.c). */
 void fut__uring_shutdown(struct loop *l);
+/* A child's destroy of a loop inherited across fork(): closes the child's
+ * copies of the ring's fds and mappings, frees its memory, and leaves the
+ * parent's reads in the ring alone (loop.c). */
+void fut__uring_destroy_forked(struct loop *l);
 /* For tests (declared for them in lib/internal.h too): force a mode (-1:
  * read FUT_IO_URING again), whether this kernel makes a ring, and the reads
  * loop EX's ring sent to the kernel. */
