@@ -469,28 +469,31 @@ static fut_result_t remote_task(void *arg)
     return fut_ok(NULL);
 }
 
-/* The loop refused or dropped remote_task: J never started. */
+/* The loop refused or dropped remote_task: J never started (no memory
+ * for the task: the bytes RWF_NOWAIT read, a short read, stand). */
 static fut_result_t remote_dropped(void *arg, fut_t *src)
 {
     struct rjob *j = arg;
-    fut_promise_settle(j->p, fut_fail(fut_error(src)));
+    int err = fut_error(src);
+    fut_promise_settle(j->p, err == FUT_ENOMEM && j->done0
+                                 ? fut_ok_i64((int64_t)j->done0)
+                                 : fut_fail(err));
     xfree(j);
     return fut_ok(NULL);
 }
 
-fut_t *fut__uring_pread(fut_executor_t *ex, int fd, char *buf, size_t len,
-                        off_t off, size_t done)
+void fut__uring_pread(fut_executor_t *ex, fut_promise_t *p, int fd, char *buf,
+                      size_t len, off_t off, size_t done)
 {
     struct loop *l = fut_executor_impl(ex, &fut__loop_ops);
     struct rjob *j = xzalloc(sizeof *j);
     size_t left = len - done;
-    if (!j)
-        return fut_ready(fut_fail(FUT_ENOMEM));
-    fut_t *f = fut_promise_new(&j->p);
-    if (!j->p) {
-        xfree(j);
-        return f;
+    if (!j) { /* the bytes read by RWF_NOWAIT, a short read, stand */
+        fut_promise_settle(p, done ? fut_ok_i64((int64_t)done)
+                                   : fut_fail(FUT_ENOMEM));
+        return;
     }
+    j->p = p;
     j->fd = fd;
     j->dst = buf + done;
     j->len = left;
@@ -499,15 +502,14 @@ fut_t *fut__uring_pread(fut_executor_t *ex, int fd, char *buf, size_t len,
     if (left > RING_MAX_LEN) {
         fut__io_offload_pread(j->p, fd, buf, len, off, done);
         xfree(j);
-        return f;
+        return;
     }
     if (fut__loop_tl == l) {
         start(l, j);
-        return f;
+        return;
     }
     fut_t *t = fut_async(ex, remote_task, j);
     fut_release(fut_catch(t, fut_inline(), remote_dropped, j));
-    return f;
 }
 
 uint64_t fut__uring_submitted(fut_executor_t *ex)
