@@ -62,8 +62,13 @@
  * FUT_ESHUTDOWN; its fd stays open for the caller.  A fut_pread in the
  * loop's io_uring ring is cancelled in the kernel, and destroy waits (5 s
  * at most) for the kernel to let go of libfut's buffer before it frees
- * it; BUF is not touched.  The loop's stats count
- * the readiness events and its stall detector times the system calls. */
+ * it; BUF is not touched.  The loop's stats count the readiness events
+ * (fd_events; a read the ring completes later reaches the loop as
+ * readiness of the ring's eventfd, counted there) and its stall detector
+ * times the system calls (a blocking fd's read is a stall).  In a child
+ * process, destroying a loop inherited across fork() closes the child's
+ * copies of the ring's fds and mappings and leaves the parent's reads in
+ * the ring alone. */
 #ifndef FUT_IO_H
 #define FUT_IO_H
 
