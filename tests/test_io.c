@@ -16,9 +16,11 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <fut.h>
@@ -491,6 +493,84 @@ static void test_fd_closed_while_pending_ends_with_a_cancel(void **state)
     assert_int_equal(fut_executor_destroy(loop), 0);
 }
 
+/* ---- the stall detector -------------------------------------------------- */
+
+static atomic_int g_stalls;
+
+static void count_stalls(void *ud, const fut_log_event_t *ev)
+{
+    (void)ud;
+    if (ev->kind == FUT_LOG_STALL)
+        atomic_fetch_add(&g_stalls, 1);
+}
+
+struct late_writer {
+    pid_t loop_tid; /* the thread that runs the loop */
+    int rfd, wfd;
+};
+
+/* True while thread TID sits in read(2) on FD (/proc's syscall file: the
+ * call's number, then its arguments in hex). */
+static bool in_read_on(pid_t tid, int fd)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return false;
+    long nr = -1;
+    unsigned long a0 = 0;
+    bool yes = fgets(line, sizeof line, fp) &&
+               sscanf(line, "%ld %lx", &nr, &a0) == 2 && nr == SYS_read &&
+               a0 == (unsigned long)fd;
+    fclose(fp);
+    return yes;
+}
+
+/* Writes once the loop thread is blocked in read(2), 50 ms later: the
+ * callback that made the read then ran at least that long. */
+static void *write_when_blocked(void *arg)
+{
+    struct late_writer *w = arg;
+    struct timespec ms = {0, 1000 * 1000}, fifty = {0, 50 * 1000 * 1000};
+    for (int i = 0; i < 10000 && !in_read_on(w->loop_tid, w->rfd); i++)
+        nanosleep(&ms, NULL);
+    nanosleep(&fifty, NULL);
+    ssize_t n = write(w->wfd, "late", 4);
+    (void)n; /* the main thread checks what the read got */
+    return NULL;
+}
+
+/* A blocking pipe blocks the loop thread in read(2) (<fut/io.h>): the
+ * stall detector times that call and reports it. */
+static void test_read_on_a_blocking_pipe_is_reported_as_a_stall(void **state)
+{
+    (void)state;
+    atomic_store(&g_stalls, 0);
+    fut_loop_opts_t o = {.stall_ns = 20 * MS, .log = count_stalls};
+    fut_executor_t *loop;
+    assert_int_equal(fut_loop_create(&loop, &o), 0);
+    int p[2];
+    assert_int_equal(pipe(p), 0); /* blocking, as the header warns */
+    struct late_writer w = {.loop_tid = gettid(), .rfd = p[0], .wfd = p[1]};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, write_when_blocked, &w), 0);
+    char buf[8];
+    fut_t *r = fut_read(loop, p[0], buf, sizeof buf); /* runs in a task */
+    run_until(loop, r);
+    pthread_join(th, NULL);
+    assert_int_equal(fut_value_i64(r), 4);
+    assert_memory_equal(buf, "late", 4);
+    assert_true(atomic_load(&g_stalls) >= 1);
+    fut_stats_t st;
+    assert_int_equal(fut_executor_stats(loop, &st), 0);
+    assert_true(st.stalls >= 1);
+    assert_true(st.longest_callback_ns >= 50 * MS);
+    fut_release(r);
+    assert_int_equal(fut_executor_destroy(loop), 0);
+    close(p[0]), close(p[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -514,6 +594,7 @@ int main(void)
         cmocka_unit_test(test_bad_arguments_are_einval),
         cmocka_unit_test(test_closed_fd_is_ebadf),
         cmocka_unit_test(test_fd_closed_while_pending_ends_with_a_cancel),
+        cmocka_unit_test(test_read_on_a_blocking_pipe_is_reported_as_a_stall),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

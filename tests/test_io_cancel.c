@@ -66,6 +66,25 @@ static void test_cancel_after_the_read_is_ealready(void **state)
     close(sv[0]), close(sv[1]);
 }
 
+static void test_cancel_after_the_write_is_ealready(void **state)
+{
+    (void)state;
+    fut_executor_t *loop = new_loop();
+    int sv[2];
+    pair(sv);
+    fut_t *w = fut_write(loop, sv[1], "done", 4);
+    run_until(loop, w);
+    assert_int_equal(fut_cancel(w), FUT_EALREADY);
+    assert_int_equal(fut_state(w), FUT_FULFILLED); /* the result stands */
+    assert_int_equal(fut_value_i64(w), 4);
+    char got[8];
+    assert_int_equal(recv(sv[0], got, sizeof got, MSG_DONTWAIT), 4);
+    assert_memory_equal(got, "done", 4);
+    fut_release(w);
+    assert_int_equal(fut_executor_destroy(loop), 0);
+    close(sv[0]), close(sv[1]);
+}
+
 static void test_cancelled_queued_write_is_skipped(void **state)
 {
     (void)state;
@@ -205,6 +224,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cancelled_read_consumes_nothing),
         cmocka_unit_test(test_cancel_after_the_read_is_ealready),
+        cmocka_unit_test(test_cancel_after_the_write_is_ealready),
         cmocka_unit_test(test_cancelled_queued_write_is_skipped),
         cmocka_unit_test(test_cancelled_accept_takes_no_connection),
         cmocka_unit_test(test_cancel_racing_reads_loses_no_byte),

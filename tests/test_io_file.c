@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fut.h>
@@ -170,6 +171,24 @@ static void test_pread_past_eof_is_zero_and_at_eof_short(void **state)
         assert_int_equal(fut_executor_destroy(loop), 0);
     }
     fut__io_force_offload(0);
+}
+
+static void test_pwrite_len_zero_fulfils_zero_and_writes_nothing(void **state)
+{
+    (void)state;
+    fut_executor_t *loop = new_loop();
+    int fd = temp_file();
+    struct stat before, after;
+    assert_int_equal(fstat(fd, &before), 0);
+    fut_t *f = fut_pwrite(loop, fd, NULL, 0, 100); /* past the end */
+    run_until(loop, f);
+    assert_int_equal(fut_state(f), FUT_FULFILLED);
+    assert_int_equal(fut_value_i64(f), 0);
+    assert_int_equal(fstat(fd, &after), 0);
+    assert_int_equal(after.st_size, before.st_size);
+    fut_release(f);
+    close(fd);
+    assert_int_equal(fut_executor_destroy(loop), 0);
 }
 
 static void test_pwrite_writes_all_at_offset_on_each_path(void **state)
@@ -355,6 +374,7 @@ int main(void)
         cmocka_unit_test(test_pread_on_a_pool_and_inline),
         cmocka_unit_test(test_pread_past_eof_is_zero_and_at_eof_short),
         cmocka_unit_test(test_pwrite_writes_all_at_offset_on_each_path),
+        cmocka_unit_test(test_pwrite_len_zero_fulfils_zero_and_writes_nothing),
         cmocka_unit_test(test_cancelled_pread_never_touches_the_buffer),
         cmocka_unit_test(test_cancel_after_the_pread_is_ealready),
         cmocka_unit_test(test_file_ops_bad_input),

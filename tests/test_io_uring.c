@@ -17,6 +17,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -380,6 +381,65 @@ static void test_destroy_with_a_read_in_the_ring_is_eshutdown(void **state)
     fut__uring_set_mode(MODE_MISS);
 }
 
+static int fds_now(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n - 1; /* the directory's own fd */
+}
+
+/* Destroy closes the loop's fds, the ring's and its eventfd among them,
+ * and leaves the read's fd open for the caller. */
+static void
+test_destroy_with_a_read_in_the_ring_closes_only_its_own_fds(void **state)
+{
+    (void)state;
+    need_ring();
+    int before = fds_now();
+    fut_executor_t *loop = new_loop();
+    int p[2];
+    char buf[4] = "XXXX";
+    fut_t *f = read_in_the_ring(loop, p, buf);
+    assert_true(fds_now() >= before + 6); /* + epoll, eventfd, ring, its
+                                             eventfd, the pipe */
+    assert_int_equal(fut_executor_destroy(loop), 0);
+    assert_int_equal(fut_error(f), FUT_ESHUTDOWN);
+    assert_true(fcntl(p[0], F_GETFD) >= 0); /* the caller's, still open */
+    assert_int_equal(fds_now(), before + 2);
+    fut_release(f);
+    close(p[0]), close(p[1]);
+    fut__uring_set_mode(MODE_MISS);
+}
+
+/* The ring's completions come to the loop as its eventfd's readiness,
+ * which the loop's stats count (fd_events). */
+static void test_ring_completion_counts_as_an_fd_event(void **state)
+{
+    (void)state;
+    need_ring();
+    fut_executor_t *loop = new_loop();
+    int p[2];
+    char buf[4] = "XXXX";
+    fut_t *f = read_in_the_ring(loop, p, buf);
+    fut_stats_t st;
+    assert_int_equal(fut_executor_stats(loop, &st), 0);
+    uint64_t events = st.fd_events;
+    assert_int_equal(write(p[1], "abcd", 4), 4);
+    run_until(loop, f);
+    assert_int_equal(fut_value_i64(f), 4);
+    assert_int_equal(fut_executor_stats(loop, &st), 0);
+    assert_true(st.fd_events > events);
+    fut_release(f);
+    close(p[0]), close(p[1]);
+    assert_int_equal(fut_executor_destroy(loop), 0);
+    fut__uring_set_mode(MODE_MISS);
+}
+
 /* io_uring_setup fails with EPERM in this thread and the threads it starts
  * from now on (a seccomp filter: so this test runs last). */
 static int refuse_io_uring_setup(void)
@@ -438,6 +498,9 @@ int main(void)
         cmocka_unit_test(test_cancel_from_another_thread_wins_at_once),
         cmocka_unit_test(test_cancel_racing_the_completion_has_one_outcome),
         cmocka_unit_test(test_destroy_with_a_read_in_the_ring_is_eshutdown),
+        cmocka_unit_test(
+            test_destroy_with_a_read_in_the_ring_closes_only_its_own_fds),
+        cmocka_unit_test(test_ring_completion_counts_as_an_fd_event),
         cmocka_unit_test(test_refused_ring_falls_back_to_the_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

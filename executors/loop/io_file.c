@@ -7,8 +7,9 @@
  *
  *   1. preadv2/pwritev2 with RWF_NOWAIT, on the calling thread: the kernel
  *      answers from the page cache or says EAGAIN (it would block on the
- *      disk); it never blocks.  Nothing of the future exists yet, so no
- *      cancel can race it.  Skipped with FUT_IO_OFFLOAD=1.
+ *      disk); it never blocks.  The future is made before (so FUT_ENOMEM
+ *      means nothing was read or written) but shared with nobody yet, so
+ *      no cancel can race it.  Skipped with FUT_IO_OFFLOAD=1.
  *   2. otherwise a read goes to the loop's io_uring ring (io_uring.c,
  *      fut__uring_pread; FUT_IO_URING=all skips step 1 for reads,
  *      FUT_IO_URING=0 skips this step), which comes back here
@@ -230,29 +231,33 @@ static fut_result_t job_dropped(void *arg, fut_t *src)
     return fut_ok(NULL);
 }
 
-/* J's future; J goes to the offload threads (EX a loop) or to EX. */
-static fut_t *dispatch(fut_executor_t *ex, struct job *j)
+/* What a read that cannot go on for lack of memory (or of an offload
+ * thread) settles with: the DONE bytes it read already, a short read as
+ * pread(2) may give, or FUT_ENOMEM if it read nothing. */
+static fut_result_t short_or_enomem(int kind, size_t done)
 {
-    fut_t *f = fut_promise_new(&j->p);
-    if (!j->p) {
-        job_free(j);
-        return f;
-    }
+    return kind == J_PREAD && done ? fut_ok_i64((int64_t)done)
+                                   : fut_fail(FUT_ENOMEM);
+}
+
+/* J, its future made, goes to the offload threads (EX a loop) or to EX. */
+static void dispatch(fut_executor_t *ex, struct job *j)
+{
     if (is_loop(ex)) {
         if (!offload(j)) {
-            fut_promise_settle(j->p, fut_fail(FUT_ENOMEM));
+            fut_promise_settle(j->p, short_or_enomem(j->kind, j->done));
             job_free(j);
         }
-        return f;
+        return;
     }
     fut_t *t = fut_async(ex, job_task, j);
     fut_release(fut_catch(t, fut_inline(), job_dropped, j));
-    return f;
 }
 
-/* RWF_NOWAIT on this thread: a settled future if the page cache had it
- * all (or the answer is an error), else NULL with J->done advanced. */
-static fut_t *try_nowait(struct job *j)
+/* RWF_NOWAIT on this thread: true if the page cache had it all (or the
+ * answer is an error) and J's future is settled, else false with J->done
+ * advanced. */
+static bool try_nowait(struct job *j)
 {
     while (j->done < j->len) {
         struct iovec iov = {j->buf + j->done, j->len - j->done};
@@ -265,14 +270,17 @@ static fut_t *try_nowait(struct job *j)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EOPNOTSUPP ||
                       errno == EINVAL || errno == ENOSYS))
-            return NULL; /* it would block, or no RWF_NOWAIT here */
-        if (n < 0)
-            return fut_ready(fut_fail(-errno));
+            return false; /* it would block, or no RWF_NOWAIT here */
+        if (n < 0) {
+            fut_promise_settle(j->p, fut_fail(-errno));
+            return true;
+        }
         if (n == 0)
             break;
         j->done += (size_t)n;
     }
-    return fut_ready(fut_ok_i64((int64_t)j->done));
+    fut_promise_settle(j->p, fut_ok_i64((int64_t)j->done));
+    return true;
 }
 
 static fut_t *file_op(fut_executor_t *ex, int kind, int fd, const void *buf,
@@ -289,18 +297,28 @@ static fut_t *file_op(fut_executor_t *ex, int kind, int fd, const void *buf,
     j->buf = (char *)(uintptr_t)buf; /* a write never writes through it */
     j->len = len;
     j->off = off;
+    /* The future before any system call: FUT_ENOMEM means that nothing was
+     * read or written, and a call that did its work always settles it. */
+    fut_t *f = fut_promise_new(&j->p);
+    if (!j->p) {
+        job_free(j);
+        return f;
+    }
     if (is_loop(ex) && !force_offload()) {
         int ring = fut__uring_mode();
         bool skip_nowait = ring == FUT_URING_ALL && kind == J_PREAD;
-        fut_t *f = skip_nowait ? NULL : try_nowait(j);
-        if (!f && ring != FUT_URING_OFF && kind == J_PREAD)
-            f = fut__uring_pread(ex, fd, j->buf, len, off, j->done);
-        if (f) {
+        bool done = !skip_nowait && try_nowait(j);
+        if (!done && ring != FUT_URING_OFF && kind == J_PREAD) {
+            fut__uring_pread(ex, j->p, fd, j->buf, len, off, j->done);
+            done = true;
+        }
+        if (done) {
             job_free(j);
             return f;
         }
     }
-    return dispatch(ex, j);
+    dispatch(ex, j);
+    return f;
 }
 
 void fut__io_offload_pread(fut_promise_t *p, int fd, char *buf, size_t len,
@@ -318,7 +336,7 @@ void fut__io_offload_pread(fut_promise_t *p, int fd, char *buf, size_t len,
         j->off = off;
     }
     if (!j || !offload(j)) {
-        fut_promise_settle(p, fut_fail(FUT_ENOMEM));
+        fut_promise_settle(p, short_or_enomem(J_PREAD, done));
         if (j)
             job_free(j);
     }
@@ -358,5 +376,11 @@ fut_t *fut_getaddrinfo(fut_executor_t *ex, const char *host,
         j->hints.ai_protocol = hints->ai_protocol;
         j->has_hints = true;
     }
-    return dispatch(ex, j);
+    fut_t *f = fut_promise_new(&j->p);
+    if (!j->p) {
+        job_free(j);
+        return f;
+    }
+    dispatch(ex, j);
+    return f;
 }

@@ -485,28 +485,31 @@ static fut_result_t remote_task(void *arg)
     return fut_ok(NULL);
 }
 
-/* The loop refused or dropped remote_task: J never started. */
+/* The loop refused or dropped remote_task: J never started (no memory
+ * for the task: the bytes RWF_NOWAIT read, a short read, stand). */
 static fut_result_t remote_dropped(void *arg, fut_t *src)
 {
     struct rjob *j = arg;
-    fut_promise_settle(j->p, fut_fail(fut_error(src)));
+    int err = fut_error(src);
+    fut_promise_settle(j->p, err == FUT_ENOMEM && j->done0
+                                 ? fut_ok_i64((int64_t)j->done0)
+                                 : fut_fail(err));
     xfree(j);
     return fut_ok(NULL);
 }
 
-fut_t *fut__uring_pread(fut_executor_t *ex, int fd, char *buf, size_t len,
-                        off_t off, size_t done)
+void fut__uring_pread(fut_executor_t *ex, fut_promise_t *p, int fd, char *buf,
+                      size_t len, off_t off, size_t done)
 {
     struct loop *l = fut_executor_impl(ex, &fut__loop_ops);
     struct rjob *j = xzalloc(sizeof *j);
     size_t left = len - done;
-    if (!j)
-        return fut_ready(fut_fail(FUT_ENOMEM));
-    fut_t *f = fut_promise_new(&j->p);
-    if (!j->p) {
-        xfree(j);
-        return f;
+    if (!j) { /* the bytes read by RWF_NOWAIT, a short read, stand */
+        fut_promise_settle(p, done ? fut_ok_i64((int64_t)done)
+                                   : fut_fail(FUT_ENOMEM));
+        return;
     }
+    j->p = p;
     j->fd = fd;
     j->dst = buf + done;
     j->len = left;
@@ -515,15 +518,14 @@ fut_t *fut__uring_pread(fut_executor_t *ex, int fd, char *buf, size_t len,
     if (left > RING_MAX_LEN) {
         fut__io_offload_pread(j->p, fd, buf, len, off, done);
         xfree(j);
-        return f;
+        return;
     }
     if (fut__loop_tl == l) {
         start(l, j);
-        return f;
+        return;
     }
     fut_t *t = fut_async(ex, remote_task, j);
     fut_release(fut_catch(t, fut_inline(), remote_dropped, j));
-    return f;
 }
 
 uint64_t fut__uring_submitted(fut_executor_t *ex)
@@ -578,4 +580,27 @@ void fut__uring_shutdown(struct loop *l)
     ring_close(r);
     if (!r->armed)
         ring_free(r);
+}
+
+/* In a child process, on a loop inherited from the parent (loop.c's
+ * loop_destroy_forked): the ring is the parent's too (fork() shares the
+ * kernel object), so nothing is submitted, cancelled or reaped here; the
+ * child only lets go of its own copies: the ring's mappings and fd, the
+ * eventfd, and the memory of the jobs and bounces (the kernel writes the
+ * parent's reads into the parent's memory, never into the child's).  The
+ * jobs' promises are the parent's futures: not touched. */
+void fut__uring_destroy_forked(struct loop *l)
+{
+    struct fut__uring *r = l->uring;
+    l->uring = NULL;
+    if (!r || r == &g_no_ring)
+        return;
+    while (r->jobs) {
+        struct rjob *j = r->jobs;
+        r->jobs = j->next;
+        xfree(j->bounce);
+        xfree(j);
+    }
+    ring_close(r);
+    ring_free(r);
 }

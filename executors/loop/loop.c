@@ -522,14 +522,16 @@ static void loop_destroy(void *impl)
 }
 
 /* In a child process, on the parent's loop: close our copies of the fds
- * (the epoll set lives on in the parent, untouched: no epoll_ctl) and free
- * the memory; the mutex may be held by a thread the child does not have,
- * so it is not touched.  Tasks, timers and fd waits are the parent's. */
+ * (the epoll set and fut_pread's io_uring ring live on in the parent,
+ * untouched: no epoll_ctl, no io_uring_enter) and free the memory; the
+ * mutex may be held by a thread the child does not have, so it is not
+ * touched.  Tasks, timers and fd waits are the parent's. */
 static void loop_destroy_forked(void *impl)
 {
     struct loop *l = impl;
     close(l->epfd);
     close(l->evfd);
+    fut__uring_destroy_forked(l); /* fut_pread's ring: its fds and maps */
     xfree(l->heap);
     xfree(l->fds);
     xfree(l->vq);

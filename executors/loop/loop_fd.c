@@ -142,6 +142,11 @@ static int grow_fds(struct loop *l, int fd)
     return err;
 }
 
+int fut__loop_fd_room(struct loop *l, int fd)
+{
+    return grow_fds(l, fd);
+}
+
 /* Settles the waiters on list M (already unlinked) with their outcome (an
  * operation's wait: its FIRE call).  A waiter whose future was cancelled
  * first goes to the orphan list until on_fd_cancel frees it. */

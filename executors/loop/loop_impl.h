@@ -249,6 +249,10 @@ void fut__loop_fd_wait(struct loop *l, struct fdw *w, int fd, unsigned events);
 /* Takes W, waiting, off its fd, as a cancel of a readiness future does (no
  * epoll_ctl if QUIET: at shutdown); W->fire never runs. */
 void fut__loop_fd_unwait(struct loop *l, struct fdw *w, bool quiet);
+/* Grows the fd table to hold FD now, so that a later wait on FD needs no
+ * memory (an I/O operation makes room before its first system call): 0,
+ * FUT_ENOMEM, or -errno for an fd that is not open.  Loop thread. */
+int fut__loop_fd_room(struct loop *l, int fd);
 /* The loop's fd_ready op (any thread, inside the core's guard). */
 fut_t *fut__loop_fd_ready(void *impl, int fd, unsigned events);
 /* io_file.c, for tests (declared for them in lib/internal.h too): 1 sends
@@ -265,11 +269,16 @@ void fut__loop_io_shutdown(struct loop *l);
 enum { FUT_URING_OFF, FUT_URING_MISS, FUT_URING_ALL };
 int fut__uring_mode(void); /* FUT_IO_URING: 0 OFF, all ALL, else MISS */
 /* Reads LEN - DONE bytes at OFF + DONE into BUF + DONE (the first DONE
- * were read already) on loop EX; fulfils with DONE + the bytes read. */
-fut_t *fut__uring_pread(fut_executor_t *ex, int fd, char *buf, size_t len,
-                        off_t off, size_t done);
+ * were read already) on loop EX; settles P (consumed) with DONE + the
+ * bytes read (with DONE alone, a short read, if memory runs out). */
+void fut__uring_pread(fut_executor_t *ex, fut_promise_t *p, int fd, char *buf,
+                      size_t len, off_t off, size_t done);
 /* Settles the ring's reads FUT_ESHUTDOWN and closes it (loop_io.c). */
 void fut__uring_shutdown(struct loop *l);
+/* A child's destroy of a loop inherited across fork(): closes the child's
+ * copies of the ring's fds and mappings, frees its memory, and leaves the
+ * parent's reads in the ring alone (loop.c). */
+void fut__uring_destroy_forked(struct loop *l);
 /* For tests (declared for them in lib/internal.h too): force a mode (-1:
  * read FUT_IO_URING again), whether this kernel makes a ring, and the reads
  * loop EX's ring sent to the kernel. */
@@ -277,7 +286,8 @@ void fut__uring_set_mode(int mode);
 bool fut__uring_supported(void);
 uint64_t fut__uring_submitted(fut_executor_t *ex);
 /* io_file.c: the same read as a job of the offload threads, settling P
- * (consumed); FUT_ENOMEM if no thread can run it. */
+ * (consumed); if no thread can run it, with DONE (a short read) or, for
+ * DONE 0, FUT_ENOMEM. */
 void fut__io_offload_pread(fut_promise_t *p, int fd, char *buf, size_t len,
                            off_t off, size_t done);
 

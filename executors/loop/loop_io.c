@@ -66,7 +66,19 @@
  * (FUT_ESHUTDOWN), watch_fire settles the head with it and pumps the
  * next, whose fut_fd_ready is refused in turn, so every queued operation
  * settles FUT_ESHUTDOWN; an ORPHAN or LOST one whose hook the destroy
- * dropped stays in the table. */
+ * dropped stays in the table.
+ *
+ * SPARES: FUT_ENOMEM means the operation did not happen (<fut/io.h>).
+ * Whatever an operation may need to allocate after a system call that did
+ * something is therefore made before that call: its fd's queues and, on
+ * the loop, its fd table entry (room_for, also before a queued head's
+ * first call), and, for the fast path, whose future and heap copy are
+ * made only after its call, one spare pending promise and one spare
+ * operation per executor (ready_for_call).  The fast path allocates as
+ * before; only when that allocation fails after a call that read, wrote,
+ * accepted or began a connect does the operation take the spare, and the
+ * next fast-path operation makes a new one before its call (or rejects
+ * FUT_ENOMEM, having done nothing). */
 #include "loop_impl.h"
 
 #include <fcntl.h>
@@ -123,6 +135,17 @@ struct loop_io {
     struct ioq *q;
     size_t n;
     struct io_op *orphans;
+    /* Spares for the fast path (see SPARES above): a pending promise and
+     * its future, and a full-size operation; NULL once used, made again
+     * before the next fast-path call. */
+    fut_t *spare_f;
+    fut_promise_t *spare_p;
+    struct io_op *spare_op;
+    /* The fast path may call at once on an fd below this (ready_for_call):
+     * the spares are there and the queues and (on the loop) the fd table
+     * hold it; 0 once a spare is taken.  Tables only grow, so a bound
+     * computed earlier stays true. */
+    size_t ready_below;
 };
 
 static void pump(const struct io_home *h, int fd, int side);
@@ -163,6 +186,68 @@ static struct ioq *queue_grow(const struct io_home *h, int fd)
         io->n = n;
     }
     return &io->q[fd];
+}
+
+/* Makes sure an operation on FD can wait and be queued without
+ * allocating after its first system call: FD's queues, and on the loop
+ * its fd table's entry.  False if there is no memory for them (a bad fd
+ * is not refused here: its call says EBADF). */
+static bool room_for(const struct io_home *h, int fd)
+{
+    if (!queue_grow(h, fd))
+        return false;
+    return !h->l || fut__loop_fd_room(h->l, fd) != FUT_ENOMEM;
+}
+
+/* True if room_for(H, FD) has nothing to do (the common case). */
+static bool has_room(const struct io_home *h, int fd)
+{
+    const struct loop_io *io = *h->slot;
+    return io && (size_t)fd < io->n && (!h->l || (size_t)fd < h->l->nfds);
+}
+
+/* True if the fast path may make its call on FD: room_for's part done and
+ * the spares there.  Loop thread. */
+static bool ready_for_call(const struct io_home *h, int fd)
+{
+    const struct loop_io *io = *h->slot;
+    return io && (size_t)fd < io->ready_below;
+}
+
+/* Makes what ready_for_call wants; false if there is no memory for it.
+ * Out of line: the fast path's frame stays small. */
+static __attribute__((noinline)) bool make_ready(const struct io_home *h,
+                                                 int fd)
+{
+    if (!room_for(h, fd))
+        return false;
+    struct loop_io *io = *h->slot;
+    if (!io->spare_p) {
+        io->spare_f = fut_promise_new(&io->spare_p);
+        if (!io->spare_p)
+            return false; /* spare_f is the shared FUT_ENOMEM future */
+    }
+    if (!io->spare_op && !(io->spare_op = xalloc(sizeof(struct io_op))))
+        return false;
+    /* FD itself may stay above it: a closed fd past the fd table (its
+     * call fails EBADF, nothing to make room for) comes here each time. */
+    size_t n = io->n;
+    io->ready_below = h->l && h->l->nfds < n ? h->l->nfds : n;
+    return true;
+}
+
+/* Lets go of H's spares (at shutdown). */
+static void spares_free(struct loop_io *io)
+{
+    io->ready_below = 0;
+    if (io->spare_p) {
+        fut_promise_drop(io->spare_p);
+        fut_release(io->spare_f);
+    }
+    xfree(io->spare_op);
+    io->spare_p = NULL;
+    io->spare_f = NULL;
+    io->spare_op = NULL;
 }
 
 /* Notes what OP's finished call found that the next operation should
@@ -433,7 +518,10 @@ static void watch_fire(fut_kit_watch_t *c, fut_t *src)
 /* Adds OP to its queue and runs it if it is the head (loop thread). */
 static void enqueue(struct io_op *op)
 {
-    struct ioq *q = queue_grow(&op->h, op->fd);
+    /* Before its first call (a REMOTE one's): afterwards it could not
+     * fail without leaving a call done. */
+    bool room = has_room(&op->h, op->fd) || room_for(&op->h, op->fd);
+    struct ioq *q = room ? queue_of(&op->h, op->fd) : NULL;
     if (!q) {
         int rc = fut_promise_settle(op->p, fut_fail(FUT_ENOMEM));
         op->p = NULL;
@@ -529,10 +617,20 @@ static fut_result_t start_failed(void *arg, fut_t *src)
 /* ---- making operations -------------------------------------------------- */
 
 /* OP's future: a promise with the cancel hook; then OP starts here or is
- * handed to the loop thread. */
-static fut_t *launch(struct io_op *op)
+ * handed to the loop thread.  BEGAN: the fast path's call did something
+ * (a partial write, a connect under way), so no memory takes the spare
+ * promise (SPARES) instead of failing. */
+static fut_t *launch(struct io_op *op, bool began)
 {
     fut_t *f = fut_promise_new(&op->p);
+    if (FUT__UNLIKELY(!op->p) && began) {
+        struct loop_io *io = *op->h.slot;
+        f = io->spare_f;
+        op->p = io->spare_p;
+        io->spare_f = NULL;
+        io->spare_p = NULL;
+        io->ready_below = 0;
+    }
     if (!op->p) {
         xfree(op);
         return f;
@@ -552,10 +650,27 @@ static fut_t *launch(struct io_op *op)
     return f;
 }
 
+/* F, fut_ready's answer for RES (the result of a fast-path call that did
+ * its work), is FUT_ENOMEM: a failed allocation, or RES itself.  RES goes
+ * out through the spare promise instead (SPARES).  Loop thread. */
+static __attribute__((noinline)) fut_t *
+from_spare(const struct io_home *h, fut_t *f, const fut_result_t *res)
+{
+    struct loop_io *io = *h->slot;
+    fut_release(f); /* the shared FUT_ENOMEM future, or a -ENOMEM result */
+    f = io->spare_f;
+    fut_promise_settle(io->spare_p, *res); /* not shared: cannot lose */
+    io->spare_f = NULL;
+    io->spare_p = NULL;
+    io->ready_below = 0;
+    return f;
+}
+
 /* The fast path: on the loop thread with nothing queued on FD's SIDE, one
- * attempt; a settled future if it did it all, else NULL (and *OP keeps
- * what was done: a partial write).  OP is the caller's (on its stack):
- * an operation done at once is never allocated. */
+ * attempt; a settled future if it did it all (or found no memory for the
+ * spares before its call: FUT_ENOMEM), else NULL (and *OP keeps what was
+ * done: a partial write).  OP is the caller's (on its stack): an
+ * operation done at once is never allocated. */
 static fut_t *try_now(struct io_op *op)
 {
     if (!on_thread(&op->h))
@@ -563,6 +678,11 @@ static fut_t *try_now(struct io_op *op)
     struct ioq *q = queue_of(&op->h, op->fd);
     if (q && q->head[side_of(op->kind)])
         return NULL;
+    if (FUT__UNLIKELY(!ready_for_call(&op->h, op->fd))) {
+        if (!make_ready(&op->h, op->fd))
+            return fut_ready(fut_fail(FUT_ENOMEM)); /* nothing done */
+        q = queue_of(&op->h, op->fd);
+    }
     fut_result_t res;
     int r = wait_first(op, q) ? R_AGAIN_IN : attempt(op, &res);
     if (r != R_DONE) {
@@ -570,7 +690,12 @@ static fut_t *try_now(struct io_op *op)
         return NULL;
     }
     note_result(op);
-    return fut_ready(res);
+    /* RES holds no owned value (fut_ok_i64, fut_fail): from_spare may
+     * reuse it after fut_ready disposed of it. */
+    fut_t *f = fut_ready(res);
+    if (FUT__UNLIKELY(fut_error(f) == FUT_ENOMEM))
+        f = from_spare(&op->h, f, &res);
+    return f;
 }
 
 /* Checks the loop, makes the operation and starts it. */
@@ -603,13 +728,21 @@ static fut_t *submit(fut_executor_t *ex, int kind, int fd, const void *buf,
     fut_t *f = try_now(&now);
     if (f)
         return f;
+    /* A write's prefix is out, or a connect under way: a failed allocation
+     * now takes the spare (SPARES), which try_now made sure of. */
+    bool began = now.done || now.connecting;
     struct io_op *op = xalloc(size);
-    if (!op) /* a write's prefix may be out, a connect begun: <fut/io.h> */
+    if (FUT__UNLIKELY(!op) && began) {
+        op = (*slot)->spare_op;
+        (*slot)->spare_op = NULL;
+        (*slot)->ready_below = 0;
+    }
+    if (!op) /* nothing done */
         return fut_ready(fut_fail(FUT_ENOMEM));
     memcpy(op, &now, head);
     if (addr)
         memcpy(&op->addr, addr, alen);
-    return launch(op);
+    return launch(op, began);
 }
 
 fut_t *fut_read(fut_executor_t *loop, int fd, void *buf, size_t len)
@@ -665,6 +798,7 @@ void fut__loop_io_shutdown(struct loop *l)
         io->orphans = op->next;
         op_free(op);
     }
+    spares_free(io);
     xfree(io->q);
     xfree(io);
     l->io = NULL;

@@ -46,16 +46,29 @@
  * that had written part of its buffer leaves that prefix written (the
  * stream then holds a partial message: close it); a cancel that wins after
  * connect(2) started leaves the socket in an unspecified state (close it).
- * FUT_ENOMEM from an operation made on the loop thread comes after its
- * first call (an operation done at once allocates nothing but its
- * future), so it too may leave a written prefix or a connect begun.
+ *
+ * FUT_ENOMEM means the operation did not happen, as a cancel that wins:
+ * no byte read or written, no connection accepted, no connect begun.
+ * What an operation may need after a system call that did something is
+ * allocated before that call (on the loop thread, where the call is tried
+ * at once, each executor keeps one spare future and operation for it), so
+ * a call's work is never lost for lack of memory.  One exception, on an
+ * executor other than the built-in loop (the libuv and GLib adapters): a
+ * fut_write that wrote part of its buffer and finds no memory for the
+ * readiness wait it then needs rejects FUT_ENOMEM with that prefix
+ * written, as a cancel in the middle of a write leaves it.
  *
  * Shutdown: an operation pending when its loop is destroyed rejects with
  * FUT_ESHUTDOWN; its fd stays open for the caller.  A fut_pread in the
  * loop's io_uring ring is cancelled in the kernel, and destroy waits (5 s
  * at most) for the kernel to let go of libfut's buffer before it frees
- * it; BUF is not touched.  The loop's stats count
- * the readiness events and its stall detector times the system calls. */
+ * it; BUF is not touched.  The loop's stats count the readiness events
+ * (fd_events; a read the ring completes later reaches the loop as
+ * readiness of the ring's eventfd, counted there) and its stall detector
+ * times the system calls (a blocking fd's read is a stall).  In a child
+ * process, destroying a loop inherited across fork() closes the child's
+ * copies of the ring's fds and mappings and leaves the parent's reads in
+ * the ring alone. */
 #ifndef FUT_IO_H
 #define FUT_IO_H
 
@@ -141,8 +154,12 @@ FUT_API fut_t *fut_connect(fut_executor_t *loop, int fd,
  * the cancel waits for that copy and gets FUT_EALREADY.
  * Returns: never NULL.  Fulfils with fut_value_i64 = bytes read, 0 at or
  *   past end of file (and for LEN 0).  Rejects with FUT_EINVAL (EX NULL,
- *   FD < 0, OFF < 0, BUF NULL with LEN > 0), FUT_ENOMEM, FUT_ESHUTDOWN,
- *   or -errno (-EBADF, -EISDIR, -ESPIPE, ...).
+ *   FD < 0, OFF < 0, BUF NULL with LEN > 0), FUT_ENOMEM (nothing was read
+ *   into BUF: the future is made before the first read), FUT_ESHUTDOWN,
+ *   or -errno (-EBADF, -EISDIR, -ESPIPE, ...).  A loop's read that got
+ *   part of its range from the page cache and then finds no memory (or no
+ *   offload thread) to read the rest fulfils short, with the bytes it has,
+ *   as pread(2) may.
  * Threads: any. */
 FUT_API fut_t *fut_pread(fut_executor_t *ex, int fd, void *buf, size_t len,
                          off_t off);
@@ -156,7 +173,9 @@ FUT_API fut_t *fut_pread(fut_executor_t *ex, int fd, void *buf, size_t len,
  * Ownership and cancel: as fut_pread; a cancel that wins between two
  * partial writes leaves the first written.
  * Returns: never NULL.  Fulfils with fut_value_i64 = LEN.  Rejects as
- *   fut_pread (-ENOSPC, -EFBIG, ...).
+ *   fut_pread (-ENOSPC, -EFBIG, ...); FUT_ENOMEM means nothing was
+ *   written, except when a loop's write wrote a part at once and then no
+ *   offload thread could be started for the rest (that part stays).
  * Threads: any. */
 FUT_API fut_t *fut_pwrite(fut_executor_t *ex, int fd, const void *buf,
                           size_t len, off_t off);
