@@ -23,9 +23,10 @@
  * pending (internal_holds: an executor's hold on a queued or running
  * task, the node a continuation hangs on its own source, an armed timer,
  * an outstanding promise handle, a combinator's unfired nodes, a scope
- * member's list and node references).  Those holders never hand a
- * reference to anyone, so every other reference is an observer: an
- * application handle, a waiter's borrowed one, another consumer.
+ * member's node (or queue slot) and registry references).  Those holders
+ * never hand a reference to anyone, so every other reference is an
+ * observer: an application handle, a waiter's borrowed one, another
+ * consumer.
  *
  * WHY A RACING RETAIN CANNOT BE MISSED.  To retain S another thread must
  * hold a reference to S already, and that reference is in the count.  A
@@ -99,8 +100,9 @@ static uint32_t internal_holds(const fut_t *s)
         return hold == TS_ARMED ? 2 : 1;
     case FK_COMBINE:
         return fut__comb_holds(s);
-    case FK_MEMBER: /* its node, queue slot or start under way */
-        return 1;
+    case FK_MEMBER: /* its node (or queue slot), and the scope's registry
+                       (every tracked member is MS_LISTED from birth) */
+        return (hold & MS_LISTED) ? 2 : 1;
     case FK_SCOPE:
         return fut__scope_holds(s);
     default:

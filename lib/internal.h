@@ -91,8 +91,9 @@ enum {
 
 /* fut.hold of ASYNC and call kinds: 1 once u.call.fn.follows is set (the
  * task or callback returned fut_adopt/fut_forward of a pending future);
- * of FK_MEMBER: MS_WAITING / MS_STARTED (scope.c). */
-enum { MS_WAITING = 0, MS_STARTED = 1 };
+ * of FK_MEMBER: MS_STARTED (holds a slot of the limit) and MS_LISTED (the
+ * scope's registry holds a reference: scope.c; cancel.c counts it). */
+enum { MS_WAITING = 0, MS_STARTED = 1, MS_LISTED = 2 };
 struct fut_scope;
 typedef fut_t *(*fut__start_fn)(void *arg);
 
@@ -132,7 +133,7 @@ struct fut {
                                         the member goes (scope.c) */
             fut__start_fn start;     /* until started */
             void *arg;
-            struct fut_scope *scope; /* until settled */
+            struct fut_scope *scope; /* until closed */
         } member;
         struct {
             fut_t *input;      /* TIMEOUT: the future it follows */
@@ -149,10 +150,6 @@ struct fut {
             fut_t *dnext;      /* deferred-completion queue: future.c; valid */
             fut_cont_t *dlist; /* while queued, or in the FUT_DEBUG
                                   quarantine (dnext) */
-        };
-        struct {
-            fut_t *snext, *sprev; /* FK_MEMBER, unsettled: scope.c; the
-                                     list is left before the member closes */
         };
     };
 };

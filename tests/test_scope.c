@@ -436,6 +436,115 @@ static void test_scope_member_started_settled_is_that_future(void **state)
     assert_int_equal(atomic_load(&failalloc_live), 0);
 }
 
+static void test_scope_add_of_a_settled_future_is_that_future(void **state)
+{
+    (void)state;
+    fut_scope_t *s = new_scope(0, false);
+    fut_t *f = fut_ready(fut_ok_i64(4));
+    atomic_store(&failalloc_at, 0);
+    atomic_store(&failalloc_calls, 0);
+    fut_set_allocator(failalloc_alloc, failalloc_free);
+    fut_t *m = fut_scope_add(s, fut_retain(f));
+    fut_set_allocator(NULL, NULL);
+    assert_ptr_equal(m, f);
+    assert_int_equal(atomic_load(&failalloc_calls), 0); /* no member block */
+    fut_t *c = fut_scope_close(s);
+    assert_int_equal(fut_state(c), FUT_FULFILLED);
+    fut_release(c);
+    fut_release(m);
+    fut_release(f);
+}
+
+static void test_scope_add_of_a_settled_rejection_rejects_the_close(void **state)
+{
+    (void)state;
+    fut_scope_t *s = new_scope(0, false);
+    fut_t *m = fut_scope_add(s, fut_ready(fut_fail(USER_ERR)));
+    assert_int_equal(fut_error(m), USER_ERR);
+    fut_t *c = fut_scope_close(s);
+    assert_int_equal(fut_state(c), FUT_REJECTED);
+    assert_int_equal(fut_error(c), USER_ERR);
+    fut_release(c);
+    fut_release(m);
+}
+
+/* hedged.c's attempts: a member's work adds more members after the
+ * close; the close future waits for them too. */
+static void test_scope_add_after_close_by_a_pending_member_counts(void **state)
+{
+    (void)state;
+    fut_promise_t *p1, *p2;
+    fut_scope_t *s = new_scope(0, false);
+    fut_t *m1 = fut_scope_add(s, fut_promise_new(&p1));
+    fut_t *c = fut_scope_close(s);
+    fut_t *m2 = fut_scope_add(s, fut_promise_new(&p2)); /* m1 pending */
+    assert_int_equal(fut_promise_settle(p1, fut_ok_i64(1)), 0);
+    assert_int_equal(fut_state(c), FUT_PENDING); /* m2 still is */
+    assert_int_equal(fut_promise_settle(p2, fut_ok_i64(2)), 0);
+    assert_int_equal(fut_state(c), FUT_FULFILLED);
+    fut_release(m1);
+    fut_release(m2);
+    fut_release(c);
+}
+
+static fut_result_t never_called(void *arg, fut_t *src)
+{
+    (void)src;
+    atomic_fetch_add((atomic_int *)arg, 1);
+    return fut_ok(NULL);
+}
+
+/* The scope's registry holds a member too (cancel.c counts it): a member
+ * observed only by one consumer is still cancelled through it. */
+static void test_scope_cancelling_a_members_consumer_reaches_its_work(
+    void **state)
+{
+    (void)state;
+    struct starter st = {0};
+    atomic_int calls = 0;
+    fut_scope_t *s = new_scope(0, false);
+    fut_t *m = fut_scope_spawn(s, start_promise, &st);
+    fut_t *d = fut_then(m, fut_inline(), never_called, &calls);
+    assert_int_equal(fut_cancel(d), 0);
+    assert_int_equal(fut_promise_settle(st.p[0], fut_ok_i64(1)),
+                     FUT_EALREADY); /* the cancel reached the promise */
+    fut_t *c = fut_scope_close(s);
+    assert_int_equal(fut_state(c), FUT_CANCELLED);
+    assert_int_equal(atomic_load(&calls), 0);
+    fut_release(c);
+    fut_release(d);
+}
+
+/* A settled member's block goes back while the scope lives: the registry
+ * is swept as members are spawned, so it keeps about twice the pending
+ * members, not every member ever spawned. */
+static void test_scope_settled_members_go_back_while_spawning(void **state)
+{
+    (void)state;
+    enum { N = 20000 };
+    atomic_store(&failalloc_at, 0);
+    atomic_store(&failalloc_live, 0);
+    fut_set_allocator(failalloc_alloc, failalloc_free);
+    fut_scope_t *s = new_scope(0, false);
+    struct starter st = {0};
+    long most = 0;
+    for (int i = 0; i < N; i++) {
+        atomic_store(&st.starts, 0);
+        fut_release(fut_scope_spawn(s, start_promise, &st));
+        assert_int_equal(fut_promise_settle(st.p[0], fut_ok_i64(i)), 0);
+        long live = atomic_load(&failalloc_live);
+        most = live > most ? live : most;
+    }
+    /* Without sweeps 2 blocks a member (it and its promise's future)
+     * would stay: 40000.  The thread's free list keeps up to 1024. */
+    assert_true(most < 4000);
+    fut_t *c = fut_scope_close(s);
+    assert_int_equal(fut_state(c), FUT_FULFILLED);
+    fut_release(c);
+    fut_set_allocator(NULL, NULL);
+    assert_int_equal(atomic_load(&failalloc_live), 0);
+}
+
 /* ---- four submitting threads -------------------------------------------- */
 
 enum { SUBMITTERS = 4, PER_SUBMITTER = 200, LIMIT = 3 };
@@ -595,6 +704,13 @@ int main(void)
         cmocka_unit_test(test_scope_create_without_memory_is_enomem),
         cmocka_unit_test(test_scope_member_costs_one_allocation),
         cmocka_unit_test(test_scope_member_started_settled_is_that_future),
+        cmocka_unit_test(test_scope_add_of_a_settled_future_is_that_future),
+        cmocka_unit_test(
+            test_scope_add_of_a_settled_rejection_rejects_the_close),
+        cmocka_unit_test(
+            test_scope_cancelling_a_members_consumer_reaches_its_work),
+        cmocka_unit_test(test_scope_settled_members_go_back_while_spawning),
+        cmocka_unit_test(test_scope_add_after_close_by_a_pending_member_counts),
         cmocka_unit_test(test_scope_limit_never_exceeded_with_four_submitters),
         cmocka_unit_test(test_scope_cancel_racing_spawns_reaches_every_member),
     };

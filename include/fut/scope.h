@@ -10,8 +10,12 @@
  * every unsettled member, which reaches their work (fut_cancel's
  * propagation), and unstarted members never start.  Every function may be
  * called from any thread.  Each member costs one allocation at most (its
- * future; none when START's future is settled by the time START returns,
- * which is then the member itself). */
+ * future; none when START's future, or the future added, is settled by
+ * the time the call returns, which is then the member itself).  A member
+ * that follows a pending future is kept by the scope until a later spawn
+ * or add on some thread finds it settled (the scope keeps about twice its
+ * pending members) or the close future goes.  Spawning and settling
+ * members take no lock unless the scope has a limit or a member fails. */
 #ifndef FUT_SCOPE_H
 #define FUT_SCOPE_H
 
@@ -54,18 +58,23 @@ FUT_API int fut_scope_create(fut_scope_t **out, const fut_scope_opts_t *opts);
  *   FUT_ENOMEM as a rejected future; FUT_ECANCELED (cancelled, START never
  *   called) once the scope was cancelled.
  * Callback: START at most once, never while the scope's lock is held.
- * Threads: any, until fut_scope_close; S after close is a use after free. */
+ * Threads: any, until fut_scope_close; after it, only from the work of a
+ *   member still pending (which keeps the close future open: the new
+ *   member counts too); S after the close future settled is a use after
+ *   free. */
 FUT_API fut_t *fut_scope_spawn(fut_scope_t *s, fut_start_fn start, void *arg);
 
 /* Tracks F, already started, as a member: the scope's close waits for it
  * and the scope's cancel cancels it.  F is not counted against the limit
  * (the limit bounds what the scope starts; a slot taken by F could be the
  * one a queued member that F waits for needs).  Returns a new future that
- * settles like F (not F itself: the member's own, whose cancel reaches F).
+ * settles like F (the member's own, whose cancel reaches F), or F itself
+ * if F is settled already (its outcome counts for the close at once).
  * Ownership: consumes F, S borrowed; returns a new reference.
  * Returns: never NULL; FUT_EINVAL (S or F NULL; F released), FUT_ENOMEM
  *   (F released).  In a cancelled scope F is cancelled at once if nothing
- *   else observes it.  Threads: any, until fut_scope_close. */
+ *   else observes it.  Threads: as fut_scope_spawn (after the close,
+ *   only while another member is pending). */
 FUT_API fut_t *fut_scope_add(fut_scope_t *s, fut_t *f);
 
 /* Cancels every unsettled member (see fut_cancel: this reaches the work
