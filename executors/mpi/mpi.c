@@ -106,7 +106,7 @@ static void idle_sleep(struct fut_mpi *m, uint64_t ns, bool for_waiter)
  * WAITER_EPOCH), i.e. during its last nap: the next fut_mpi_wait will
  * likely drive again, and a progress thread taking MPI in between only
  * contends for it.  An epoch, not a clock: a waiter's hand-back costs a
- * plain store, where a clock read cost ~70 instructions per call. */
+ * plain store, not a clock read per call. */
 static bool waiters_active(struct fut_mpi *m, uint64_t *seen)
 {
     if (atomic_load(&m->waiter_driving))
