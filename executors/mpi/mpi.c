@@ -34,7 +34,6 @@
 #define NAP0_NS 20000ull
 /* drive() gave MPI back to the progress thread (a positive, internal code) */
 #define HAND_BACK 1
-#define WAITER_GRACE_NS 200000ull
 
 static fut_t *rejected(int err)
 {
@@ -102,18 +101,23 @@ static void idle_sleep(struct fut_mpi *m, uint64_t ns, bool for_waiter)
     pthread_mutex_unlock(&m->wake_lock);
 }
 
-/* True while a waiter drives, or handed back less than WAITER_GRACE_NS ago
- * with nothing outstanding: the next fut_mpi_wait will likely drive again,
- * and a progress thread taking MPI in between only contends for it. */
-static bool waiters_active(struct fut_mpi *m)
+/* True while a waiter drives, or if one handed back with nothing
+ * outstanding since the progress thread last looked (*SEEN, its copy of
+ * WAITER_EPOCH), i.e. during its last nap: the next fut_mpi_wait will
+ * likely drive again, and a progress thread taking MPI in between only
+ * contends for it.  An epoch, not a clock: a waiter's hand-back costs a
+ * plain store, not a clock read per call. */
+static bool waiters_active(struct fut_mpi *m, uint64_t *seen)
 {
     if (atomic_load(&m->waiter_driving))
         return true;
     if (atomic_exchange(&m->handback_busy, false))
         return false;
-    return fut_now_ns() - atomic_load_explicit(&m->waiter_left_ns,
-                                               memory_order_relaxed) <
-           WAITER_GRACE_NS;
+    /* Relaxed: a hint; the lock orders what the rounds touch. */
+    uint64_t e = atomic_load_explicit(&m->waiter_epoch, memory_order_relaxed);
+    bool recent = e != *seen;
+    *seen = e;
+    return recent;
 }
 
 static void wake_all(struct fut_mpi *m)
@@ -163,9 +167,9 @@ static bool progress_rounds(struct fut_mpi *m)
 static void *progress_main(void *arg)
 {
     struct fut_mpi *m = arg;
-    uint64_t nap = NAP0_NS;
+    uint64_t nap = NAP0_NS, seen = 0;
     while (!atomic_load(&m->stop)) {
-        if (waiters_active(m)) {
+        if (waiters_active(m, &seen)) {
             idle_sleep(m, nap, true);
             nap = nap * 2 < m->idle_ns ? nap * 2 : m->idle_ns;
         } else if (progress_rounds(m)) {
@@ -229,6 +233,27 @@ static void seal(struct fut_mpi *m)
         atomic_store_explicit(&m->sealed, true, memory_order_release);
 }
 
+/* A waiter gives MPI back (after drive unlocked).  WAITER_DRIVING is
+ * cleared with a release store (a plain one; the progress thread's loads
+ * need only see it eventually, and the lock orders the rounds), before
+ * HANDBACK_BUSY, so a progress thread that sees HANDBACK_BUSY (acquire)
+ * sees the flag clear too.  seq_cst: HANDBACK_BUSY then PARKED, against
+ * idle_sleep's PARKED then HANDBACK_BUSY (Dekker).  With nothing
+ * outstanding the parked progress thread finishes its nap: a ping-pong of
+ * calls and waits pays no wake-up per call. */
+static void hand_back(struct fut_mpi *m, bool busy)
+{
+    /* Relaxed, no RMW: only the driving waiter writes it. */
+    uint64_t e = atomic_load_explicit(&m->waiter_epoch, memory_order_relaxed);
+    atomic_store_explicit(&m->waiter_epoch, e + 1, memory_order_relaxed);
+    atomic_store_explicit(&m->waiter_driving, false, memory_order_release);
+    if (busy) {
+        atomic_store(&m->handback_busy, true);
+        if (atomic_load(&m->parked))
+            wake_all(m);
+    }
+}
+
 int fut_mpi_wait(fut_mpi_t *m, fut_t *f, int64_t timeout_ns)
 {
     if (!m || !f)
@@ -246,17 +271,7 @@ int fut_mpi_wait(fut_mpi_t *m, fut_t *f, int64_t timeout_ns)
         bool no = false;
         if (atomic_compare_exchange_strong(&m->waiter_driving, &no, true)) {
             rc = drive(m, f, deadline, &busy);
-            /* With nothing outstanding the parked progress thread finishes
-             * its nap (a ping-pong of calls and waits pays no wake-up per
-             * call).  seq_cst: HANDBACK_BUSY then PARKED, against
-             * idle_sleep's PARKED then HANDBACK_BUSY. */
-            atomic_store_explicit(&m->waiter_left_ns, fut_now_ns(),
-                                  memory_order_relaxed);
-            if (busy)
-                atomic_store(&m->handback_busy, true);
-            atomic_store(&m->waiter_driving, false);
-            if (busy && atomic_load(&m->parked))
-                wake_all(m);
+            hand_back(m, busy);
         }
     } else if (pthread_equal(pthread_self(), m->main_thread)) {
         rc = drive(m, f, deadline, &busy);

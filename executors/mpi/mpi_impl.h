@@ -138,7 +138,7 @@ struct fut_mpi {
     atomic_bool sleeping;
     atomic_bool parked;      /* asleep while a waiter drives (not SLEEPING) */
     atomic_bool handback_busy; /* a waiter handed back work outstanding */
-    _Atomic uint64_t waiter_left_ns; /* when the last waiter handed back */
+    _Atomic uint64_t waiter_epoch; /* +1 at each waiter's hand-back */
     atomic_bool stop;        /* the progress thread ends */
     pthread_t thread;
     bool thread_started;

@@ -3,8 +3,9 @@
  *
  * Two persistent receives stay posted, one for calls (once this rank's
  * registrations are sealed) and one for replies, each into a SMALL_MSG
- * buffer of the group; one MPI_Testany polls both.  A completed head is consumed, then
- * its receive is posted again:
+ * buffer of the group; one MPI_Testany polls both.  A completed head is
+ * consumed, then its receive is posted again (the reply receive, when no
+ * other reply is due, only at the next round, after its sends):
  *
  *   call head  -> a job (header + argument copied in; or, for a long
  *                 argument, a body receive posted into the job) -> run on
@@ -278,6 +279,14 @@ static bool consume(struct fut_mpi *m, int k)
     bool ok = k ? take_reply(m, m->rx_buf[k], count, src)
                 : take_call(m, m->rx_buf[k], count, src);
     m->rx_full[k] = !ok;
+    /* With no other reply due (a caller waiting for one call at a time),
+     * the reply receive is posted again by the next round, after that
+     * round sent its calls (fut_mpi__receive posts before it tests): the
+     * MPI_Start (~340 instructions) then overlaps the remote rank's work
+     * instead of lying between a reply and the next call.  No reply can
+     * arrive meanwhile: each one answers a slot in flight. */
+    if (ok && k == 1 && !m->inflight_total)
+        return true;
     return ok && post_head(m, k);
 }
 

@@ -52,9 +52,9 @@
  *    it sleeps, from 20 us doubling up to IDLE_NS between polls, and wakes
  *    at once for a new call or a finished remote function.  (After a
  *    waiter handed MPI back with nothing outstanding, the progress thread
- *    finishes its nap first: a call made then without a waiter is sent
- *    within IDLE_NS.  That spares a ping-pong of calls and waits a
- *    wake-up per call.)
+ *    finishes its nap, and one more if the hand-back fell within it: a
+ *    call made then without a waiter is sent within 2 IDLE_NS.  That
+ *    spares a ping-pong of calls and waits a wake-up per call.)
  *  - Between fut_mpi_create and fut_mpi_destroy the application makes no
  *    MPI calls of its own unless MPI provides MPI_THREAD_MULTIPLE.
  *  - Futures of calls settle on the MPI thread: a continuation attached on
