@@ -485,10 +485,25 @@ static __attribute__((noinline)) void free_slow(struct fut_tls *t, void *p,
         batch_send(t);
 }
 
-/* fut__free's fast path is inline (internal.h). */
+/* fut__free's fast path is inline (internal.h); this is the next most
+ * common case, a consumer freeing a producer's blocks (the loop running
+ * posted work): a block for the home this thread's batch already gathers
+ * for, with room left, joins it.  A batch (rbatch_n != 0) exists only on a
+ * thread registered for its exit and not exiting yet (free_slow started
+ * it; slab_flush ends it), and never for the thread's own home. */
 void fut__free_slow(void *p, size_t size)
 {
-    free_slow(&fut__tls, p, size);
+    struct fut_tls *t = &fut__tls;
+    void **b = p;
+    if (FUT__LIKELY(SLABS_ON && b && size <= STAMPED && t->rbatch_n &&
+                    STAMP(b) == t->rbatch_home &&
+                    t->rbatch_n < BATCH_MAX - 1)) {
+        *b = t->rbatch; /* not the first of the batch: rbatch_tail stays */
+        t->rbatch = b;
+        t->rbatch_n++;
+        return;
+    }
+    free_slow(t, p, size);
 }
 
 void fut_set_allocator(void *(*alloc)(size_t), void (*dealloc)(void *))
