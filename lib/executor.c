@@ -189,9 +189,10 @@ static __attribute__((noinline)) int submit_bracketed(fut_executor_t *ex,
 int fut__ex_submit(fut_executor_t *ex, fut_task_t *t)
 {
     struct fut_tls *tls = &fut__tls;
+    if (ex->is_static || tls->cur_ex == ex) /* no guard: enter's rule */
+        return ex->ops->submit(ex->impl, t);
     struct fut_guard_slot *s = tls->gslot;
-    if (FUT__UNLIKELY(ex->is_static || tls->cur_ex == ex || !s ||
-                      s->depth == FUT__GUARD_DEPTH))
+    if (FUT__UNLIKELY(!s || s->depth == FUT__GUARD_DEPTH))
         return submit_bracketed(ex, t);
     unsigned d = s->depth;
     /* As in enter: relaxed store, barrier, relaxed load (guard.c). */
