@@ -1,8 +1,9 @@
 /* libfut — allocation: the application's allocator and per-thread slabs.
  *
- * Futures, waiter nodes and small combinator records are 128-byte blocks.
- * Each thread keeps a free list of them (fut__tls.slab, at most SLAB_MAX),
- * so the hot path allocates and frees without a lock or an atomic.  Under
+ * Futures, waiter nodes and small combinator records are 128-byte blocks,
+ * each on two whole cache lines (block_alloc).  Each thread keeps a free
+ * list of them (fut__tls.slab, at most SLAB_MAX), so the hot path
+ * allocates and frees without a lock or an atomic.  Under
  * AddressSanitizer there are no free lists (see SLABS_ON).
  *
  * Going home.  A future is often made on one thread and freed on another (a
@@ -42,15 +43,16 @@
  *     restamped when served again) or, if that is full, goes to the
  *     allocator.  So a thread caches at most about SLAB_MAX + 2 * REMOTE_MAX
  *     blocks (its list after taking a full stack, plus a refilled stack:
- *     64 MiB), plus one batch per thread freeing to it.  REMOTE_MAX is
- *     large because producers and consumers run in bursts (on a loaded
- *     machine a submitter runs 10^5 tasks ahead of a pool worker, which
- *     then frees them all at once): with 1024, 90% of a consumer's burst
- *     went to the allocator while the producer's next burst came from it;
- *     with 32768, a producer 10^6 tasks ahead of the loop (bench/loop
- *     handoff) still got most of its blocks from malloc (21-24% of the
- *     samples in malloc, free and page faults), and 262144 took its time
- *     per task from a median of 93 to 70 ns.  Memory in a full stack is
+ *     64 MiB of blocks, 96 MiB asked of the allocator), plus one batch per
+ *     thread freeing to it.  REMOTE_MAX is large because producers and
+ *     consumers run in bursts (on a loaded machine a submitter runs 10^5
+ *     tasks ahead of a pool worker, which then frees them all at once):
+ *     with 1024, 90% of a consumer's burst went to the allocator while the
+ *     producer's next burst came from it; with 32768, a producer 10^6
+ *     tasks ahead of the loop (bench/loop handoff) still got most of its
+ *     blocks from malloc (21-24% of the samples in malloc, free and page
+ *     faults), and 262144 took its time per task from a median of 93 to
+ *     70 ns.  Memory in a full stack is
  *     memory the application had live at once; the allocator would hold
  *     it on its free lists just the same.  A thread that never has more
  *     than N futures live at once caches at most about N blocks.
@@ -142,6 +144,42 @@ void fut__sys_free(void *p)
         free(p);
 }
 
+/* Under AddressSanitizer the free lists are off: every block goes back to
+ * the allocator at once, so a use after release is reported exactly and
+ * LeakSanitizer (which does not look inside poisoned blocks) sees every
+ * live pointer. */
+#define SLABS_ON FUT__SLABS_ON /* internal.h */
+
+/* A slab block starts on a cache line, so that a future's first line
+ * (internal.h: a task's whole life, made, handed over, run, freed) is one
+ * line and its stamp is in the other: with malloc's 16-byte alignment
+ * three blocks in four straddled three lines, and a task handed to another
+ * thread moved two lines there and two back.  The allocator promises no
+ * more than malloc's alignment (8 bytes are enough here), so a block is
+ * cut at the first line boundary of a request LINE bytes longer, and the
+ * request's own address is kept right after the block, for block_free.
+ * Without the lists (AddressSanitizer) a block is the request itself, so
+ * that an overflow past its 128 bytes is reported. */
+enum { LINE = 64 };
+
+static void *block_alloc(void)
+{
+    if (!SLABS_ON)
+        return fut__sys_alloc(FUT__BLOCK);
+    char *p = fut__sys_alloc(FUT__BLOCK + LINE);
+    if (!p)
+        return NULL;
+    char *b = p + (-(uintptr_t)p & (LINE - 1));
+    ((void **)b)[FUT__BLOCK / sizeof(void *)] = p;
+    return b;
+}
+
+/* B, a block from block_alloc, back to the allocator. */
+static void block_free(void *b)
+{
+    fut__sys_free(SLABS_ON ? ((void **)b)[FUT__BLOCK / sizeof(void *)] : b);
+}
+
 static int register_exit(struct fut_tls *t);
 
 enum { QUARANTINE_MAX = 4096 };
@@ -154,7 +192,7 @@ static void quarantine_flush(struct fut_tls *t, unsigned keep)
         if (!t->quar_head)
             t->quar_tail = NULL;
         t->quar_n--;
-        fut__sys_free(f);
+        block_free(f);
     }
 }
 
@@ -162,7 +200,7 @@ void fut__quarantine(fut_t *f)
 {
     struct fut_tls *t = &fut__tls;
     if (t->slab_off || !register_exit(t)) { /* keeps nothing */
-        fut__sys_free(f);
+        block_free(f);
         return;
     }
     f->dnext = NULL;
@@ -199,7 +237,7 @@ static void free_list(void *p)
     while (p) {
         void **b = p;
         p = *b;
-        fut__sys_free(b);
+        block_free(b);
     }
 }
 
@@ -354,12 +392,6 @@ static void key_init(void)
     g_key_ok = pthread_key_create(&g_key, slab_thread_exit) == 0;
 }
 
-/* Under AddressSanitizer the free lists are off: every block goes back to
- * the allocator at once, so a use after release is reported exactly and
- * LeakSanitizer (which does not look inside poisoned blocks) sees every
- * live pointer. */
-#define SLABS_ON FUT__SLABS_ON /* internal.h */
-
 /* Makes this thread return what it caches when it exits.  False if that
  * cannot be arranged (no key): then the thread must cache nothing. */
 static int register_exit(struct fut_tls *t)
@@ -388,7 +420,7 @@ static void *refill(struct fut_tls *t)
             return b;
         }
     }
-    return fut__sys_alloc(FUT__BLOCK);
+    return block_alloc();
 }
 
 /* Everything but a block from the local list: kept out of line so that the
@@ -418,11 +450,15 @@ static __attribute__((noinline)) void free_slow(struct fut_tls *t, void *p,
 {
     if (!p)
         return;
-    if (!SLABS_ON || size > STAMPED || t->slab_off) {
+    if (!SLABS_ON || size > STAMPED) {
         fut__sys_free(p);
         return;
     }
     void **b = p;
+    if (t->slab_off) {
+        block_free(b);
+        return;
+    }
     struct fut_home *h = STAMP(b);
     if (!h || h == t->home) {
         if (t->slab_n < SLAB_MAX && register_exit(t)) {
@@ -430,12 +466,12 @@ static __attribute__((noinline)) void free_slow(struct fut_tls *t, void *p,
             t->slab = b;
             t->slab_n++;
         } else {
-            fut__sys_free(b);
+            block_free(b);
         }
         return;
     }
     if (!register_exit(t)) {
-        fut__sys_free(b);
+        block_free(b);
         return;
     }
     if (t->rbatch_home != h)
@@ -449,10 +485,25 @@ static __attribute__((noinline)) void free_slow(struct fut_tls *t, void *p,
         batch_send(t);
 }
 
-/* fut__free's fast path is inline (internal.h). */
+/* fut__free's fast path is inline (internal.h); this is the next most
+ * common case, a consumer freeing a producer's blocks (the loop running
+ * posted work): a block for the home this thread's batch already gathers
+ * for, with room left, joins it.  A batch (rbatch_n != 0) exists only on a
+ * thread registered for its exit and not exiting yet (free_slow started
+ * it; slab_flush ends it), and never for the thread's own home. */
 void fut__free_slow(void *p, size_t size)
 {
-    free_slow(&fut__tls, p, size);
+    struct fut_tls *t = &fut__tls;
+    void **b = p;
+    if (FUT__LIKELY(SLABS_ON && b && size <= STAMPED && t->rbatch_n &&
+                    STAMP(b) == t->rbatch_home &&
+                    t->rbatch_n < BATCH_MAX - 1)) {
+        *b = t->rbatch; /* not the first of the batch: rbatch_tail stays */
+        t->rbatch = b;
+        t->rbatch_n++;
+        return;
+    }
+    free_slow(t, p, size);
 }
 
 void fut_set_allocator(void *(*alloc)(size_t), void (*dealloc)(void *))

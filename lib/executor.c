@@ -170,12 +170,45 @@ static inline void leave(fut_executor_t *ex)
     atomic_fetch_sub_explicit(&ex->inflight, 1, memory_order_release);
 }
 
-int fut__ex_submit(fut_executor_t *ex, fut_task_t *t)
+/* A submit bracketed by enter and leave, for the cases the fast path
+ * below leaves out. */
+static __attribute__((noinline)) int submit_bracketed(fut_executor_t *ex,
+                                                      fut_task_t *t)
 {
     if (FUT__UNLIKELY(!enter(ex)))
         return FUT_ESHUTDOWN;
     int rc = ex->ops->submit(ex->impl, t);
     leave(ex);
+    return rc;
+}
+
+/* The hot bracket (every fut_post, fut_async and continuation handed over
+ * from a foreign thread): enter and leave fused for a thread whose slot
+ * has room, the slot and depth kept across the call instead of re-derived
+ * by leave.  The accesses and their partners are enter's and leave's. */
+int fut__ex_submit(fut_executor_t *ex, fut_task_t *t)
+{
+    struct fut_tls *tls = &fut__tls;
+    if (ex->is_static || tls->cur_ex == ex) /* no guard: enter's rule */
+        return ex->ops->submit(ex->impl, t);
+    struct fut_guard_slot *s = tls->gslot;
+    if (FUT__UNLIKELY(!s || s->depth == FUT__GUARD_DEPTH))
+        return submit_bracketed(ex, t);
+    unsigned d = s->depth;
+    /* As in enter: relaxed store, barrier, relaxed load (guard.c). */
+    atomic_store_explicit(&s->held[d], ex, FUT__GUARD_MO);
+    fut__guard_fence();
+    if (FUT__UNLIKELY(atomic_load_explicit(&ex->closed, FUT__GUARD_MO))) {
+        /* Relaxed: nothing of IMPL was touched. */
+        atomic_store_explicit(&s->held[d], NULL, memory_order_relaxed);
+        return FUT_ESHUTDOWN;
+    }
+    s->depth = d + 1;
+    int rc = ex->ops->submit(ex->impl, t);
+    s->depth = d; /* brackets inside the submit nest LIFO: back to d + 1 */
+    /* As in leave: release, pairs with the acquire scan in
+     * fut__guard_close. */
+    atomic_store_explicit(&s->held[d], NULL, memory_order_release);
     return rc;
 }
 

@@ -28,6 +28,14 @@ int fut_post(fut_executor_t *ex, void (*fn)(void *arg), void *arg)
     f->ex = ex;
     f->u.call.fn.post = fn;
     f->u.call.arg = arg;
+    /* The block the next post will take, asked for now: a producer's
+     * blocks come back from the thread that ran them, in that core's
+     * cache, and the next post's locked exchange (the queue's) would wait
+     * for the transfer of the lines it writes (the first) and reads (the
+     * stamp, in the second) if that post started it. */
+    uintptr_t next = (uintptr_t)fut__tls.slab; /* 0 at times: harmless */
+    __builtin_prefetch((const void *)next, 1);
+    __builtin_prefetch((const void *)(next + FUT__BLOCK - 1), 0);
     /* From a task of EX itself no guard is needed (executor.c's
      * protocol), as in fut_async. */
     int rc = fut__tls.cur_ex == ex ? ex->ops->submit(ex->impl, &f->task)

@@ -386,6 +386,91 @@ static void test_blocks_outliving_their_thread_are_returned(void **state)
     assert_int_equal(atomic_load(&failalloc_live), 0);
 }
 
+/* A freeing thread sends a full batch (BATCH_MAX, 32 blocks) home at once,
+ * not when it exits: the home thread serves the blocks again while the
+ * freeing thread still runs. */
+enum { TWO_BATCHES = 64 };
+
+static pthread_barrier_t g_freed, g_served;
+
+static void *free_two_batches_and_wait(void *arg)
+{
+    blocks_t *bs = arg;
+    for (int i = 0; i < TWO_BATCHES; i++)
+        fut__free(bs->b[i], BLOCK_USE);
+    pthread_barrier_wait(&g_freed);
+    pthread_barrier_wait(&g_served); /* alive until the home took them */
+    return NULL;
+}
+
+static void test_full_batches_go_home_while_their_thread_runs(void **state)
+{
+    (void)state;
+    static blocks_t made, again;
+    counting_allocator_on();
+    for (int i = 0; i < TWO_BATCHES; i++)
+        made.b[i] = fut__alloc(BLOCK_USE);
+    long calls = atomic_load(&failalloc_calls);
+    pthread_barrier_init(&g_freed, NULL, 2);
+    pthread_barrier_init(&g_served, NULL, 2);
+    pthread_t th;
+    assert_int_equal(
+        pthread_create(&th, NULL, free_two_batches_and_wait, &made), 0);
+    pthread_barrier_wait(&g_freed);
+    for (int i = 0; i < TWO_BATCHES; i++)
+        again.b[i] = fut__alloc(BLOCK_USE);
+    pthread_barrier_wait(&g_served);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    if (SLABS) {
+        for (int i = 0; i < TWO_BATCHES; i++)
+            assert_true(among(&made, again.b[i]));
+        assert_int_equal(atomic_load(&failalloc_calls), calls);
+    }
+    for (int i = 0; i < TWO_BATCHES; i++)
+        fut__free(again.b[i], BLOCK_USE);
+    pthread_barrier_destroy(&g_freed);
+    pthread_barrier_destroy(&g_served);
+    fut_set_allocator(NULL, NULL);
+    assert_int_equal(atomic_load(&failalloc_live), 0);
+}
+
+/* Blocks start on a cache line (alloc.c: block_alloc), whatever the
+ * allocator's own alignment, so a future's first line is one line.  This
+ * allocator's memory starts 8 bytes past a line, the worst case. */
+static void *misaligned_alloc(size_t n)
+{
+    char *base = failalloc_alloc(n + 8 + 63);
+    if (!base)
+        return NULL;
+    char *p = base + 8 + (-(uintptr_t)base & 63);
+    ((char **)p)[-1] = base;
+    return p;
+}
+
+static void misaligned_free(void *p)
+{
+    failalloc_free(((char **)p)[-1]);
+}
+
+static void test_blocks_start_on_a_cache_line(void **state)
+{
+    (void)state;
+    static blocks_t made;
+    counting_allocator_on();
+    fut_set_allocator(misaligned_alloc, misaligned_free);
+    for (int i = 0; i < NB; i++) {
+        made.b[i] = fut__alloc(BLOCK_USE);
+        assert_non_null(made.b[i]);
+        if (SLABS)
+            assert_int_equal((uintptr_t)made.b[i] % 64, 0);
+        memset(made.b[i], 0xab, BLOCK_USE); /* what a block's user may write */
+    }
+    for (int i = 0; i < NB; i++)
+        fut__free(made.b[i], BLOCK_USE);
+    fut_set_allocator(NULL, NULL);
+    assert_int_equal(atomic_load(&failalloc_live), 0);
+}
+
 /* Remote frees do not make a home grow without bound: a thread that frees
  * many blocks made here leaves about REMOTE_MAX (alloc.c: 262144) plus a
  * batch on this thread's home and returns the rest when it exits. */
@@ -451,6 +536,8 @@ int main(void)
         cmocka_unit_test(test_alloc_failure_sweep),
         cmocka_unit_test(test_cross_thread_frees_come_home),
         cmocka_unit_test(test_blocks_outliving_their_thread_are_returned),
+        cmocka_unit_test(test_full_batches_go_home_while_their_thread_runs),
+        cmocka_unit_test(test_blocks_start_on_a_cache_line),
         cmocka_unit_test(test_remote_frees_stay_bounded),
         cmocka_unit_test(test_large_blocks_bypass_slabs),
     };

@@ -439,6 +439,68 @@ static void test_loop_reports_a_stall_once_through_fut_set_log(void **s)
     assert_int_equal(fut_executor_destroy(loop), 0);
 }
 
+/* Tasks of one function back to back are timed as one run (loop.c:
+ * run_tasks): a long call among quick ones of the same function is still
+ * reported once, naming the function. */
+static fut_result_t nap_if(void *arg)
+{
+    if (arg) {
+        struct timespec ts = {0, (long)(uintptr_t)arg * (long)MS};
+        nanosleep(&ts, NULL);
+    }
+    return fut_ok(NULL);
+}
+
+/* Runs N tasks of nap_if on LOOP, the I-th sleeping MS_OF(I) ms. */
+static void run_naps(fut_executor_t *loop, int n, uintptr_t (*ms_of)(int))
+{
+    fut_t *fs[8];
+    for (int i = 0; i < n; i++)
+        fs[i] = fut_async(loop, nap_if, (void *)ms_of(i));
+    fut_t *all = fut_all(fs, (size_t)n);
+    assert_int_equal(fut_loop_run(loop, all), 0);
+    fut_release(all);
+}
+
+static uintptr_t one_long_nap(int i)
+{
+    return i == 3 ? 200 : 0;
+}
+
+static void test_loop_reports_a_stall_inside_a_run_of_one_function(void **s)
+{
+    (void)s;
+    fut_loop_opts_t o = {.log = stall_hook};
+    fut_executor_t *loop = new_loop(&o);
+    atomic_store(&g_stalls, 0);
+    run_naps(loop, 7, one_long_nap);
+    assert_int_equal(atomic_load(&g_stalls), 1);
+    assert_true(atomic_load(&g_stall_ns) >= 200 * MS);
+    assert_ptr_equal(atomic_load(&g_stall_fn), (const void *)(uintptr_t)nap_if);
+    assert_int_equal(fut_executor_destroy(loop), 0);
+}
+
+static uintptr_t short_naps(int i)
+{
+    (void)i;
+    return 40;
+}
+
+/* Four calls of 40 ms, each under stall_ns (100 ms), hold the loop 160 ms
+ * back to back: reported as one stall of their function. */
+static void test_loop_reports_a_run_of_one_function_that_holds_it(void **s)
+{
+    (void)s;
+    fut_loop_opts_t o = {.log = stall_hook};
+    fut_executor_t *loop = new_loop(&o);
+    atomic_store(&g_stalls, 0);
+    run_naps(loop, 4, short_naps);
+    assert_int_equal(atomic_load(&g_stalls), 1);
+    assert_true(atomic_load(&g_stall_ns) >= 160 * MS);
+    assert_ptr_equal(atomic_load(&g_stall_fn), (const void *)(uintptr_t)nap_if);
+    assert_int_equal(fut_executor_destroy(loop), 0);
+}
+
 static int g_wait_rc;
 
 static fut_result_t wait_on_loop(void *arg)
@@ -588,6 +650,9 @@ int main(void)
         cmocka_unit_test(
             test_loop_reports_a_stall_once_through_the_option_hook),
         cmocka_unit_test(test_loop_reports_a_stall_once_through_fut_set_log),
+        cmocka_unit_test(
+            test_loop_reports_a_stall_inside_a_run_of_one_function),
+        cmocka_unit_test(test_loop_reports_a_run_of_one_function_that_holds_it),
         cmocka_unit_test(test_loop_wait_on_loop_thread_is_edeadlk),
         cmocka_unit_test(test_loop_run_returns_when_until_settles_elsewhere),
         cmocka_unit_test(test_loop_stop_from_another_thread),

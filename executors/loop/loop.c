@@ -196,9 +196,23 @@ static int loop_submit(void *impl, fut_task_t *t)
     return 0;
 }
 
+/* Consecutive tasks of one function are timed together, up to this many:
+ * one clock read for them all (see run_tasks). */
+#define TIMED_RUN_MAX 16
+
 /* Runs tasks, at most TASK_BUDGET of them: the local ones queued before
  * this round first (FIFO), then handed-over ones (arrival order), then
- * local ones queued by this round's tasks, so neither kind starves. */
+ * local ones queued by this round's tasks, so neither kind starves.
+ *
+ * Stall timing (loop_clock.c) reads the coarse clock after a callback;
+ * that read costs 13 ns on the machine of docs/BENCHMARKS.md, a third of
+ * a posted task's whole hand-off.  So a run of consecutive tasks of one
+ * function (a producer posting the same handler, a fan-out of one
+ * continuation), up to TIMED_RUN_MAX of them, is timed as one callback:
+ * one read when the run ends.  A stall report then names the function
+ * with the run's time: one call that long, or up to TIMED_RUN_MAX calls of
+ * it back to back that together held the loop that long.  Tasks of
+ * different functions are still timed one by one. */
 static void run_tasks(struct loop *l)
 {
     /* Relaxed: a peek; poll_io looks again, seq_cst, before it sleeps. */
@@ -206,6 +220,8 @@ static void run_tasks(struct loop *l)
         return;
     fut__loop_time_begin(l);
     uint64_t n = 0, nr = 0;
+    const void *run_fn = NULL; /* the function of the run being timed */
+    unsigned run_n = 0;        /* its tasks so far */
     fut_task_t *last_local = l->lq_tail;
     while (n < TASK_BUDGET &&
            /* Relaxed: only a hint to stop early; fut_loop_run's acquire
@@ -223,10 +239,18 @@ static void run_tasks(struct loop *l)
             break;
         }
         const void *fn = fut_task_fn_addr(t);
+        if (fn != run_fn || run_n == TIMED_RUN_MAX) {
+            if (run_n)
+                fut__loop_time_end(l, run_fn); /* the run before T */
+            run_fn = fn;
+            run_n = 0;
+        }
         fut_task_run(t);
-        fut__loop_time_end(l, fn);
+        run_n++;
         n++;
     }
+    if (run_n)
+        fut__loop_time_end(l, run_fn);
     bump(&l->n_tasks, n);
     bump(&l->n_submitted, nr);
 }

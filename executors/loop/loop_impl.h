@@ -60,6 +60,10 @@ struct loop {
     /* Hand-off stacks: any thread pushes, the loop takes all. */
     char pad0_[64]; /* keep the hot shared words off the read-mostly ones */
     _Atomic(fut_task_t *) rq; /* the task queue's tail (loop.c: rq_push) */
+    /* The queue's stub node: its link is written by the producer that
+     * pushes after it, so it lives on the producers' line, not on the
+     * loop's own (rq_head and the local FIFO below). */
+    fut_task_t rq_stub;
     _Atomic(struct fdw *) rfd;
     _Atomic(fut_timer_t *) rstart;  /* linked through slot */
     _Atomic(fut_timer_t *) rcancel; /* linked through next */
@@ -79,7 +83,6 @@ struct loop {
     char pad2_[64];
     fut_task_t *lq_head, *lq_tail;
     fut_task_t *rq_head; /* the task queue's head: the oldest node or stub */
-    fut_task_t rq_stub;
     union {
         fut_kit_timer_heap_t timers; /* the timer heap (loop_timers.c) */
         /* loop.c's read-only view of its first two fields (next_timeout

@@ -131,11 +131,12 @@ FUT_API void fut_log_emit(const fut_log_event_t *ev);
  * from the allocator; a block freed on another thread goes back to the
  * thread that made it.  A thread caches at most what it had live at once
  * (as the allocator's own free lists would hold), and never more than about
- * 64 MiB, and returns it when it exits.  Blocks cached by the calling thread,
- * and blocks freed by other threads that wait to go home, are returned to the
- * previous allocator first.  Threads: call it only while no libfut object is
- * alive and no executor thread runs (at start-up, or in a test between
- * scenarios). */
+ * 64 MiB of blocks (each taken from the allocator as a 192-byte request,
+ * so that it starts on a cache line), and returns it when it exits.
+ * Blocks cached by the calling thread, and blocks freed by other threads
+ * that wait to go home, are returned to the previous allocator first.
+ * Threads: call it only while no libfut object is alive and no executor
+ * thread runs (at start-up, or in a test between scenarios). */
 FUT_API void fut_set_allocator(void *(*alloc)(size_t), void (*dealloc)(void *));
 
 #ifdef __cplusplus

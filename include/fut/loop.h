@@ -6,7 +6,11 @@
  * thread inside fut_loop_run.  Any thread may hand it work; the loop thread
  * must never block: fut_wait there returns FUT_EDEADLK for a pending future,
  * and a callback that runs longer than stall_ns is reported through the log
- * hook (FUT_LOG_STALL).  After fork(), a loop the parent created is dead in
+ * hook (FUT_LOG_STALL).  Tasks of one function that run back to back are
+ * timed together, up to 16 of them (one clock read): such a run that
+ * holds the loop longer than stall_ns is reported too, naming the
+ * function, with the run's time (and longest_callback_ns counts it as one
+ * callback).  After fork(), a loop the parent created is dead in
  * the child (<fut/executor.h>): make a new one there; destroying the old
  * one closes the child's copies of its fds and leaves the parent's epoll
  * registrations alone.
