@@ -7,11 +7,15 @@
  * next run (at most one is ever queued: the park word below decides who
  * submits it), which switches to the fiber's stack and comes back when the
  * fiber suspends, yields or ends.  So a fiber costs one block (its future)
- * and a stack from the thread's cache, and its wake never needs memory.  The thread's per-context state in
- * fut__tls (current executor and future, the continuation and inline
- * trampolines' queues, the current fiber) is swapped with the fiber's own
- * copy around each run, so the fiber's frames and the scheduler's never
- * see each other's.
+ * and a stack from the thread's cache, and its wake never needs memory.
+ * The first run enters the stack with a call (fut__ctx_start: nothing is
+ * laid out on the stack at spawn) and the end is that call's return,
+ * which saves nothing.  The thread's per-context state in fut__tls
+ * (current executor and future, the continuation and inline trampolines'
+ * queues, the current fiber) is swapped with the fiber's own copy around
+ * each run (a fresh one at the first run; at the end only the scheduler's
+ * comes back), so the fiber's frames and the scheduler's never see each
+ * other's.
  *
  * THE PARK WORD.  Who may resume a suspended fiber is decided by one
  * atomic word, fiber.park: a state, a wake reason, sticky flags, and a
@@ -147,16 +151,6 @@ struct wait_node {
     bool timer;
 };
 
-/* fut__tls's address, read again after a switch: a fiber may come back on
- * another thread, and the compiler may keep a thread-local address in a
- * register across a call. */
-static __attribute__((noinline)) struct fut_tls *tls(void)
-{
-    struct fut_tls *t = &fut__tls;
-    __asm__ volatile("" : "+r"(t));
-    return t;
-}
-
 static void fiber_release(struct fut_fiber *fb)
 {
     /* Sole owner (nobody else can take a reference: only the running
@@ -243,6 +237,8 @@ static bool reg_remove(struct fut_fiber *fb)
 
 /* ---- switching ------------------------------------------------------------ */
 
+static fut__ctx_t *fiber_main(void *arg);
+
 static void tls_swap(struct fut_tls *t, struct fut_tls_ctx *s)
 {
     /* By 16-byte words: half the moves of a field-by-field copy. */
@@ -253,13 +249,25 @@ static void tls_swap(struct fut_tls *t, struct fut_tls_ctx *s)
     memcpy(s, mine, sizeof mine);
 }
 
-/* Scheduler side: runs FB until it switches out; returns its action. */
+/* Scheduler side: runs FB until it switches out; returns its action.
+ * The first run starts FB's stack with a call (fut__ctx_start: no context
+ * made beforehand) and gives it a fresh part of fut__tls (its executor,
+ * its future, itself; nothing queued), keeping the scheduler's in
+ * fb->saved; later runs swap the two parts.  The end (A_DONE) only puts
+ * the scheduler's part back: the fiber's is dead. */
 static int switch_in(struct fut_fiber *fb)
 {
     struct fut_tls *t = &fut__tls;
     if (t->owed)
         fut__pay_owed(t); /* a debt never crosses a switch */
-    tls_swap(t, &fb->saved);
+    bool first = !fb->started;
+    if (first) {
+        fb->saved = t->ctx;
+        t->ctx = (struct fut_tls_ctx){
+            .cur_ex = fb->ex, .cur_fut = fb->fut, .fiber = fb};
+    } else {
+        tls_swap(t, &fb->saved);
+    }
     /* Relaxed: SHUT, if set, was set by the claim that handed FB to this
      * run (fut__fibers_shutdown's, on this very thread) or before an
      * earlier one; either happens before this run (program order, or the
@@ -277,14 +285,25 @@ static int switch_in(struct fut_fiber *fb)
     __sanitizer_start_switch_fiber(&fb->fake_sched, fb->stack_lo,
                                    fb->stack_size);
 #endif
-    fut__ctx_swap(&here, &fb->ctx);
+    if (first)
+        fut__ctx_start(&here, &fb->ctx, fb->stack_lo,
+                       (uintptr_t)fb - (uintptr_t)fb->stack_lo, fiber_main,
+                       fb);
+    else
+        fut__ctx_swap(&here, &fb->ctx);
 #ifdef FUT_ASAN
     __sanitizer_finish_switch_fiber(fb->fake_sched, NULL, NULL);
 #endif
-    t = tls();
+    /* T is still this thread's: FB switches out to HERE, on the thread
+     * that switched it in (only the fiber's own frames may come back on
+     * another thread; none of them uses a fut__tls address from before
+     * its switch out). */
     if (t->owed)
         fut__pay_owed(t);
-    tls_swap(t, &fb->saved);
+    if (fb->action == A_DONE)
+        t->ctx = fb->saved;
+    else
+        tls_swap(t, &fb->saved);
     return fb->action;
 }
 
@@ -295,8 +314,8 @@ static int switch_in(struct fut_fiber *fb)
 void (*fut__stress_switch_out)(void);
 #endif
 
-/* Fiber side: back to the scheduler with ACTION; returns when resumed
- * (never for A_DONE). */
+/* Fiber side: back to the scheduler with ACTION (A_PARK or A_YIELD);
+ * returns when resumed. */
 static void switch_out(struct fut_fiber *fb, int action)
 {
     fb->action = action;
@@ -305,8 +324,8 @@ static void switch_out(struct fut_fiber *fb, int action)
         fut__stress_switch_out();
 #endif
 #ifdef FUT_ASAN
-    __sanitizer_start_switch_fiber(action == A_DONE ? NULL : &fb->fake_fiber,
-                                   fb->sched_bottom, fb->sched_size);
+    __sanitizer_start_switch_fiber(&fb->fake_fiber, fb->sched_bottom,
+                                   fb->sched_size);
 #endif
 #ifdef FUT_TSAN
     __tsan_switch_to_fiber(fb->tsan_sched, 0);
@@ -318,14 +337,29 @@ static void switch_out(struct fut_fiber *fb, int action)
 #endif
 }
 
-static void fiber_main(void *arg)
+/* The fiber's stack starts here (fut__ctx_start) and ends here: returning
+ * the scheduler's context continues it, and nothing of the fiber's is
+ * saved.  Under ASan and TSan the end is an ordinary switch, so that the
+ * sanitizers see it where it happens (no instrumented return after they
+ * were told the fiber is gone). */
+static fut__ctx_t *fiber_main(void *arg)
 {
     struct fut_fiber *fb = arg;
 #ifdef FUT_ASAN
     __sanitizer_finish_switch_fiber(NULL, &fb->sched_bottom, &fb->sched_size);
 #endif
     fb->result = fb->fn(fb->arg);
-    switch_out(fb, A_DONE);
+    fb->action = A_DONE;
+#ifdef FUT_ASAN
+    __sanitizer_start_switch_fiber(NULL, fb->sched_bottom, fb->sched_size);
+#endif
+#ifdef FUT_TSAN
+    __tsan_switch_to_fiber(fb->tsan_sched, 0);
+#endif
+#if defined(FUT_ASAN) || defined(FUT_TSAN)
+    fut__ctx_swap(&fb->ctx, fb->back); /* nothing switches back */
+#endif
+    return fb->back;
 }
 
 /* ---- running ---------------------------------------------------------- */
@@ -470,15 +504,12 @@ static struct fut_fiber *fiber_init(void *lo, size_t size, fut_t *f,
     fb->arg = arg;
     fb->stack_lo = lo;
     fb->stack_size = size;
-    fb->saved =
-        (struct fut_tls_ctx){.cur_ex = f->ex, .cur_fut = f, .fiber = fb};
 #ifdef FUT_ASAN
     fb->fake_fiber = fb->fake_sched = NULL;
 #endif
 #ifdef FUT_TSAN
     fb->tsan_fiber = __tsan_create_fiber(0);
 #endif
-    fut__ctx_make(&fb->ctx, lo, (uintptr_t)fb - (uintptr_t)lo, fiber_main, fb);
     return fb;
 }
 
@@ -499,8 +530,9 @@ fut_t *fut_fiber(fut_executor_t *ex, fut_task_fn fn, void *arg,
 {
     if (!ex || !fn)
         return fut__rejected(FUT_EINVAL);
-    size_t size = fut__stack_size(opts ? opts->stack_size : 0);
-    if (!size)
+    size_t size = FUT_FIBER_STACK_DEFAULT; /* NULL or zeroed OPTS */
+    if (opts && opts->stack_size &&
+        !(size = fut__stack_size(opts->stack_size)))
         return fut__rejected(FUT_EINVAL);
     void *lo = fut__stack_get(size);
     if (!lo)

@@ -62,23 +62,36 @@ void fut__ctx_swap(fut__ctx_t *from, fut__ctx_t *to)
 
 /* fut__ctx_swap(from = rdi, to = rsi).  The saved frame, 64 bytes from
  * the stack pointer up: MXCSR (4 bytes) and x87 control word (2) in one
- * 8-byte slot, r12, r13, r14, r15, rbx, rbp, return address. */
+ * 8-byte slot, r12, r13, r14, r15, rbx, rbp, return address.
+ * fut__ctx_start (from = rdi, ctx = rsi unused, lo = rdx, size = rcx,
+ * entry = r8, arg = r9) saves the same frame, then calls ENTRY(ARG) on
+ * the new stack: a fiber starts with a call, nothing to load, and with
+ * the floating-point control of the thread that starts it (as a task
+ * runs with its thread's).  ENTRY returns the context to continue (rax):
+ * its frame is loaded as swap's second half does, and the return address
+ * is taken with ret, not jmp: the call into fut__ctx_start pushed it on
+ * the return stack buffer, and the calls in between have all returned,
+ * so for a fiber that ran straight through (spawn and finish) it is
+ * predicted, and the scheduler's later returns are not thrown off by
+ * entries that never pop.  (A resumed fiber that ends mispredicts that
+ * one ret, as a switch would.) */
+#define FUT__CTX_SAVE                                                          \
+    "    leaq -0x38(%rsp), %rsp\n"                                             \
+    "    stmxcsr (%rsp)\n"                                                     \
+    "    fnstcw 0x4(%rsp)\n"                                                   \
+    "    movq %r12, 0x08(%rsp)\n"                                              \
+    "    movq %r13, 0x10(%rsp)\n"                                              \
+    "    movq %r14, 0x18(%rsp)\n"                                              \
+    "    movq %r15, 0x20(%rsp)\n"                                              \
+    "    movq %rbx, 0x28(%rsp)\n"                                              \
+    "    movq %rbp, 0x30(%rsp)\n"                                              \
+    "    movq %rsp, (%rdi)\n"
 __asm__(".text\n"
         ".globl fut__ctx_swap\n"
         ".hidden fut__ctx_swap\n"
         ".type fut__ctx_swap, @function\n"
         ".p2align 4\n"
-        "fut__ctx_swap:\n"
-        "    leaq -0x38(%rsp), %rsp\n"
-        "    stmxcsr (%rsp)\n"
-        "    fnstcw 0x4(%rsp)\n"
-        "    movq %r12, 0x08(%rsp)\n"
-        "    movq %r13, 0x10(%rsp)\n"
-        "    movq %r14, 0x18(%rsp)\n"
-        "    movq %r15, 0x20(%rsp)\n"
-        "    movq %rbx, 0x28(%rsp)\n"
-        "    movq %rbp, 0x30(%rsp)\n"
-        "    movq %rsp, (%rdi)\n"
+        "fut__ctx_swap:\n" FUT__CTX_SAVE
         "    movq (%rsi), %rsp\n"
         "    movq 0x38(%rsp), %rcx\n" /* where to go: early, see SPEED */
         "    ldmxcsr (%rsp)\n"
@@ -92,8 +105,31 @@ __asm__(".text\n"
         "    leaq 0x40(%rsp), %rsp\n"
         "    jmpq *%rcx\n"
         ".size fut__ctx_swap, .-fut__ctx_swap\n"
-        /* The first return lands here, stack 16-byte aligned: call
-         * ENTRY(ARG) kept in rbx and r12.  ENTRY never returns. */
+        ".globl fut__ctx_start\n"
+        ".hidden fut__ctx_start\n"
+        ".type fut__ctx_start, @function\n"
+        ".p2align 4\n"
+        "fut__ctx_start:\n" FUT__CTX_SAVE
+        "    leaq (%rdx,%rcx), %rsp\n"
+        "    andq $-16, %rsp\n" /* the call leaves it 8 off: the ABI's */
+        "    movq %r9, %rdi\n"
+        "    xorl %ebp, %ebp\n" /* ends backtraces */
+        "    callq *%r8\n"
+        "    movq (%rax), %rsp\n" /* the context ENTRY returned */
+        "    ldmxcsr (%rsp)\n"
+        "    fldcw 0x4(%rsp)\n"
+        "    movq 0x08(%rsp), %r12\n"
+        "    movq 0x10(%rsp), %r13\n"
+        "    movq 0x18(%rsp), %r14\n"
+        "    movq 0x20(%rsp), %r15\n"
+        "    movq 0x28(%rsp), %rbx\n"
+        "    movq 0x30(%rsp), %rbp\n"
+        "    leaq 0x38(%rsp), %rsp\n"
+        "    ret\n"
+        ".size fut__ctx_start, .-fut__ctx_start\n"
+        /* The first return of a context made by fut__ctx_make lands here,
+         * stack 16-byte aligned: call ENTRY(ARG) kept in rbx and r12.
+         * ENTRY never returns. */
         ".p2align 4\n"
         "fut__ctx_boot:\n"
         "    movq %r12, %rdi\n"
@@ -109,7 +145,10 @@ void fut__ctx_make(fut__ctx_t *ctx, void *lo, size_t size,
     uint64_t *sp = (uint64_t *)(top - 80); /* 16-aligned, see boot */
     uintptr_t boot;
     __asm__("leaq fut__ctx_boot(%%rip), %0" : "=r"(boot));
-    sp[0] = 0x1F80 | ((uint64_t)0x037F << 32); /* MXCSR, x87 CW defaults */
+    uint32_t mxcsr;
+    uint16_t cw;
+    __asm__ volatile("stmxcsr %0\n\tfnstcw %1" : "=m"(mxcsr), "=m"(cw));
+    sp[0] = mxcsr | ((uint64_t)cw << 32); /* the maker's, as ctx_start */
     sp[1] = (uint64_t)(uintptr_t)arg;          /* r12 */
     sp[2] = 0;                                 /* r13 */
     sp[3] = 0;                                 /* r14 */
@@ -184,10 +223,40 @@ void fut__ctx_make(fut__ctx_t *ctx, void *lo, size_t size,
     __asm__("adr %0, fut__ctx_boot" : "=r"(boot));
     for (int i = 0; i < 22; i++)
         sp[i] = 0;
+    uint64_t fpcr;
+    __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
+    sp[20] = fpcr; /* the maker's floating-point control */
     sp[0] = (uint64_t)(uintptr_t)entry; /* x19 */
     sp[1] = (uint64_t)(uintptr_t)arg;   /* x20 */
     sp[11] = boot;                      /* x30: the first ret */
     ctx->sp = sp;
 }
 
+#endif
+
+#if defined(FUT_FIBER_UCONTEXT) || !defined(__x86_64__)
+/* The portable start (ucontext, aarch64): a context made, then an
+ * ordinary switch; ENTRY, ARG and CTX ride at the top of the new stack. */
+struct start_args {
+    fut__ctx_t *(*entry)(void *);
+    void *arg;
+    fut__ctx_t *self;
+};
+
+static void boot_portable(void *p)
+{
+    struct start_args a = *(struct start_args *)p;
+    fut__ctx_swap(a.self, a.entry(a.arg)); /* nothing comes back */
+}
+
+void fut__ctx_start(fut__ctx_t *from, fut__ctx_t *ctx, void *lo, size_t size,
+                    fut__ctx_t *(*entry)(void *), void *arg)
+{
+    uintptr_t top =
+        ((uintptr_t)lo + size - sizeof(struct start_args)) & ~(uintptr_t)15;
+    struct start_args *a = (struct start_args *)top;
+    *a = (struct start_args){entry, arg, ctx};
+    fut__ctx_make(ctx, lo, top - (uintptr_t)lo, boot_portable, a);
+    fut__ctx_swap(from, ctx);
+}
 #endif

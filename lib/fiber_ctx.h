@@ -31,14 +31,26 @@ typedef struct fut__ctx {
 } fut__ctx_t;
 
 /* Prepares CTX so that the first switch to it calls ENTRY(ARG) on the
- * stack [LO, LO + SIZE).  ENTRY must never return (it switches away for
- * the last time instead). */
+ * stack [LO, LO + SIZE), with the floating-point control state (rounding,
+ * exception masks) of the caller.  ENTRY must never return (it switches
+ * away for the last time instead). */
 void fut__ctx_make(fut__ctx_t *ctx, void *lo, size_t size,
                    void (*entry)(void *), void *arg);
 
 /* Saves the running context into FROM and continues TO; returns when
  * something switches back to FROM. */
 void fut__ctx_swap(fut__ctx_t *from, fut__ctx_t *to);
+
+/* Saves the running context into FROM and calls ENTRY(ARG) on the stack
+ * [LO, LO + SIZE), with the caller's floating-point control state; when
+ * ENTRY returns, the context it returns is continued and ENTRY's is left
+ * for good (nothing of it is saved).  Returns when something switches
+ * back to FROM.  Where the switch is hand-written (x86-64) nothing is laid
+ * out on the new stack beforehand and the calls and returns pair up, so
+ * the CPU's return predictions hold across a fiber that runs straight
+ * through; the portable path makes CTX with fut__ctx_make and switches. */
+void fut__ctx_start(fut__ctx_t *from, fut__ctx_t *ctx, void *lo, size_t size,
+                    fut__ctx_t *(*entry)(void *), void *arg);
 
 /* ---- stacks (fiber_stack.c) ---------------------------------------------
  * A stack is SIZE usable bytes (a power of two, from fut__stack_size)

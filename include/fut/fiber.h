@@ -22,6 +22,10 @@
  * a fiber's stack lent to work it awaits must outlive that work: a wait that
  * returns FUT_ECANCELED or FUT_ESHUTDOWN does not stop the work (cancel it, or
  * wait for it with fut_wait outside the fiber, before the fiber returns).
+ * Floating-point control (rounding, exception masks): a fiber starts with
+ * that of the thread that first runs it, as a task does, and keeps its
+ * own across its switches; the thread's comes back intact whenever the
+ * fiber switches out or ends, whatever the fiber changed.
  *
  * Stacks: FUT_FIBER_STACK_DEFAULT usable bytes each, below which lies a
  * guard page (an overflow is a SIGSEGV there, never silent corruption).

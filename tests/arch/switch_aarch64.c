@@ -10,9 +10,10 @@
  * frame pointer and the FPCR rounding mode with values of its own and
  * counts those that differ when it is switched back to.  A context that
  * has done its rounds leaves the ring; the last one goes back to main.
- * Also checked: each context starts once with its ARG, and main's own
- * registers survive the whole run.  Prints "ok" and exits 0, or says
- * what failed and exits 1. */
+ * Also checked: each context starts once with its ARG, main's own
+ * registers survive the whole run, and fut__ctx_start runs its entry once
+ * with the starter's FPCR and continues the context it returns.  Prints
+ * "ok" and exits 0, or says what failed and exits 1. */
 #include <stdint.h>
 #include <stdio.h>
 
@@ -54,6 +55,36 @@ static void entry(void *arg)
     fut__ctx_swap(&dead, next_after(i)); /* never comes back */
 }
 
+/* fut__ctx_start, the portable one here (fut__ctx_make, then a switch):
+ * ENTRY runs once, with ARG and the starter's FPCR, and the context it
+ * returns is continued. */
+static fut__ctx_t starter, started_ctx;
+static uint64_t start_fpcr;
+static int start_runs;
+
+static fut__ctx_t *start_entry(void *arg)
+{
+    start_runs += *(int *)arg;
+    __asm__ volatile("mrs %0, fpcr" : "=r"(start_fpcr));
+    return &starter;
+}
+
+static int check_start(void)
+{
+    uint64_t mine, rz = (uint64_t)3 << 22; /* round toward zero */
+    int one = 1;
+    __asm__ volatile("mrs %0, fpcr" : "=r"(mine));
+    __asm__ volatile("msr fpcr, %0" : : "r"(mine | rz));
+    fut__ctx_start(&starter, &started_ctx, stacks[0], STACK, start_entry,
+                   &one);
+    __asm__ volatile("msr fpcr, %0" : : "r"(mine));
+    if (start_runs == 1 && (start_fpcr & rz) == rz)
+        return 0;
+    printf("fut__ctx_start: entry ran %d times, fpcr %#llx\n", start_runs,
+           (unsigned long long)start_fpcr);
+    return 1;
+}
+
 int main(void)
 {
     for (int i = 0; i < CONTEXTS; i++)
@@ -71,7 +102,9 @@ int main(void)
                switches, main_bad);
         fail = 1;
     }
+    fail |= check_start(); /* stacks[0]'s context has ended */
     if (!fail)
-        printf("ok: %d contexts, %lu checked switches\n", CONTEXTS, switches);
+        printf("ok: %d contexts, %lu checked switches, a start\n", CONTEXTS,
+               switches);
     return fail;
 }
