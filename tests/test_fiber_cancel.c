@@ -24,6 +24,7 @@
 
 struct cancellee {
     fut_t *on;
+    bool started; /* the fiber has run up to its first await */
     int rc, rc_later;
     bool requested;
     atomic_int *freed;
@@ -32,6 +33,7 @@ struct cancellee {
 static fut_result_t await_then_clean_up(void *arg)
 {
     struct cancellee *c = arg;
+    c->started = true;
     c->rc = fut_await(c->on, NULL);
     c->requested = fut_cancel_requested();
     c->rc_later = fut_await(c->on, NULL);
@@ -85,6 +87,15 @@ static void test_timeout_around_fiber_wakes_it_like_cancel(void **state)
     struct cancellee c = {.on = never, .freed = &freed};
     fut_t *f = fut_fiber(loop, await_then_clean_up, &c, NULL);
     fut_t *watch = fut_retain(f);
+    /* The timeout is armed once the fiber is suspended: one that fires
+     * before the fiber's first run (a loaded machine) cancels a fiber that
+     * then never runs, which is another test's case. */
+    for (int i = 0; i < 10000 && !c.started; i++) {
+        fut_t *d = fut_delay(loop, 1 * MS);
+        run_until(loop, d);
+        fut_release(d);
+    }
+    assert_true(c.started);
     fut_t *t = fut_timeout(f, 5 * MS);
     assert_int_equal(run_until(loop, t), FUT_ETIMEDOUT);
     /* The fiber runs its clean-up on the loop soon after: the timer thread
