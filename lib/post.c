@@ -63,5 +63,5 @@ void fut__post_run(fut_t *f)
     t->cur_ex = pex;
     t->cur_fut = pfut;
     if (FUT__UNLIKELY(t->owed != NULL))
-        fut__pay_owed(t); /* as in call() (future.c) */
+        fut__pay_owed(t); /* as in call() (task.c) */
 }

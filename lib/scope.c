@@ -205,7 +205,7 @@ int fut_scope_create(fut_scope_t **out, const fut_scope_opts_t *opts)
     return 0;
 }
 
-/* The close future's last release (future.c's destroy_slow): every
+/* The close future's last release (block.c's fut__destroy_slow): every
  * member closed; what the registry and the queue still hold goes. */
 void fut__scope_destroy(fut_t *f)
 {
