@@ -20,6 +20,7 @@
 #include <fut.h>
 
 #include "testexec.h"
+#include "fp_control.h"
 #include "fiber_helpers.h"
 
 /* ---- basics ------------------------------------------------------------- */
@@ -319,39 +320,6 @@ static void test_stale_wait_does_not_wake_a_later_wait(void **state)
 
 /* ---- the switch keeps each context's floating-point control ---------- */
 
-static unsigned fp_control(void)
-{
-#if defined(__x86_64__)
-    unsigned m;
-    __asm__ volatile("stmxcsr %0" : "=m"(m));
-    return m;
-#elif defined(__aarch64__)
-    uint64_t c;
-    __asm__ volatile("mrs %0, fpcr" : "=r"(c));
-    return (unsigned)c;
-#else
-    return 0;
-#endif
-}
-
-static void set_fp_control(unsigned v)
-{
-#if defined(__x86_64__)
-    __asm__ volatile("ldmxcsr %0" : : "m"(v));
-#elif defined(__aarch64__)
-    uint64_t c = v;
-    __asm__ volatile("msr fpcr, %0" : : "r"(c));
-#else
-    (void)v;
-#endif
-}
-
-/* Round toward zero: MXCSR RC = 11b; FPCR RMode = 11b. */
-#if defined(__aarch64__)
-#define ROUND_TO_ZERO (3u << 22)
-#else
-#define ROUND_TO_ZERO (3u << 13)
-#endif
 
 struct fp_probe {
     unsigned before, after;
