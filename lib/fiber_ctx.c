@@ -86,6 +86,17 @@ void fut__ctx_swap(fut__ctx_t *from, fut__ctx_t *to)
     "    movq %rbx, 0x28(%rsp)\n"                                              \
     "    movq %rbp, 0x30(%rsp)\n"                                              \
     "    movq %rsp, (%rdi)\n"
+/* The other half: load the frame at %rsp that FUT__CTX_SAVE wrote (the
+ * caller then pops it and goes where it says). */
+#define FUT__CTX_LOAD                                                          \
+    "    ldmxcsr (%rsp)\n"                                                     \
+    "    fldcw 0x4(%rsp)\n"                                                    \
+    "    movq 0x08(%rsp), %r12\n"                                              \
+    "    movq 0x10(%rsp), %r13\n"                                              \
+    "    movq 0x18(%rsp), %r14\n"                                              \
+    "    movq 0x20(%rsp), %r15\n"                                              \
+    "    movq 0x28(%rsp), %rbx\n"                                              \
+    "    movq 0x30(%rsp), %rbp\n"
 __asm__(".text\n"
         ".globl fut__ctx_swap\n"
         ".hidden fut__ctx_swap\n"
@@ -94,14 +105,7 @@ __asm__(".text\n"
         "fut__ctx_swap:\n" FUT__CTX_SAVE
         "    movq (%rsi), %rsp\n"
         "    movq 0x38(%rsp), %rcx\n" /* where to go: early, see SPEED */
-        "    ldmxcsr (%rsp)\n"
-        "    fldcw 0x4(%rsp)\n"
-        "    movq 0x08(%rsp), %r12\n"
-        "    movq 0x10(%rsp), %r13\n"
-        "    movq 0x18(%rsp), %r14\n"
-        "    movq 0x20(%rsp), %r15\n"
-        "    movq 0x28(%rsp), %rbx\n"
-        "    movq 0x30(%rsp), %rbp\n"
+        FUT__CTX_LOAD
         "    leaq 0x40(%rsp), %rsp\n"
         "    jmpq *%rcx\n"
         ".size fut__ctx_swap, .-fut__ctx_swap\n"
@@ -116,14 +120,7 @@ __asm__(".text\n"
         "    xorl %ebp, %ebp\n" /* ends backtraces */
         "    callq *%r8\n"
         "    movq (%rax), %rsp\n" /* the context ENTRY returned */
-        "    ldmxcsr (%rsp)\n"
-        "    fldcw 0x4(%rsp)\n"
-        "    movq 0x08(%rsp), %r12\n"
-        "    movq 0x10(%rsp), %r13\n"
-        "    movq 0x18(%rsp), %r14\n"
-        "    movq 0x20(%rsp), %r15\n"
-        "    movq 0x28(%rsp), %rbx\n"
-        "    movq 0x30(%rsp), %rbp\n"
+        FUT__CTX_LOAD
         "    leaq 0x38(%rsp), %rsp\n"
         "    ret\n"
         ".size fut__ctx_start, .-fut__ctx_start\n"
